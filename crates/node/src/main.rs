@@ -1,0 +1,98 @@
+//! `applab-node`: the one binary every lab container runs.
+//!
+//! Roles are subcommands (`applab-node origin ...`). Workstation tools are
+//! applets, like busybox: the image links `tcp` to this binary and it
+//! dispatches on the name it was called by; `applab-node tool tcp ...` is the
+//! same thing spelled out.
+
+mod origin;
+mod tools;
+mod workstation;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "applab-node", version, about = "applab's lab node: one binary, a role per subcommand")]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// HTTP origin server serving a directory.
+    Origin(origin::Args),
+    /// The student's workstation: stays up, answers an echo service, hosts the tools.
+    Workstation(workstation::Args),
+    /// Run a workstation tool (the same as calling it by its link name).
+    Tool {
+        #[command(subcommand)]
+        tool: tools::Tool,
+    },
+}
+
+fn main() -> ExitCode {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_string();
+    // Called through an applet link: parse the applet's own arguments.
+    if let Some(code) = tools::dispatch_applet(&name) {
+        return code;
+    }
+    let cli = Cli::parse();
+    match cli.role {
+        Role::Tool { tool } => tools::run(tool),
+        Role::Origin(args) => serve(|| origin::run(args)),
+        Role::Workstation(args) => serve(|| workstation::run(args)),
+    }
+}
+
+/// Run a long-lived role on a tokio runtime with logs on stderr.
+fn serve<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("applab-node: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(async {
+        tokio::select! {
+            r = f() => r,
+            _ = shutdown_signal() => Ok(()),
+        }
+    }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// PID 1 in a container gets no default signal handlers: exit on TERM/INT
+/// ourselves so `docker stop` is quick.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}

@@ -1,0 +1,7 @@
+//! Sans-IO codecs for the application-layer protocols the labs teach.
+//!
+//! Nothing here touches a socket: servers in `applab-node`, the capture
+//! decoder and the checker all feed bytes in and get messages out, so the
+//! grammar of each protocol lives in exactly one place.
+
+pub mod http;
