@@ -1,0 +1,17 @@
+//! Lab files (`labs/<lab>/lab.toml`): what a lab is made of.
+//!
+//! A lab declares its nodes (each running one role of `applab-node`), the
+//! networks they attach to, per-student parameters and the tasks a student
+//! reads. [`Lab::load`] reads and validates a lab folder and reports every
+//! problem as `file:line:col: message`; [`params`] derives each student's
+//! values from the run's secret; [`template`] fills them into task text and
+//! served content. The format is documented in `docs/lab-format.md`.
+
+mod model;
+pub mod params;
+mod raw;
+pub mod template;
+mod validate;
+
+pub use model::*;
+pub use validate::{Diagnostic, Diagnostics};

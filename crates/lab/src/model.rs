@@ -1,0 +1,169 @@
+//! The validated lab model the controller plans topologies from.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Roles of `applab-node` a lab may use, with what each needs from the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Origin,
+    Workstation,
+}
+
+impl Role {
+    pub const ALL: &'static [Role] = &[Role::Origin, Role::Workstation];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Origin => "origin",
+            Role::Workstation => "workstation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.iter().copied().find(|r| r.name() == s)
+    }
+
+    /// The TCP port the role's service answers on; "healthy" means it accepts.
+    pub fn service_port(self) -> u16 {
+        match self {
+            Role::Origin => 80,
+            Role::Workstation => 7,
+        }
+    }
+
+    /// Linux capabilities added back after dropping all.
+    pub fn capabilities(self) -> &'static [&'static str] {
+        match self {
+            // Both bind a port below 1024.
+            Role::Origin | Role::Workstation => &["NET_BIND_SERVICE"],
+        }
+    }
+
+    /// The command line the container runs (after the binary).
+    pub fn command(self) -> Vec<String> {
+        let v: &[&str] = match self {
+            Role::Origin => &["origin", "--listen", "0.0.0.0:80", "--root", "/data/content"],
+            Role::Workstation => &["workstation", "--echo", "0.0.0.0:7"],
+        };
+        v.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+/// A validated lab.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lab {
+    /// The folder the lab was loaded from.
+    pub dir: PathBuf,
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub parameters: BTreeMap<String, Param>,
+    pub networks: Vec<Network>,
+    pub nodes: Vec<Node>,
+    pub tasks: Vec<Task>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Param {
+    pub kind: ParamKind,
+    pub description: String,
+}
+
+/// How a parameter's value is derived from its HMAC bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ParamKind {
+    /// A pronounceable lowercase word of `len` letters (domain labels, secrets).
+    Word { len: usize, prefix: String },
+    /// `len` hex digits.
+    Hex { len: usize },
+    /// An integer in `min..=max`.
+    Int { min: i64, max: i64 },
+    /// One of the given strings.
+    Choice { choices: Vec<String> },
+    /// A password of `len` characters a student can type.
+    Password { len: usize },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Network {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    pub role: Role,
+    /// Role configuration, passed to the role as written (templated).
+    pub config: BTreeMap<String, serde_json::Value>,
+    pub limits: Limits,
+    pub attach: Vec<Attachment>,
+}
+
+/// Resource limits of one container.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    pub cpus: f64,
+    pub pids: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_bytes: 64 << 20, cpus: 0.5, pids: 128 }
+    }
+}
+
+/// A node's attachment to a network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network: String,
+    /// Names others use to reach the node on this network (the node's own
+    /// name always works); may use parameters (`www.{{site}}.lab`).
+    pub aliases: Vec<String>,
+    pub shaping: Shaping,
+}
+
+/// Link shaping on an attachment (applied by the link-shaping work).
+/// `delay` is one-way and applies in both directions; `rate` limits each
+/// direction; `loss` is a per-frame probability each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Shaping {
+    pub delay_us: Option<u64>,
+    pub rate_bps: Option<u64>,
+    pub loss: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Task {
+    pub id: String,
+    pub title: String,
+    /// Path relative to the lab folder.
+    pub file: PathBuf,
+    /// The Markdown source, parameters not yet filled in.
+    pub text: String,
+    pub checks: Vec<serde_json::Value>,
+}
+
+impl Lab {
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The folder of content served by a node (`config.content`, default
+    /// `content` for an origin), if it exists.
+    pub fn content_dir(&self, node: &Node) -> Option<PathBuf> {
+        let rel = node
+            .config
+            .get("content")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .or_else(|| (node.role == Role::Origin).then(|| "content".to_string()))?;
+        let p = self.dir.join(rel);
+        p.is_dir().then_some(p)
+    }
+}
