@@ -1,0 +1,343 @@
+//! The controller: desired state in the store, reconciled through the runtime.
+//!
+//! Verbs (launch, reset, stop, start, teardown) only write the store and
+//! wake the reconciler; the reconciler compares each student's plan with
+//! what the engine's labels say exists and repairs the difference. That is
+//! why `launch` can be repeated after any crash: nothing is duplicated
+//! (deterministic names, labels, stored subnets) and nothing is orphaned
+//! (labelled objects without a student in the store are collected).
+
+pub mod credentials;
+pub mod images;
+pub mod plan;
+mod reconcile;
+pub mod roster;
+pub mod store;
+
+use anyhow::{bail, Context, Result};
+use applab_lab::Lab;
+use applab_runtime::{ExecOutput, Runtime};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::{Store, StudentRow};
+
+pub use reconcile::{NodeStatus, RunStatus, StudentStatus};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Store, lab snapshots and the instructor token live here.
+    pub data_dir: PathBuf,
+    /// Subnets for student networks are cut from this pool.
+    pub pool: Ipv4Net,
+    /// Prefix length of one student network.
+    pub prefix: u8,
+    /// Students converged at once.
+    pub parallel: usize,
+    /// How often every topology is compared with its plan.
+    pub interval: Duration,
+    pub sources: images::Sources,
+}
+
+/// A credential handed out once, in plain text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Credential {
+    pub run: String,
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LaunchResult {
+    pub run: String,
+    pub lab: String,
+    /// Students new to the run, with their one-time credentials.
+    pub added: Vec<Credential>,
+    /// Students already in the run, left untouched.
+    pub kept: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialInfo {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub issued_at: i64,
+}
+
+pub struct Controller {
+    pub cfg: Config,
+    pub store: Store,
+    pub rt: Arc<dyn Runtime>,
+    images: tokio::sync::Mutex<BTreeMap<String, images::Image>>,
+    labs: Mutex<HashMap<String, Arc<Lab>>>,
+    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    progress: Mutex<HashMap<(String, String), String>>,
+    wake: tokio::sync::Notify,
+    slots: tokio::sync::Semaphore,
+}
+
+/// Run names become part of engine object names.
+pub fn valid_run_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 24
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+}
+
+impl Controller {
+    pub async fn new(cfg: Config, rt: Arc<dyn Runtime>) -> Result<Arc<Controller>> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        let store = Store::open(&cfg.data_dir.join("applab.db")).await?;
+        Ok(Arc::new(Controller {
+            slots: tokio::sync::Semaphore::new(cfg.parallel.max(1)),
+            cfg,
+            store,
+            rt,
+            images: tokio::sync::Mutex::new(BTreeMap::new()),
+            labs: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
+        }))
+    }
+
+    /// The reconcile loop: every interval, or at once when a verb wakes it.
+    pub async fn run_loop(self: Arc<Self>) {
+        loop {
+            if let Err(e) = self.reconcile_all().await {
+                tracing::warn!("reconcile pass failed: {e:#}");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.cfg.interval) => {},
+                _ = self.wake.notified() => {},
+            }
+        }
+    }
+
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn lab_dir(&self, run: &str) -> PathBuf {
+        self.cfg.data_dir.join("runs").join(run).join("lab")
+    }
+
+    /// The lab of a run, from its snapshot (cached).
+    pub fn lab(&self, run: &store::RunRow) -> Result<Arc<Lab>> {
+        if let Some(l) = self.labs.lock().expect("labs lock").get(&run.name) {
+            return Ok(l.clone());
+        }
+        let lab = Lab::load(std::path::Path::new(&run.lab_dir))
+            .map_err(|d| anyhow::anyhow!("lab snapshot of run {} no longer validates:\n{d}", run.name))?;
+        let lab = Arc::new(lab);
+        self.labs.lock().expect("labs lock").insert(run.name.clone(), lab.clone());
+        Ok(lab)
+    }
+
+    /// The images for the current binaries (built if their digest is new).
+    pub async fn images(&self) -> Result<BTreeMap<String, images::Image>> {
+        let mut cache = self.images.lock().await;
+        if cache.is_empty() {
+            let roles: Vec<String> = applab_lab::Role::ALL.iter().map(|r| r.name().to_string()).collect();
+            *cache = images::ensure(self.rt.as_ref(), &self.cfg.sources, &roles, &|p| {
+                if let images::Progress::Done { image } = p {
+                    tracing::info!(role = %image.role, tag = %image.tag, built = image.built, "image ready");
+                }
+            })
+            .await?;
+        }
+        Ok(cache.clone())
+    }
+
+    /// Create the run if new (snapshotting its lab from a tar of the lab
+    /// folder) and add the roster's students that are not in it yet.
+    pub async fn launch(&self, run: &str, lab_tar: &[u8], roster: &[roster::Entry]) -> Result<LaunchResult> {
+        if !valid_run_name(run) {
+            bail!("bad run name {run:?}: 1-24 of a-z, 0-9 and '-'");
+        }
+        for e in roster {
+            if !roster::valid_id(&e.id) {
+                bail!("bad student id {:?}", e.id);
+            }
+        }
+        let run_row = match self.store.run(run).await? {
+            Some(r) => r,
+            None => {
+                let dir = self.lab_dir(run);
+                let staging = dir.with_extension("new");
+                let _ = std::fs::remove_dir_all(&staging);
+                std::fs::create_dir_all(&staging)?;
+                tar::Archive::new(lab_tar).unpack(&staging).context("unpacking the lab")?;
+                let lab = Lab::load(&staging).map_err(|d| anyhow::anyhow!("{d}"))?;
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::rename(&staging, &dir)?;
+                let secret: [u8; 32] = rand::random();
+                self.store.create_run(run, &lab.name, &dir.to_string_lossy(), &secret).await?
+            }
+        };
+        let lab = self.lab(&run_row)?;
+        self.images().await?;
+        let mut added = Vec::new();
+        let mut kept = 0;
+        for e in roster {
+            if self.store.student(run, &e.id).await?.is_some() {
+                kept += 1;
+                continue;
+            }
+            let password = credentials::generate();
+            let p = password.clone();
+            let hash = tokio::task::spawn_blocking(move || credentials::hash(&p)).await??;
+            let row = StudentRow {
+                run: run.to_string(),
+                id: e.id.clone(),
+                name: e.name.clone(),
+                email: e.email.clone(),
+                password_hash: hash,
+                issued_at: store::now(),
+                generation: 1,
+                added_at: store::now(),
+            };
+            if self.store.add_student(&row).await? {
+                added.push(Credential {
+                    run: run.to_string(),
+                    id: e.id.clone(),
+                    name: e.name.clone(),
+                    email: e.email.clone(),
+                    password,
+                });
+            } else {
+                kept += 1;
+            }
+        }
+        self.wake();
+        Ok(LaunchResult { run: run.to_string(), lab: lab.name.clone(), added, kept })
+    }
+
+    /// The one run when `name` is not given and exactly one exists.
+    pub async fn resolve_run(&self, name: Option<&str>) -> Result<store::RunRow> {
+        match name {
+            Some(n) => self.store.run(n).await?.with_context(|| format!("no run named {n:?}")),
+            None => {
+                let mut runs = self.store.runs().await?;
+                match runs.len() {
+                    0 => bail!("no run exists; launch one first"),
+                    1 => Ok(runs.remove(0)),
+                    _ => bail!(
+                        "several runs exist ({}); choose one with --run",
+                        runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                }
+            }
+        }
+    }
+
+    async fn student_or_err(&self, run: &str, id: &str) -> Result<StudentRow> {
+        self.store.student(run, id).await?.with_context(|| format!("no student {id:?} in run {run:?}"))
+    }
+
+    /// Recreate a student's topology from scratch: new containers and empty state.
+    pub async fn reset(&self, run: &str, student: &str) -> Result<()> {
+        self.student_or_err(run, student).await?;
+        self.store.bump_generation(run, student).await?;
+        self.converge(run, student).await
+    }
+
+    pub async fn set_node_running(&self, run: &str, student: &str, node: &str, running: bool) -> Result<()> {
+        let r = self.store.run(run).await?.context("no such run")?;
+        if self.lab(&r)?.node(node).is_none() {
+            bail!("lab {} has no node {node:?}", r.lab_name);
+        }
+        self.student_or_err(run, student).await?;
+        self.store.set_stopped(run, student, node, !running).await?;
+        self.converge(run, student).await
+    }
+
+    /// Remove a student (or the whole run) and every engine object of theirs.
+    pub async fn teardown(&self, run: &str, student: Option<&str>) -> Result<()> {
+        match student {
+            Some(s) => {
+                self.student_or_err(run, s).await?;
+                let lock = self.lock_for(run, s);
+                let _g = lock.lock().await;
+                self.store.delete_student(run, s).await?;
+                self.collect(Some(run)).await?;
+            }
+            None => {
+                self.store.delete_run(run).await?;
+                self.labs.lock().expect("labs lock").remove(run);
+                self.collect(Some(run)).await?;
+                let _ = std::fs::remove_dir_all(self.cfg.data_dir.join("runs").join(run));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn exec(&self, run: &str, student: &str, node: &str, cmd: &[String]) -> Result<ExecOutput> {
+        self.student_or_err(run, student).await?;
+        let name = plan::object_name(run, student, node);
+        Ok(self.rt.exec(&name, cmd).await?)
+    }
+
+    /// List credentials, or reissue them (new passwords, shown once).
+    pub async fn reissue(&self, run: &str, student: Option<&str>) -> Result<Vec<Credential>> {
+        let rows = match student {
+            Some(s) => vec![self.student_or_err(run, s).await?],
+            None => self.store.students(run).await?,
+        };
+        let mut out = Vec::new();
+        for r in rows {
+            let password = credentials::generate();
+            let p = password.clone();
+            let hash = tokio::task::spawn_blocking(move || credentials::hash(&p)).await??;
+            self.store.set_password(run, &r.id, &hash).await?;
+            out.push(Credential { run: run.into(), id: r.id, name: r.name, email: r.email, password });
+        }
+        Ok(out)
+    }
+
+    pub async fn credential_info(&self, run: &str, student: Option<&str>) -> Result<Vec<CredentialInfo>> {
+        let rows = match student {
+            Some(s) => vec![self.student_or_err(run, s).await?],
+            None => self.store.students(run).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| CredentialInfo { id: r.id, name: r.name, email: r.email, issued_at: r.issued_at })
+            .collect())
+    }
+
+    /// A student's parameter values (for the instructor; the panel shows
+    /// each student their own).
+    pub async fn params(&self, run: &str, student: &str) -> Result<BTreeMap<String, String>> {
+        let r = self.store.run(run).await?.context("no such run")?;
+        self.student_or_err(run, student).await?;
+        Ok(applab_lab::params::for_student(&*self.lab(&r)?, &r.secret, student))
+    }
+
+    fn lock_for(&self, run: &str, student: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("locks")
+            .entry((run.to_string(), student.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    fn set_progress(&self, run: &str, student: &str, phase: impl Into<String>) {
+        self.progress
+            .lock()
+            .expect("progress")
+            .insert((run.to_string(), student.to_string()), phase.into());
+    }
+
+    fn progress_of(&self, run: &str, student: &str) -> Option<String> {
+        self.progress.lock().expect("progress").get(&(run.to_string(), student.to_string())).cloned()
+    }
+}

@@ -41,7 +41,11 @@ fn map_err(e: bollard::errors::Error) -> Error {
 }
 
 fn filters(label_filter: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
-    let labels = label_filter.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    // An empty value filters on the label's presence alone.
+    let labels = label_filter
+        .iter()
+        .map(|(k, v)| if v.is_empty() { k.to_string() } else { format!("{k}={v}") })
+        .collect();
     HashMap::from([("label".to_string(), labels)])
 }
 

@@ -1,0 +1,387 @@
+//! Making the engine match the store, one student at a time.
+
+use crate::plan::{self, StudentPlan};
+use crate::Controller;
+use anyhow::{Context, Result};
+use applab_runtime::{ContainerInfo, ContainerState, Error as RtError};
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub role: String,
+    /// created | running | exited | missing | ...
+    pub state: String,
+    /// True when the role's service accepts a TCP connection.
+    pub healthy: bool,
+    /// True when the instructor stopped it on purpose.
+    pub stopped_on_purpose: bool,
+    pub addresses: BTreeMap<String, String>,
+    pub image: String,
+    pub container_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StudentStatus {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    /// ready | starting | degraded | error: ...
+    pub state: String,
+    pub phase: Option<String>,
+    pub generation: i64,
+    pub nodes: Vec<NodeStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunStatus {
+    pub run: String,
+    pub lab: String,
+    pub created_at: i64,
+    pub engine: String,
+    pub students: Vec<StudentStatus>,
+}
+
+const HEALTH_TIMEOUT: Duration = Duration::from_millis(400);
+const HEALTH_WAIT: Duration = Duration::from_secs(30);
+
+/// Does the role's service accept a TCP connection at `ip`?
+async fn answers(ip: &str, port: u16) -> bool {
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else { return false };
+    matches!(
+        tokio::time::timeout(HEALTH_TIMEOUT, tokio::net::TcpStream::connect((ip, port))).await,
+        Ok(Ok(_))
+    )
+}
+
+fn label<'a>(c: &'a ContainerInfo, k: &str) -> &'a str {
+    c.labels.get(k).map(String::as_str).unwrap_or("")
+}
+
+impl Controller {
+    /// One pass over every run and student, then garbage collection.
+    pub async fn reconcile_all(self: &Arc<Self>) -> Result<()> {
+        let mut tasks = Vec::new();
+        for run in self.store.runs().await? {
+            for s in self.store.students(&run.name).await? {
+                let me = self.clone();
+                let run = run.name.clone();
+                tasks.push(tokio::spawn(async move {
+                    let _slot = me.slots.acquire().await;
+                    if let Err(e) = me.converge(&run, &s.id).await {
+                        tracing::warn!(run, student = s.id, "converge failed: {e:#}");
+                        me.set_progress(&run, &s.id, format!("error: {e:#}"));
+                    }
+                }));
+            }
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        self.collect(None).await
+    }
+
+    /// Bring one student's topology to its plan.
+    pub async fn converge(&self, run: &str, student: &str) -> Result<()> {
+        let lock = self.lock_for(run, student);
+        let _g = lock.lock().await;
+        let Some(run_row) = self.store.run(run).await? else { return Ok(()) };
+        let Some(srow) = self.store.student(run, student).await? else { return Ok(()) };
+        let lab = self.lab(&run_row)?;
+        let images = self.images().await?;
+        self.set_progress(run, student, "networks");
+        let lab_nets: Vec<String> = lab.networks.iter().map(|n| n.name.clone()).collect();
+        let exclude = self.foreign_subnets().await?;
+        let subnets = self
+            .store
+            .allocate_subnets(run, student, &lab_nets, self.cfg.pool, self.cfg.prefix, &exclude)
+            .await?;
+        let plan = plan::plan(&run_row, &lab, &srow, &subnets, &images)?;
+        let stopped = self.store.stopped(run, student).await?;
+        let filter = [(plan::RUN, run), (plan::STUDENT, student)];
+
+        // 1. Containers that no longer match the plan go first, so their
+        //    networks and volumes can be replaced.
+        let mut existing: HashMap<String, ContainerInfo> = HashMap::new();
+        for c in self.rt.list_containers(&filter).await? {
+            let node = label(&c, plan::NODE).to_string();
+            let want = plan.nodes.iter().find(|n| n.node == node);
+            let keep = match want {
+                None => false,
+                Some(n) => {
+                    label(&c, plan::GENERATION) == srow.generation.to_string()
+                        && c.image == n.spec.image
+                        && c.name == n.spec.name
+                        // Never started: its set-up may be incomplete.
+                        && c.state != ContainerState::Created
+                        && matches!(c.state, ContainerState::Running | ContainerState::Exited)
+                        && !existing.contains_key(&node)
+                }
+            };
+            if keep {
+                existing.insert(node, c);
+            } else {
+                tracing::info!(run, student, container = c.name, "removing container not in plan");
+                self.rt.remove_container(&c.id).await?;
+            }
+        }
+
+        // 2. Networks: exactly one per lab network.
+        let mut have_nets: BTreeSet<String> = BTreeSet::new();
+        for n in self.rt.list_networks(&filter).await? {
+            let lab_net = n.labels.get(plan::NETWORK).cloned().unwrap_or_default();
+            let want = plan.networks.iter().find(|p| p.lab_network == lab_net);
+            let ok = want.is_some_and(|p| p.spec.name == n.name && n.subnet.as_deref() == Some(&p.spec.subnet));
+            if ok && have_nets.insert(lab_net) {
+                continue;
+            }
+            tracing::info!(run, student, network = n.name, "removing network not in plan");
+            self.rt.remove_network(&n.id).await?;
+        }
+        for p in &plan.networks {
+            if !have_nets.contains(&p.lab_network) {
+                match self.rt.create_network(&p.spec).await {
+                    Ok(_) => {}
+                    // Created by a pass the list did not see yet: fine.
+                    Err(RtError::Conflict(_)) => {}
+                    Err(e) => return Err(e).context(format!("creating network {}", p.spec.name)),
+                }
+            }
+        }
+
+        // 3. Volumes: one per node and generation.
+        let want_vols: BTreeSet<&str> = plan.nodes.iter().map(|n| n.volume.as_str()).collect();
+        let have_vols = self.rt.list_volumes(&filter).await?;
+        for v in &have_vols {
+            if !want_vols.contains(v.name.as_str()) {
+                self.rt.remove_volume(&v.name).await?;
+            }
+        }
+        for n in &plan.nodes {
+            if !have_vols.iter().any(|v| v.name == n.volume) {
+                self.rt.create_volume(&n.volume, &n.volume_labels).await?;
+            }
+        }
+
+        // 4. Containers: create the missing ones, start or stop the rest.
+        self.set_progress(run, student, "containers");
+        let results = join_all(plan.nodes.iter().map(|n| {
+            let existing = existing.get(&n.node);
+            let want_running = !stopped.contains(&n.node);
+            let lab = lab.clone();
+            let plan = &plan;
+            async move {
+                match existing {
+                    None => {
+                        let id = self.rt.create_container(&n.spec).await.with_context(|| format!("creating {}", n.spec.name))?;
+                        if let Some(tar) = plan::content_tar(&lab, &n.node, &plan.params)? {
+                            self.rt.upload(&id, plan::DATA_DIR, tar).await.with_context(|| format!("filling {}", n.spec.name))?;
+                        }
+                        if want_running {
+                            self.rt.start_container(&id).await?;
+                        }
+                    }
+                    Some(c) if want_running && c.state != ContainerState::Running => {
+                        self.rt.start_container(&c.id).await?
+                    }
+                    Some(c) if !want_running && c.state == ContainerState::Running => {
+                        self.rt.stop_container(&c.id).await?
+                    }
+                    Some(_) => {}
+                }
+                anyhow::Ok(())
+            }
+        }))
+        .await;
+        for r in results {
+            r?;
+        }
+
+        // 5. Wait until every node that should run answers on its port.
+        self.set_progress(run, student, "starting");
+        let deadline = tokio::time::Instant::now() + HEALTH_WAIT;
+        loop {
+            let nodes = self.node_status(run, student, &plan, &stopped).await?;
+            let pending: Vec<&str> = nodes
+                .iter()
+                .filter(|n| !n.stopped_on_purpose && !n.healthy)
+                .map(|n| n.name.as_str())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("not answering after {HEALTH_WAIT:?}: {}", pending.join(", "));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.set_progress(run, student, "ready");
+        Ok(())
+    }
+
+    /// Subnets of engine networks that are not ours, so the pool avoids them.
+    async fn foreign_subnets(&self) -> Result<Vec<ipnet::Ipv4Net>> {
+        Ok(self
+            .rt
+            .list_networks(&[])
+            .await?
+            .into_iter()
+            .filter(|n| !n.labels.contains_key(plan::RUN))
+            .filter_map(|n| n.subnet.and_then(|s| s.parse().ok()))
+            .collect())
+    }
+
+    async fn node_status(
+        &self,
+        run: &str,
+        student: &str,
+        plan: &StudentPlan,
+        stopped: &BTreeSet<String>,
+    ) -> Result<Vec<NodeStatus>> {
+        let cs = self.rt.list_containers(&[(plan::RUN, run), (plan::STUDENT, student)]).await?;
+        let futs = plan.nodes.iter().map(|n| {
+            let c = cs.iter().find(|c| label(c, plan::NODE) == n.node);
+            async move {
+                let (state, addresses, image, id) = match c {
+                    Some(c) => (
+                        format!("{:?}", c.state).to_lowercase(),
+                        c.addresses.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>(),
+                        c.image.clone(),
+                        c.id.clone(),
+                    ),
+                    None => ("missing".to_string(), BTreeMap::new(), String::new(), String::new()),
+                };
+                let healthy = match (c, addresses.values().next()) {
+                    (Some(c), Some(ip)) if c.state == ContainerState::Running => {
+                        answers(ip, n.role.service_port()).await
+                    }
+                    _ => false,
+                };
+                NodeStatus {
+                    name: n.node.clone(),
+                    role: n.role.name().to_string(),
+                    state,
+                    healthy,
+                    stopped_on_purpose: stopped.contains(&n.node),
+                    addresses,
+                    image,
+                    container_id: id,
+                }
+            }
+        });
+        Ok(join_all(futs).await)
+    }
+
+    /// The live state of a run, probed now.
+    pub async fn status(&self, run: &str) -> Result<crate::RunStatus> {
+        let run_row = self.store.run(run).await?.with_context(|| format!("no run named {run:?}"))?;
+        let lab = self.lab(&run_row)?;
+        let images = self.images().await?;
+        let engine = self.rt.info().await.map(|i| format!("{} (API {})", i.version, i.api_version))?;
+        let mut students = Vec::new();
+        let rows = self.store.students(run).await?;
+        let futs = rows.iter().map(|s| {
+            let lab = lab.clone();
+            let images = &images;
+            let run_row = &run_row;
+            async move {
+                let nets: Vec<String> = lab.networks.iter().map(|n| n.name.clone()).collect();
+                let subnets = self.store.allocate_subnets(run, &s.id, &nets, self.cfg.pool, self.cfg.prefix, &[]).await?;
+                let plan = plan::plan(run_row, &lab, s, &subnets, images)?;
+                let stopped = self.store.stopped(run, &s.id).await?;
+                let nodes = self.node_status(run, &s.id, &plan, &stopped).await?;
+                let phase = self.progress_of(run, &s.id);
+                let all_ok = nodes.iter().all(|n| n.healthy || (n.stopped_on_purpose && n.state != "running"));
+                let state = match (&phase, all_ok) {
+                    (Some(p), _) if p.starts_with("error") => p.clone(),
+                    (_, true) => "ready".to_string(),
+                    (Some(p), false) if p != "ready" => "starting".to_string(),
+                    _ => "degraded".to_string(),
+                };
+                anyhow::Ok(crate::StudentStatus {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    email: s.email.clone(),
+                    state,
+                    phase,
+                    generation: s.generation,
+                    nodes,
+                })
+            }
+        });
+        for r in join_all(futs).await {
+            students.push(r?);
+        }
+        Ok(crate::RunStatus {
+            run: run.to_string(),
+            lab: run_row.lab_name.clone(),
+            created_at: run_row.created_at,
+            engine,
+            students,
+        })
+    }
+
+    /// Remove every labelled object whose run or student is not in the
+    /// store (limited to one run when given).
+    pub async fn collect(&self, only_run: Option<&str>) -> Result<()> {
+        let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+        for r in self.store.runs().await? {
+            for s in self.store.students(&r.name).await? {
+                wanted.insert((r.name.clone(), s.id));
+            }
+        }
+        let filter: Vec<(&str, &str)> = match only_run {
+            Some(r) => vec![(plan::RUN, r)],
+            None => vec![(plan::RUN, "")],
+        };
+        let key = |l: &applab_runtime::Labels| {
+            (
+                l.get(plan::RUN).cloned().unwrap_or_default(),
+                l.get(plan::STUDENT).cloned().unwrap_or_default(),
+            )
+        };
+        let orphans: Vec<_> = self
+            .rt
+            .list_containers(&filter)
+            .await?
+            .into_iter()
+            .filter(|c| !wanted.contains(&key(&c.labels)))
+            .collect();
+        for r in join_all(orphans.iter().map(|c| self.rt.remove_container(&c.id))).await {
+            r?;
+        }
+        let nets: Vec<_> = self
+            .rt
+            .list_networks(&filter)
+            .await?
+            .into_iter()
+            .filter(|n| !wanted.contains(&key(&n.labels)))
+            .collect();
+        for r in join_all(nets.iter().map(|n| self.rt.remove_network(&n.id))).await {
+            r?;
+        }
+        let vols: Vec<_> = self
+            .rt
+            .list_volumes(&filter)
+            .await?
+            .into_iter()
+            .filter(|v| !wanted.contains(&key(&v.labels)))
+            .collect();
+        for r in join_all(vols.iter().map(|v| self.rt.remove_volume(&v.name))).await {
+            r?;
+        }
+        if !orphans.is_empty() || !nets.is_empty() || !vols.is_empty() {
+            tracing::info!(
+                containers = orphans.len(),
+                networks = nets.len(),
+                volumes = vols.len(),
+                "collected objects with no student in the store"
+            );
+        }
+        Ok(())
+    }
+}

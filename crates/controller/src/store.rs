@@ -1,0 +1,282 @@
+//! The desired state: an embedded SQLite database through sqlx.
+//!
+//! Plain SQL with runtime-checked queries keeps the door open to PostgreSQL
+//! for a large department (same statements, another pool). Every change a
+//! verb makes is written here first; the reconciler then makes the engine
+//! match it, so a crash between the two is repaired by the next pass.
+
+use anyhow::{Context, Result};
+use ipnet::Ipv4Net;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{FromRow, SqlitePool};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::str::FromStr;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RunRow {
+    pub name: String,
+    pub lab_name: String,
+    pub lab_dir: String,
+    pub secret: Vec<u8>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct StudentRow {
+    pub run: String,
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub password_hash: String,
+    pub issued_at: i64,
+    pub generation: i64,
+    pub added_at: i64,
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Open (creating if needed) the database file and apply migrations.
+    pub async fn open(path: &Path) -> Result<Store> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .with_context(|| format!("opening store {}", path.display()))?;
+        sqlx::migrate!("./migrations").run(&pool).await.context("migrating store")?;
+        Ok(Store { pool })
+    }
+
+    pub async fn run(&self, name: &str) -> Result<Option<RunRow>> {
+        Ok(sqlx::query_as("SELECT * FROM runs WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn runs(&self) -> Result<Vec<RunRow>> {
+        Ok(sqlx::query_as("SELECT * FROM runs ORDER BY created_at, name").fetch_all(&self.pool).await?)
+    }
+
+    /// Insert a run unless one of that name exists; returns the stored row.
+    pub async fn create_run(&self, name: &str, lab_name: &str, lab_dir: &str, secret: &[u8]) -> Result<RunRow> {
+        sqlx::query("INSERT OR IGNORE INTO runs (name, lab_name, lab_dir, secret, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(name)
+            .bind(lab_name)
+            .bind(lab_dir)
+            .bind(secret)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        self.run(name).await?.context("run vanished after insert")
+    }
+
+    pub async fn delete_run(&self, name: &str) -> Result<()> {
+        sqlx::query("DELETE FROM runs WHERE name = ?").bind(name).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn students(&self, run: &str) -> Result<Vec<StudentRow>> {
+        Ok(sqlx::query_as("SELECT * FROM students WHERE run = ? ORDER BY added_at, id")
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn student(&self, run: &str, id: &str) -> Result<Option<StudentRow>> {
+        Ok(sqlx::query_as("SELECT * FROM students WHERE run = ? AND id = ?")
+            .bind(run)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Add a student unless present; true if added (late joiners only).
+    pub async fn add_student(&self, s: &StudentRow) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT OR IGNORE INTO students (run, id, name, email, password_hash, issued_at, generation, added_at)
+             VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+        )
+        .bind(&s.run)
+        .bind(&s.id)
+        .bind(&s.name)
+        .bind(&s.email)
+        .bind(&s.password_hash)
+        .bind(s.issued_at)
+        .bind(s.added_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn delete_student(&self, run: &str, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM students WHERE run = ? AND id = ?")
+            .bind(run)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_password(&self, run: &str, id: &str, hash: &str) -> Result<()> {
+        sqlx::query("UPDATE students SET password_hash = ?, issued_at = ? WHERE run = ? AND id = ?")
+            .bind(hash)
+            .bind(now())
+            .bind(run)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Mark a student's topology for recreation: a new generation, every node running.
+    pub async fn bump_generation(&self, run: &str, id: &str) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE students SET generation = generation + 1 WHERE run = ? AND id = ?")
+            .bind(run)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM stopped_nodes WHERE run = ? AND student = ?")
+            .bind(run)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let (g,): (i64,) = sqlx::query_as("SELECT generation FROM students WHERE run = ? AND id = ?")
+            .bind(run)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(g)
+    }
+
+    pub async fn set_stopped(&self, run: &str, student: &str, node: &str, stopped: bool) -> Result<()> {
+        let q = if stopped {
+            "INSERT OR IGNORE INTO stopped_nodes (run, student, node) VALUES (?, ?, ?)"
+        } else {
+            "DELETE FROM stopped_nodes WHERE run = ? AND student = ? AND node = ?"
+        };
+        sqlx::query(q).bind(run).bind(student).bind(node).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn stopped(&self, run: &str, student: &str) -> Result<BTreeSet<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT node FROM stopped_nodes WHERE run = ? AND student = ?")
+            .bind(run)
+            .bind(student)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// The subnets of a student's networks, allocating missing ones from the
+    /// pool in one transaction (lowest free index first, skipping `exclude`).
+    pub async fn allocate_subnets(
+        &self,
+        run: &str,
+        student: &str,
+        networks: &[String],
+        pool: Ipv4Net,
+        prefix: u8,
+        exclude: &[Ipv4Net],
+    ) -> Result<BTreeMap<String, Ipv4Net>> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT network, subnet FROM subnets WHERE run = ? AND student = ?")
+                .bind(run)
+                .bind(student)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut out = BTreeMap::new();
+        for (net, subnet) in rows {
+            out.insert(net, subnet.parse::<Ipv4Net>().context("stored subnet")?);
+        }
+        let missing: Vec<&String> = networks.iter().filter(|n| !out.contains_key(*n)).collect();
+        if !missing.is_empty() {
+            let used: Vec<(i64,)> = sqlx::query_as("SELECT idx FROM subnets").fetch_all(&mut *tx).await?;
+            let used: BTreeSet<i64> = used.into_iter().map(|r| r.0).collect();
+            let mut candidates = pool
+                .subnets(prefix)
+                .context("subnet prefix must be longer than the pool's")?
+                .enumerate()
+                .filter(|(i, s)| {
+                    !used.contains(&(*i as i64)) && !exclude.iter().any(|e| e.contains(s) || s.contains(e))
+                });
+            for net in missing {
+                let (i, s) = candidates
+                    .next()
+                    .with_context(|| format!("address pool {pool} has no free /{prefix} left"))?;
+                sqlx::query("INSERT INTO subnets (subnet, idx, run, student, network) VALUES (?, ?, ?, ?, ?)")
+                    .bind(s.to_string())
+                    .bind(i as i64)
+                    .bind(run)
+                    .bind(student)
+                    .bind(net)
+                    .execute(&mut *tx)
+                    .await?;
+                out.insert(net.clone(), s);
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn student(run: &str, id: &str) -> StudentRow {
+        StudentRow {
+            run: run.into(),
+            id: id.into(),
+            name: id.into(),
+            email: format!("{id}@x"),
+            password_hash: "h".into(),
+            issued_at: 0,
+            generation: 1,
+            added_at: now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn subnets_are_unique_stable_and_freed_with_the_student() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+        store.create_run("r", "lab", "/x", b"k").await.unwrap();
+        for id in ["a", "b"] {
+            assert!(store.add_student(&student("r", id)).await.unwrap());
+        }
+        assert!(!store.add_student(&student("r", "a")).await.unwrap(), "a second add is a no-op");
+        let pool: Ipv4Net = "10.99.0.0/24".parse().unwrap();
+        let nets = vec!["lan".to_string(), "wan".to_string()];
+        let exclude: Vec<Ipv4Net> = vec!["10.99.0.64/26".parse().unwrap()];
+        let a = store.allocate_subnets("r", "a", &nets, pool, 26, &exclude).await.unwrap();
+        let a2 = store.allocate_subnets("r", "a", &nets, pool, 26, &exclude).await.unwrap();
+        assert_eq!(a, a2);
+        assert_eq!(a["lan"].to_string(), "10.99.0.0/26");
+        assert_eq!(a["wan"].to_string(), "10.99.0.128/26");
+        let err = store.allocate_subnets("r", "b", &nets, pool, 26, &exclude).await.unwrap_err();
+        assert!(err.to_string().contains("no free"), "{err}");
+        store.delete_student("r", "a").await.unwrap();
+        let b = store.allocate_subnets("r", "b", &nets, pool, 26, &exclude).await.unwrap();
+        assert_eq!(b.len(), 2);
+    }
+}
