@@ -1,1 +1,168 @@
-fn main(){}
+//! `applab`: the instructor's command.
+//!
+//! `applab serve` runs the controller (engine, reconcile loop, JSON API).
+//! The other verbs are clients of that API, except `lab validate` and
+//! `images build`, which work with no server running.
+
+mod client;
+mod paths;
+mod verbs;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "applab", version, about = "Hands-on application-layer labs: one isolated topology per student")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// How the instructor verbs reach the controller.
+#[derive(Args, Clone)]
+pub struct Conn {
+    /// The controller's API.
+    #[arg(long, env = "APPLAB_URL", default_value = "http://127.0.0.1:7700", global = true)]
+    pub url: String,
+    /// Instructor token (default: read from DATA/instructor.token).
+    #[arg(long, env = "APPLAB_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// The controller's data folder (for the token file).
+    #[arg(long, env = "APPLAB_DATA", default_value = "data", global = true)]
+    pub data: PathBuf,
+    /// Which run, when several exist.
+    #[arg(long, global = true)]
+    pub run: Option<String>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the controller: engine, reconcile loop, JSON API.
+    Serve(verbs::ServeArgs),
+    /// Lab files.
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
+    /// Lab images.
+    Images {
+        #[command(subcommand)]
+        cmd: ImagesCmd,
+    },
+    /// Launch a lab for a roster (again: adds late students, keeps the rest).
+    Launch(verbs::LaunchArgs),
+    /// Show every student's topology.
+    Status {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Recreate a student's topology from scratch.
+    Reset {
+        student: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Stop one node of a student's topology (it stays stopped until started).
+    Stop {
+        student: String,
+        node: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Start a node stopped with `applab stop`.
+    Start {
+        student: String,
+        node: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a run's topologies (or one student's) and everything of theirs.
+    Teardown {
+        /// Only this student.
+        #[arg(long)]
+        student: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Run a command in a student's node.
+    Exec {
+        student: String,
+        node: String,
+        /// The command and its arguments (after --).
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List students' panel credentials, or reissue them.
+    Credentials(verbs::CredentialsArgs),
+    /// Show a student's parameter values.
+    Params {
+        student: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Check lab files; every error as file:line:col: message.
+    Validate {
+        /// Lab folders (or lab.toml files).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImagesCmd {
+    /// Build one FROM-scratch image per role (skipped when unchanged).
+    Build(verbs::ImagesArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| if matches!(cli.cmd, Cmd::Serve(_)) { "info" } else { "warn" }.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("applab: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Serve(a) => verbs::serve(a).await,
+            Cmd::Lab { cmd: LabCmd::Validate { paths, json } } => verbs::validate(&paths, json),
+            Cmd::Images { cmd: ImagesCmd::Build(a) } => verbs::images_build(a).await,
+            Cmd::Launch(a) => verbs::launch(a).await,
+            Cmd::Status { conn } => verbs::status(&conn).await,
+            Cmd::Reset { student, conn } => verbs::reset(&conn, &student).await,
+            Cmd::Stop { student, node, conn } => verbs::node(&conn, &student, &node, false).await,
+            Cmd::Start { student, node, conn } => verbs::node(&conn, &student, &node, true).await,
+            Cmd::Teardown { student, conn } => verbs::teardown(&conn, student.as_deref()).await,
+            Cmd::Exec { student, node, cmd, conn } => verbs::exec(&conn, &student, &node, &cmd).await,
+            Cmd::Credentials(a) => verbs::credentials(a).await,
+            Cmd::Params { student, conn } => verbs::params(&conn, &student).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("applab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

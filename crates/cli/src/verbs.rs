@@ -1,0 +1,540 @@
+//! One function per verb.
+
+use crate::client::Client;
+use crate::{paths, Conn};
+use anyhow::{bail, Context, Result};
+use applab_controller::{images, roster, Controller, Credential, LaunchResult, RunStatus};
+use applab_lab::Lab;
+use applab_runtime::docker::DockerRuntime;
+use base64::Engine;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args, Clone)]
+pub struct SourceArgs {
+    /// Folder with one sub-folder per image (default: ./images or the install's).
+    #[arg(long, env = "APPLAB_IMAGES")]
+    pub images: Option<PathBuf>,
+    /// The static applab-node binary (default: beside this binary).
+    #[arg(long, env = "APPLAB_NODE_BINARY")]
+    pub node_binary: Option<PathBuf>,
+    /// A static busybox for the workstation (Debian's busybox-static).
+    #[arg(long, env = "APPLAB_BUSYBOX", default_value = "/bin/busybox")]
+    pub busybox: PathBuf,
+}
+
+impl SourceArgs {
+    fn sources(&self, with_controller: bool) -> images::Sources {
+        images::Sources {
+            images_dir: self.images.clone().unwrap_or_else(|| paths::shared_dir("images")),
+            node_binary: self.node_binary.clone().unwrap_or_else(|| paths::sibling_binary("applab-node")),
+            busybox: self.busybox.clone(),
+            applab_binary: with_controller.then(|| std::env::current_exe().unwrap_or_else(|_| "applab".into())),
+            labs_dir: with_controller.then(|| paths::shared_dir("labs")),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address of the API (students' bridges are refused whatever this is).
+    #[arg(long, env = "APPLAB_LISTEN", default_value = "0.0.0.0:7700")]
+    pub listen: SocketAddr,
+    /// Store, lab snapshots and the instructor token.
+    #[arg(long, env = "APPLAB_DATA", default_value = "data")]
+    pub data: PathBuf,
+    /// Address pool for student networks (keep it clear of the host's).
+    #[arg(long, env = "APPLAB_POOL", default_value = "10.213.0.0/16")]
+    pub pool: ipnet::Ipv4Net,
+    /// Prefix length of one student network.
+    #[arg(long, default_value_t = 26)]
+    pub prefix: u8,
+    /// Students set up at once.
+    #[arg(long, default_value_t = 16)]
+    pub parallel: usize,
+    /// Seconds between full reconcile passes.
+    #[arg(long, default_value_t = 15)]
+    pub interval: u64,
+    #[command(flatten)]
+    pub sources: SourceArgs,
+}
+
+pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
+    if a.prefix <= a.pool.prefix_len() || a.prefix > 29 {
+        bail!("--prefix {} must be longer than the pool's /{} and at most 29", a.prefix, a.pool.prefix_len());
+    }
+    let rt = Arc::new(DockerRuntime::connect().await.context("connecting to the Docker engine")?);
+    let cfg = applab_controller::Config {
+        data_dir: a.data.clone(),
+        pool: a.pool,
+        prefix: a.prefix,
+        parallel: a.parallel,
+        interval: Duration::from_secs(a.interval.max(1)),
+        sources: a.sources.sources(false),
+    };
+    let ctrl = Controller::new(cfg, rt).await?;
+    let token = instructor_token(&a.data)?;
+    ctrl.images().await.context("preparing lab images")?;
+    tokio::spawn(ctrl.clone().run_loop());
+    let shutdown = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
+        tracing::info!("shutting down");
+    };
+    applab_web::serve(ctrl, a.listen, token, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The instructor token: made once, kept in DATA/instructor.token (0600).
+fn instructor_token(data: &Path) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = data.join("instructor.token");
+    if let Ok(t) = std::fs::read_to_string(&p) {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_string());
+        }
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&p)
+        .with_context(|| format!("writing {}", p.display()))?;
+    writeln!(f, "{token}")?;
+    eprintln!("instructor token written to {}", p.display());
+    Ok(token)
+}
+
+pub fn validate(paths: &[PathBuf], json: bool) -> Result<ExitCode> {
+    let mut failed = false;
+    let mut report = Vec::new();
+    for p in paths {
+        match Lab::load(p) {
+            Ok(lab) => {
+                if !json {
+                    println!(
+                        "{}: ok: lab {} ({} nodes, {} networks, {} tasks, {} parameters)",
+                        p.display(),
+                        lab.name,
+                        lab.nodes.len(),
+                        lab.networks.len(),
+                        lab.tasks.len(),
+                        lab.parameters.len()
+                    );
+                }
+                report.push(json!({ "path": p, "ok": true, "lab": lab.name }));
+            }
+            Err(d) => {
+                failed = true;
+                if !json {
+                    for e in &d.0 {
+                        eprintln!("{e}");
+                    }
+                }
+                let errors: Vec<_> = d
+                    .0
+                    .iter()
+                    .map(|e| json!({ "file": e.file, "line": e.line, "col": e.col, "message": e.message }))
+                    .collect();
+                report.push(json!({ "path": p, "ok": false, "errors": errors }));
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+#[derive(clap::Args)]
+pub struct ImagesArgs {
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Only these roles (default: every folder under images/).
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn images_build(a: ImagesArgs) -> Result<ExitCode> {
+    let src = a.sources.sources(true);
+    let roles = if a.roles.is_empty() { images::roles(&src.images_dir)? } else { a.roles.clone() };
+    let rt = DockerRuntime::connect().await.context("connecting to the Docker engine")?;
+    let multi = MultiProgress::new();
+    let bars: BTreeMap<String, ProgressBar> = roles
+        .iter()
+        .map(|r| {
+            let pb = multi.add(ProgressBar::new_spinner());
+            pb.set_style(ProgressStyle::with_template("{spinner} {prefix:>12} {wide_msg}").expect("style"));
+            pb.set_prefix(r.clone());
+            pb.set_message("waiting");
+            (r.clone(), pb)
+        })
+        .collect();
+    let built = images::ensure(&rt, &src, &roles, &|p| match p {
+        images::Progress::Start { role } => {
+            bars[role].set_message("hashing the build context");
+            bars[role].enable_steady_tick(Duration::from_millis(100));
+        }
+        images::Progress::Line { role, line } => bars[role].set_message(line.to_string()),
+        images::Progress::Done { image } => {
+            let what = if image.built { "built" } else { "unchanged" };
+            bars[&image.role].finish_with_message(format!(
+                "{what}: {} ({:.1} MB)",
+                image.tag,
+                image.bytes as f64 / 1e6
+            ));
+        }
+    })
+    .await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&built.values().collect::<Vec<_>>())?);
+    } else if multi.is_hidden() {
+        for i in built.values() {
+            println!("{}: {} {} ({} bytes, {})", i.role, i.tag, i.version_tag, i.bytes, if i.built { "built" } else { "unchanged" });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct LaunchArgs {
+    /// A lab folder, or the name of a shipped lab (labs/NAME).
+    pub lab: String,
+    /// CSV with columns id,name,email.
+    #[arg(long)]
+    pub roster: PathBuf,
+    /// Return once the run is recorded, without waiting for topologies.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Where to write the new students' one-time credentials (CSV).
+    #[arg(long)]
+    pub credentials_out: Option<PathBuf>,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+fn lab_path(lab: &str) -> PathBuf {
+    let p = PathBuf::from(lab);
+    if p.exists() {
+        p
+    } else {
+        paths::shared_dir("labs").join(lab)
+    }
+}
+
+pub async fn launch(a: LaunchArgs) -> Result<ExitCode> {
+    let dir = lab_path(&a.lab);
+    let lab = match Lab::load(&dir) {
+        Ok(l) => l,
+        Err(d) => {
+            eprintln!("{d}");
+            bail!("the lab has {} error(s); nothing launched", d.0.len());
+        }
+    };
+    let text = std::fs::read_to_string(&a.roster).with_context(|| format!("reading {}", a.roster.display()))?;
+    let entries = match roster::parse(&a.roster, &text) {
+        Ok(e) => e,
+        Err(errs) => {
+            for e in &errs {
+                eprintln!("{e}");
+            }
+            bail!("the roster has {} bad row(s); nothing launched", errs.len());
+        }
+    };
+    let mut tb = tar::Builder::new(Vec::new());
+    tb.follow_symlinks(true);
+    tb.append_dir_all(".", &lab.dir).context("packing the lab folder")?;
+    let lab_tar = tb.into_inner()?;
+    let run = a.conn.run.clone().unwrap_or_else(|| lab.name.clone());
+    let client = Client::new(&a.conn)?;
+    let req = applab_web::LaunchRequest {
+        run: run.clone(),
+        lab_tar: base64::engine::general_purpose::STANDARD.encode(&lab_tar),
+        roster: entries.clone(),
+    };
+    let res: LaunchResult = client.post("/api/launch", &req).await?;
+    if !res.added.is_empty() {
+        let out = a.credentials_out.clone().unwrap_or_else(|| {
+            PathBuf::from(format!("credentials-{}-{}.csv", res.run, applab_controller::store::now()))
+        });
+        write_credentials(&out, &res.added)?;
+        if !a.conn.json {
+            eprintln!("{} new student(s); their one-time credentials are in {}", res.added.len(), out.display());
+        }
+    }
+    if !a.conn.json {
+        eprintln!("run {}: lab {}, {} added, {} already there", res.run, res.lab, res.added.len(), res.kept);
+    }
+    let mut failed = false;
+    if !a.no_wait {
+        failed = wait_ready(&client, &run, &entries, a.timeout, a.conn.json).await?;
+    }
+    if a.conn.json {
+        println!("{}", serde_json::to_string_pretty(&res)?);
+    } else if !failed {
+        let first = entries.first().map(|e| e.id.as_str()).unwrap_or("STUDENT");
+        let ws = lab.nodes.iter().find(|n| n.role == applab_lab::Role::Workstation).map(|n| n.name.as_str()).unwrap_or("ws");
+        let other = lab.nodes.iter().find(|n| n.role != applab_lab::Role::Workstation);
+        println!("\nNext:");
+        println!("  applab status                      # every student's nodes, live");
+        if let Some(o) = other {
+            println!(
+                "  applab exec {first} {ws} -- tcp --probe {} {}   # from {first}'s workstation",
+                o.name,
+                o.role.service_port()
+            );
+        }
+        println!("  applab teardown                    # remove the run when the lab is over");
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn write_credentials(path: &Path, creds: &[Credential]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let mut w = csv::Writer::from_writer(f);
+    w.write_record(["run", "id", "name", "email", "password"])?;
+    for c in creds {
+        w.write_record([&c.run, &c.id, &c.name, &c.email, &c.password])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Poll the status until every roster student is ready; true if any failed.
+async fn wait_ready(client: &Client, run: &str, entries: &[roster::Entry], timeout: u64, quiet: bool) -> Result<bool> {
+    let pb = if quiet { ProgressBar::hidden() } else { ProgressBar::new(entries.len() as u64) };
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} ready {wide_msg}")
+            .expect("style")
+            .progress_chars("=> "),
+    );
+    pb.enable_steady_tick(Duration::from_millis(120));
+    let say = |line: String| {
+        if quiet {
+        } else if pb.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            pb.println(line);
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let mut reported: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let st: RunStatus = client.get("/api/status", &[("run", run)]).await?;
+        let mut ready = 0;
+        let mut errors = 0;
+        let mut phases: BTreeMap<String, usize> = BTreeMap::new();
+        for s in st.students.iter().filter(|s| entries.iter().any(|e| e.id == s.id)) {
+            let st_now = if s.state == "ready" {
+                ready += 1;
+                "ready".to_string()
+            } else if s.state.starts_with("error") {
+                errors += 1;
+                s.state.clone()
+            } else {
+                *phases.entry(s.phase.clone().unwrap_or_else(|| "queued".into())).or_default() += 1;
+                continue;
+            };
+            if reported.get(&s.id) != Some(&st_now) {
+                say(format!("  {:<12} {}", s.id, st_now));
+                reported.insert(s.id.clone(), st_now);
+            }
+        }
+        pb.set_position(ready as u64);
+        pb.set_message(phases.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
+        if ready == entries.len() {
+            pb.finish_and_clear();
+            say(format!("all {ready} topologies ready"));
+            return Ok(false);
+        }
+        if ready + errors == entries.len() && errors > 0 {
+            pb.finish_and_clear();
+            eprintln!("{errors} topolog{} failed; `applab launch` again retries them", if errors == 1 { "y" } else { "ies" });
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() > deadline {
+            pb.finish_and_clear();
+            eprintln!("timed out: {ready}/{} ready", entries.len());
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+}
+
+fn run_field(conn: &Conn) -> serde_json::Value {
+    json!(conn.run)
+}
+
+pub async fn status(conn: &Conn) -> Result<ExitCode> {
+    let client = Client::new(conn)?;
+    let mut q = Vec::new();
+    if let Some(r) = &conn.run {
+        q.push(("run", r.as_str()));
+    }
+    let st: RunStatus = client.get("/api/status", &q).await?;
+    if conn.json {
+        println!("{}", serde_json::to_string_pretty(&st)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("run {} · lab {} · engine {} · {} student(s)", st.run, st.lab, st.engine, st.students.len());
+    println!("{:<14} {:<10} {:<12} {:<12} {:<9} {:<7} ADDRESS", "STUDENT", "STATE", "NODE", "ROLE", "CONTAINER", "HEALTH");
+    for s in &st.students {
+        for (i, n) in s.nodes.iter().enumerate() {
+            let (id, state) = if i == 0 { (s.id.as_str(), s.state.as_str()) } else { ("", "") };
+            let health = if n.healthy {
+                "ok"
+            } else if n.stopped_on_purpose {
+                "stopped"
+            } else {
+                "down"
+            };
+            let addrs: Vec<String> = n.addresses.values().cloned().collect();
+            println!(
+                "{:<14} {:<10} {:<12} {:<12} {:<9} {:<7} {}",
+                id,
+                state,
+                n.name,
+                n.role,
+                n.state,
+                health,
+                addrs.join(" ")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn reset(conn: &Conn, student: &str) -> Result<ExitCode> {
+    let client = Client::new(conn)?;
+    let r: serde_json::Value = client.post("/api/reset", &json!({ "run": run_field(conn), "student": student })).await?;
+    print_done(conn, &r, &format!("{student}: topology recreated"))
+}
+
+pub async fn node(conn: &Conn, student: &str, node: &str, running: bool) -> Result<ExitCode> {
+    let client = Client::new(conn)?;
+    let body = json!({ "run": run_field(conn), "student": student, "node": node, "running": running });
+    let r: serde_json::Value = client.post("/api/node", &body).await?;
+    print_done(conn, &r, &format!("{student}/{node}: {}", if running { "started" } else { "stopped" }))
+}
+
+pub async fn teardown(conn: &Conn, student: Option<&str>) -> Result<ExitCode> {
+    let client = Client::new(conn)?;
+    let r: serde_json::Value = client.post("/api/teardown", &json!({ "run": run_field(conn), "student": student })).await?;
+    let what = match student {
+        Some(s) => format!("{s}: topology removed"),
+        None => format!("run {}: removed", r["run"].as_str().unwrap_or("?")),
+    };
+    print_done(conn, &r, &what)
+}
+
+fn print_done(conn: &Conn, r: &serde_json::Value, text: &str) -> Result<ExitCode> {
+    if conn.json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        println!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn exec(conn: &Conn, student: &str, node: &str, cmd: &[String]) -> Result<ExitCode> {
+    let client = Client::new(conn)?;
+    let body = json!({ "run": run_field(conn), "student": student, "node": node, "cmd": cmd });
+    let r: serde_json::Value = client.post("/api/exec", &body).await?;
+    if conn.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", r["stdout"].as_str().unwrap_or(""));
+        eprint!("{}", r["stderr"].as_str().unwrap_or(""));
+    }
+    let code = r["exit_code"].as_i64().unwrap_or(1);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+#[derive(clap::Args)]
+pub struct CredentialsArgs {
+    /// Only this student.
+    #[arg(long)]
+    pub student: Option<String>,
+    /// Replace the passwords (the old ones stop working) and write the new ones.
+    #[arg(long)]
+    pub reissue: bool,
+    /// Where reissued credentials are written (CSV).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+pub async fn credentials(a: CredentialsArgs) -> Result<ExitCode> {
+    let client = Client::new(&a.conn)?;
+    let body = json!({ "run": run_field(&a.conn), "student": a.student, "reissue": a.reissue });
+    let r: serde_json::Value = client.post("/api/credentials", &body).await?;
+    if a.reissue {
+        let creds: Vec<Credential> = serde_json::from_value(r["reissued"].clone())?;
+        let run = r["run"].as_str().unwrap_or("run");
+        let out = a
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("credentials-{run}-{}.csv", applab_controller::store::now())));
+        write_credentials(&out, &creds)?;
+        if a.conn.json {
+            println!("{}", json!({ "run": run, "reissued": creds.len(), "file": out }));
+        } else {
+            println!("{} credential(s) reissued; written to {}", creds.len(), out.display());
+        }
+    } else if a.conn.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("{:<14} {:<24} {:<28} ISSUED (unix time)", "STUDENT", "NAME", "EMAIL");
+        for s in r["students"].as_array().into_iter().flatten() {
+            println!(
+                "{:<14} {:<24} {:<28} {}",
+                s["id"].as_str().unwrap_or(""),
+                s["name"].as_str().unwrap_or(""),
+                s["email"].as_str().unwrap_or(""),
+                s["issued_at"]
+            );
+        }
+        println!("(passwords are stored hashed; use --reissue to hand out new ones)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn params(conn: &Conn, student: &str) -> Result<ExitCode> {
+    let client = Client::new(conn)?;
+    let mut q = vec![("student", student)];
+    if let Some(r) = &conn.run {
+        q.push(("run", r.as_str()));
+    }
+    let p: BTreeMap<String, String> = client.get("/api/params", &q).await?;
+    if conn.json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+    } else {
+        for (k, v) in p {
+            println!("{k} = {v}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,208 @@
+//! JSON API handlers: small, one per verb, over one shared state.
+
+use applab_controller::{roster::Entry, Controller};
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ctrl: Arc<Controller>,
+    pub token: Arc<String>,
+}
+
+/// Any failure becomes `{"error": "..."}` with a status.
+pub struct ApiError(StatusCode, String);
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, format!("{e:#}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/runs", get(runs))
+        .route("/api/launch", post(launch))
+        .route("/api/status", get(status))
+        .route("/api/reset", post(reset))
+        .route("/api/node", post(node))
+        .route("/api/teardown", post(teardown))
+        .route("/api/exec", post(exec))
+        .route("/api/credentials", post(credentials))
+        .route("/api/params", get(params))
+        .layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/api/health", get(health))
+        .merge(api)
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Constant-time comparison: the token is the instructor's only key.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !same(given.as_bytes(), st.token.as_bytes()) {
+        return ApiError(StatusCode::UNAUTHORIZED, "missing or wrong instructor token".into()).into_response();
+    }
+    next.run(req).await
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }))
+}
+
+#[derive(Serialize)]
+struct RunInfo {
+    name: String,
+    lab: String,
+    students: usize,
+    created_at: i64,
+}
+
+async fn runs(State(st): State<AppState>) -> ApiResult<Vec<RunInfo>> {
+    let mut out = Vec::new();
+    for r in st.ctrl.store.runs().await? {
+        let students = st.ctrl.store.students(&r.name).await?.len();
+        out.push(RunInfo { name: r.name, lab: r.lab_name, students, created_at: r.created_at });
+    }
+    Ok(Json(out))
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct LaunchRequest {
+    pub run: String,
+    /// The lab folder as a tar, base64.
+    pub lab_tar: String,
+    pub roster: Vec<Entry>,
+}
+
+async fn launch(State(st): State<AppState>, Json(req): Json<LaunchRequest>) -> ApiResult<applab_controller::LaunchResult> {
+    let tar = base64::engine::general_purpose::STANDARD
+        .decode(req.lab_tar.as_bytes())
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("lab_tar is not base64: {e}")))?;
+    Ok(Json(st.ctrl.launch(&req.run, &tar, &req.roster).await?))
+}
+
+#[derive(Deserialize)]
+struct RunQuery {
+    run: Option<String>,
+    student: Option<String>,
+}
+
+async fn status(State(st): State<AppState>, Query(q): Query<RunQuery>) -> ApiResult<applab_controller::RunStatus> {
+    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
+    Ok(Json(st.ctrl.status(&run.name).await?))
+}
+
+async fn params(
+    State(st): State<AppState>,
+    Query(q): Query<RunQuery>,
+) -> ApiResult<std::collections::BTreeMap<String, String>> {
+    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
+    let student = q.student.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "student is required".into()))?;
+    Ok(Json(st.ctrl.params(&run.name, &student).await?))
+}
+
+#[derive(Deserialize)]
+struct StudentReq {
+    run: Option<String>,
+    student: String,
+}
+
+async fn reset(State(st): State<AppState>, Json(r): Json<StudentReq>) -> ApiResult<serde_json::Value> {
+    let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
+    st.ctrl.reset(&run.name, &r.student).await?;
+    Ok(Json(json!({ "run": run.name, "student": r.student, "reset": true })))
+}
+
+#[derive(Deserialize)]
+struct NodeReq {
+    run: Option<String>,
+    student: String,
+    node: String,
+    running: bool,
+}
+
+async fn node(State(st): State<AppState>, Json(r): Json<NodeReq>) -> ApiResult<serde_json::Value> {
+    let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
+    st.ctrl.set_node_running(&run.name, &r.student, &r.node, r.running).await?;
+    Ok(Json(json!({ "run": run.name, "student": r.student, "node": r.node, "running": r.running })))
+}
+
+#[derive(Deserialize)]
+struct TeardownReq {
+    run: Option<String>,
+    student: Option<String>,
+}
+
+async fn teardown(State(st): State<AppState>, Json(r): Json<TeardownReq>) -> ApiResult<serde_json::Value> {
+    let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
+    st.ctrl.teardown(&run.name, r.student.as_deref()).await?;
+    Ok(Json(json!({ "run": run.name, "student": r.student, "removed": true })))
+}
+
+#[derive(Deserialize)]
+struct ExecReq {
+    run: Option<String>,
+    student: String,
+    node: String,
+    cmd: Vec<String>,
+}
+
+async fn exec(State(st): State<AppState>, Json(r): Json<ExecReq>) -> ApiResult<serde_json::Value> {
+    if r.cmd.is_empty() {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "no command given".into()));
+    }
+    let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
+    let out = st.ctrl.exec(&run.name, &r.student, &r.node, &r.cmd).await?;
+    Ok(Json(json!({
+        "exit_code": out.exit_code,
+        "stdout": String::from_utf8_lossy(&out.stdout),
+        "stderr": String::from_utf8_lossy(&out.stderr),
+    })))
+}
+
+#[derive(Deserialize)]
+struct CredReq {
+    run: Option<String>,
+    student: Option<String>,
+    #[serde(default)]
+    reissue: bool,
+}
+
+async fn credentials(State(st): State<AppState>, Json(r): Json<CredReq>) -> ApiResult<serde_json::Value> {
+    let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
+    if r.reissue {
+        let creds = st.ctrl.reissue(&run.name, r.student.as_deref()).await?;
+        Ok(Json(json!({ "run": run.name, "reissued": creds })))
+    } else {
+        let info = st.ctrl.credential_info(&run.name, r.student.as_deref()).await?;
+        Ok(Json(json!({ "run": run.name, "students": info })))
+    }
+}
