@@ -400,9 +400,17 @@ pub async fn status(conn: &Conn) -> Result<ExitCode> {
     }
     println!("run {} · lab {} · engine {} · {} student(s)", st.run, st.lab, st.engine, st.students.len());
     println!("{:<14} {:<10} {:<12} {:<12} {:<9} {:<7} ADDRESS", "STUDENT", "STATE", "NODE", "ROLE", "CONTAINER", "HEALTH");
+    let mut problems = Vec::new();
     for s in &st.students {
+        let short = match s.state.strip_prefix("error: ") {
+            Some(why) => {
+                problems.push(format!("{}: {why}", s.id));
+                "error"
+            }
+            None => s.state.as_str(),
+        };
         for (i, n) in s.nodes.iter().enumerate() {
-            let (id, state) = if i == 0 { (s.id.as_str(), s.state.as_str()) } else { ("", "") };
+            let (id, state) = if i == 0 { (s.id.as_str(), short) } else { ("", "") };
             let health = if n.healthy {
                 "ok"
             } else if n.stopped_on_purpose {
@@ -422,6 +430,9 @@ pub async fn status(conn: &Conn) -> Result<ExitCode> {
                 addrs.join(" ")
             );
         }
+    }
+    for p in problems {
+        println!("{p}");
     }
     Ok(ExitCode::SUCCESS)
 }

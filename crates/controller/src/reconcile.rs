@@ -1,6 +1,7 @@
 //! Making the engine match the store, one student at a time.
 
-use crate::plan::{self, StudentPlan};
+use crate::plan;
+use applab_lab::Role;
 use crate::Controller;
 use anyhow::{Context, Result};
 use applab_runtime::{ContainerInfo, ContainerState, Error as RtError};
@@ -103,6 +104,7 @@ impl Controller {
         let plan = plan::plan(&run_row, &lab, &srow, &subnets, &images)?;
         let stopped = self.store.stopped(run, student).await?;
         let filter = [(plan::RUN, run), (plan::STUDENT, student)];
+        let node_roles: Vec<(String, Role)> = plan.nodes.iter().map(|n| (n.node.clone(), n.role)).collect();
 
         // 1. Containers that no longer match the plan go first, so their
         //    networks and volumes can be replaced.
@@ -205,7 +207,7 @@ impl Controller {
         self.set_progress(run, student, "starting");
         let deadline = tokio::time::Instant::now() + HEALTH_WAIT;
         loop {
-            let nodes = self.node_status(run, student, &plan, &stopped).await?;
+            let nodes = self.node_status(run, student, &node_roles, &stopped).await?;
             let pending: Vec<&str> = nodes
                 .iter()
                 .filter(|n| !n.stopped_on_purpose && !n.healthy)
@@ -239,12 +241,12 @@ impl Controller {
         &self,
         run: &str,
         student: &str,
-        plan: &StudentPlan,
+        nodes: &[(String, Role)],
         stopped: &BTreeSet<String>,
     ) -> Result<Vec<NodeStatus>> {
         let cs = self.rt.list_containers(&[(plan::RUN, run), (plan::STUDENT, student)]).await?;
-        let futs = plan.nodes.iter().map(|n| {
-            let c = cs.iter().find(|c| label(c, plan::NODE) == n.node);
+        let futs = nodes.iter().map(|(node, role)| {
+            let c = cs.iter().find(|c| label(c, plan::NODE) == node);
             async move {
                 let (state, addresses, image, id) = match c {
                     Some(c) => (
@@ -257,16 +259,16 @@ impl Controller {
                 };
                 let healthy = match (c, addresses.values().next()) {
                     (Some(c), Some(ip)) if c.state == ContainerState::Running => {
-                        answers(ip, n.role.service_port()).await
+                        answers(ip, role.service_port()).await
                     }
                     _ => false,
                 };
                 NodeStatus {
-                    name: n.node.clone(),
-                    role: n.role.name().to_string(),
+                    name: node.clone(),
+                    role: role.name().to_string(),
                     state,
                     healthy,
-                    stopped_on_purpose: stopped.contains(&n.node),
+                    stopped_on_purpose: stopped.contains(node),
                     addresses,
                     image,
                     container_id: id,
@@ -280,20 +282,15 @@ impl Controller {
     pub async fn status(&self, run: &str) -> Result<crate::RunStatus> {
         let run_row = self.store.run(run).await?.with_context(|| format!("no run named {run:?}"))?;
         let lab = self.lab(&run_row)?;
-        let images = self.images().await?;
         let engine = self.rt.info().await.map(|i| format!("{} (API {})", i.version, i.api_version))?;
         let mut students = Vec::new();
         let rows = self.store.students(run).await?;
+        let node_roles: Vec<(String, Role)> = lab.nodes.iter().map(|n| (n.name.clone(), n.role)).collect();
         let futs = rows.iter().map(|s| {
-            let lab = lab.clone();
-            let images = &images;
-            let run_row = &run_row;
+            let node_roles = &node_roles;
             async move {
-                let nets: Vec<String> = lab.networks.iter().map(|n| n.name.clone()).collect();
-                let subnets = self.store.allocate_subnets(run, &s.id, &nets, self.cfg.pool, self.cfg.prefix, &[]).await?;
-                let plan = plan::plan(run_row, &lab, s, &subnets, images)?;
                 let stopped = self.store.stopped(run, &s.id).await?;
-                let nodes = self.node_status(run, &s.id, &plan, &stopped).await?;
+                let nodes = self.node_status(run, &s.id, node_roles, &stopped).await?;
                 let phase = self.progress_of(run, &s.id);
                 let all_ok = nodes.iter().all(|n| n.healthy || (n.stopped_on_purpose && n.state != "running"));
                 let state = match (&phase, all_ok) {

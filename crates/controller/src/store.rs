@@ -16,6 +16,10 @@ use std::str::FromStr;
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// SQLite fails a read-then-write transaction at once ("database is
+    /// locked") when another one upgraded first; such transactions take
+    /// this lock so they run one at a time.
+    write: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -60,7 +64,7 @@ impl Store {
             .await
             .with_context(|| format!("opening store {}", path.display()))?;
         sqlx::migrate!("./migrations").run(&pool).await.context("migrating store")?;
-        Ok(Store { pool })
+        Ok(Store { pool, write: Default::default() })
     }
 
     pub async fn run(&self, name: &str) -> Result<Option<RunRow>> {
@@ -147,6 +151,7 @@ impl Store {
 
     /// Mark a student's topology for recreation: a new generation, every node running.
     pub async fn bump_generation(&self, run: &str, id: &str) -> Result<i64> {
+        let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE students SET generation = generation + 1 WHERE run = ? AND id = ?")
             .bind(run)
@@ -197,6 +202,7 @@ impl Store {
         prefix: u8,
         exclude: &[Ipv4Net],
     ) -> Result<BTreeMap<String, Ipv4Net>> {
+        let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT network, subnet FROM subnets WHERE run = ? AND student = ?")

@@ -17,7 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 pub use api::{router, AppState, LaunchRequest};
 
 /// A TCP listener that drops connections addressed to a denied network
-/// (the student bridges' gateways all fall in the lab address pool).
+/// (the student bridges' gateways all fall in the lab address pool). The
+/// socket filter of [`refuse_networks`] already stops them in the kernel;
+/// this is the second lock, for IPv4-mapped IPv6 and the like.
 pub struct GuardedListener {
     inner: TcpListener,
     deny: Vec<Ipv4Net>,
@@ -28,14 +30,12 @@ impl GuardedListener {
         GuardedListener { inner, deny }
     }
 
-    fn denied(&self, local: &SocketAddr) -> bool {
-        match local {
-            SocketAddr::V4(a) => self.deny.iter().any(|n| n.contains(a.ip())),
-            SocketAddr::V6(a) => a
-                .ip()
-                .to_ipv4_mapped()
-                .is_some_and(|ip| self.deny.iter().any(|n| n.contains(&ip))),
-        }
+    fn denied(&self, addr: &SocketAddr) -> bool {
+        let v4 = match addr {
+            SocketAddr::V4(a) => Some(*a.ip()),
+            SocketAddr::V6(a) => a.ip().to_ipv4_mapped(),
+        };
+        v4.is_some_and(|ip| self.deny.iter().any(|n| n.contains(&ip)))
     }
 }
 
@@ -48,7 +48,7 @@ impl axum::serve::Listener for GuardedListener {
             match self.inner.accept().await {
                 Ok((sock, peer)) => {
                     match sock.local_addr() {
-                        Ok(local) if !self.denied(&local) => return (sock, peer),
+                        Ok(local) if !self.denied(&local) && !self.denied(&peer) => return (sock, peer),
                         Ok(local) => {
                             tracing::warn!(%peer, %local, "refused: connection from a lab network");
                         }
@@ -70,6 +70,47 @@ impl axum::serve::Listener for GuardedListener {
     }
 }
 
+/// Drop, in the kernel, every packet to this socket that comes from a denied
+/// network or is addressed to one: a classic BPF socket filter on the
+/// listener. A workstation's SYN, whether sent to its bridge's gateway or
+/// routed through it to any other host address, is never answered (it looks
+/// like a firewall's DROP), with no host firewall tool involved.
+pub fn refuse_networks(listener: &TcpListener, deny: &[Ipv4Net]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    const SKF_NET_OFF: i32 = -0x100000;
+    // (offset in the IPv4 header, network): 12 is the source, 16 the destination.
+    let checks: Vec<(i32, &Ipv4Net)> = deny.iter().flat_map(|n| [(12, n), (16, n)]).collect();
+    let n = checks.len();
+    let ins = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
+    let mut prog: Vec<libc::sock_filter> = Vec::new();
+    for (i, (off, net)) in checks.iter().enumerate() {
+        prog.push(ins(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, (SKF_NET_OFF + off) as u32));
+        prog.push(ins(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K, 0, 0, u32::from(net.netmask())));
+        // Equal: jump to the final "drop"; else fall through to the next check.
+        let to_drop = u8::try_from(3 * n - 3 * i - 2)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "too many denied networks"))?;
+        prog.push(ins(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, to_drop, 0, u32::from(net.network())));
+    }
+    prog.push(ins(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX));
+    prog.push(ins(libc::BPF_RET | libc::BPF_K, 0, 0, 0));
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    // SAFETY: fprog points into `prog`, alive for the call; the kernel copies it.
+    let r = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &fprog as *const libc::sock_fprog as *const libc::c_void,
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Serve the API until the future `shutdown` completes.
 pub async fn serve(
     ctrl: Arc<Controller>,
@@ -80,6 +121,7 @@ pub async fn serve(
     let listener = TcpListener::bind(listen).await?;
     tracing::info!(%listen, "API listening");
     let deny = vec![ctrl.cfg.pool];
+    refuse_networks(&listener, &deny)?;
     let app = router(AppState { ctrl, token: Arc::new(token) });
     axum::serve(GuardedListener::new(listener, deny), app)
         .with_graceful_shutdown(shutdown)
