@@ -72,6 +72,8 @@ pub struct CredentialInfo {
 
 pub struct Controller {
     pub cfg: Config,
+    /// Labels every object this controller makes (`applab.instance`).
+    pub instance: String,
     pub store: Store,
     pub rt: Arc<dyn Runtime>,
     images: tokio::sync::Mutex<BTreeMap<String, images::Image>>,
@@ -80,6 +82,21 @@ pub struct Controller {
     progress: Mutex<HashMap<(String, String), String>>,
     wake: tokio::sync::Notify,
     slots: tokio::sync::Semaphore,
+}
+
+/// This data folder's instance id, made once.
+fn instance_id(data: &std::path::Path) -> Result<String> {
+    let p = data.join("instance");
+    if let Ok(s) = std::fs::read_to_string(&p) {
+        if !s.trim().is_empty() {
+            return Ok(s.trim().to_string());
+        }
+    }
+    let id = hex::encode(rand::random::<[u8; 8]>());
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, format!("{id}\n"))?;
+    std::fs::rename(&tmp, &p)?;
+    Ok(id)
 }
 
 /// Run names become part of engine object names.
@@ -95,7 +112,9 @@ impl Controller {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
         let store = Store::open(&cfg.data_dir.join("applab.db")).await?;
+        let instance = instance_id(&cfg.data_dir)?;
         Ok(Arc::new(Controller {
+            instance,
             slots: tokio::sync::Semaphore::new(cfg.parallel.max(1)),
             cfg,
             store,

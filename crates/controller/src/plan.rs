@@ -13,6 +13,9 @@ use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
+/// The controller (its data folder) that owns an object: two controllers
+/// on one engine never collect each other's objects.
+pub const INSTANCE: &str = "applab.instance";
 pub const RUN: &str = "applab.run";
 pub const LAB: &str = "applab.lab";
 pub const STUDENT: &str = "applab.student";
@@ -42,8 +45,9 @@ pub struct StudentPlan {
     pub params: BTreeMap<String, String>,
 }
 
-fn base_labels(run: &RunRow, student: &str) -> Labels {
+fn base_labels(instance: &str, run: &RunRow, student: &str) -> Labels {
     Labels::from([
+        (INSTANCE.to_string(), instance.to_string()),
         (RUN.to_string(), run.name.clone()),
         (LAB.to_string(), run.lab_name.clone()),
         (STUDENT.to_string(), student.to_string()),
@@ -62,6 +66,7 @@ pub fn object_name(run: &str, student: &str, item: &str) -> String {
 }
 
 pub fn plan(
+    instance: &str,
     run: &RunRow,
     lab: &Lab,
     student: &StudentRow,
@@ -73,7 +78,7 @@ pub fn plan(
     for n in &lab.networks {
         let subnet = subnets.get(&n.name).with_context(|| format!("no subnet for network {}", n.name))?;
         let gateway = subnet.hosts().next().context("subnet too small")?;
-        let mut labels = base_labels(run, &student.id);
+        let mut labels = base_labels(instance, run, &student.id);
         labels.insert(NETWORK.to_string(), n.name.clone());
         networks.push(NetworkPlan {
             lab_network: n.name.clone(),
@@ -91,7 +96,7 @@ pub fn plan(
         let image = images
             .get(n.role.name())
             .with_context(|| format!("no image for role {}", n.role.name()))?;
-        let mut labels = base_labels(run, &student.id);
+        let mut labels = base_labels(instance, run, &student.id);
         labels.insert(NODE.to_string(), n.name.clone());
         labels.insert(GENERATION.to_string(), student.generation.to_string());
         let mut endpoints = Vec::new();

@@ -101,9 +101,9 @@ impl Controller {
             .store
             .allocate_subnets(run, student, &lab_nets, self.cfg.pool, self.cfg.prefix, &exclude)
             .await?;
-        let plan = plan::plan(&run_row, &lab, &srow, &subnets, &images)?;
+        let plan = plan::plan(&self.instance, &run_row, &lab, &srow, &subnets, &images)?;
         let stopped = self.store.stopped(run, student).await?;
-        let filter = [(plan::RUN, run), (plan::STUDENT, student)];
+        let filter = [(plan::INSTANCE, self.instance.as_str()), (plan::RUN, run), (plan::STUDENT, student)];
         let node_roles: Vec<(String, Role)> = plan.nodes.iter().map(|n| (n.node.clone(), n.role)).collect();
 
         // 1. Containers that no longer match the plan go first, so their
@@ -225,14 +225,15 @@ impl Controller {
         Ok(())
     }
 
-    /// Subnets of engine networks that are not ours, so the pool avoids them.
+    /// Subnets of engine networks that are not this controller's (other
+    /// controllers' included), so the pool avoids them.
     async fn foreign_subnets(&self) -> Result<Vec<ipnet::Ipv4Net>> {
         Ok(self
             .rt
             .list_networks(&[])
             .await?
             .into_iter()
-            .filter(|n| !n.labels.contains_key(plan::RUN))
+            .filter(|n| n.labels.get(plan::INSTANCE) != Some(&self.instance))
             .filter_map(|n| n.subnet.and_then(|s| s.parse().ok()))
             .collect())
     }
@@ -244,7 +245,10 @@ impl Controller {
         nodes: &[(String, Role)],
         stopped: &BTreeSet<String>,
     ) -> Result<Vec<NodeStatus>> {
-        let cs = self.rt.list_containers(&[(plan::RUN, run), (plan::STUDENT, student)]).await?;
+        let cs = self
+            .rt
+            .list_containers(&[(plan::INSTANCE, self.instance.as_str()), (plan::RUN, run), (plan::STUDENT, student)])
+            .await?;
         let futs = nodes.iter().map(|(node, role)| {
             let c = cs.iter().find(|c| label(c, plan::NODE) == node);
             async move {
@@ -332,8 +336,8 @@ impl Controller {
             }
         }
         let filter: Vec<(&str, &str)> = match only_run {
-            Some(r) => vec![(plan::RUN, r)],
-            None => vec![(plan::RUN, "")],
+            Some(r) => vec![(plan::INSTANCE, self.instance.as_str()), (plan::RUN, r)],
+            None => vec![(plan::INSTANCE, self.instance.as_str())],
         };
         let key = |l: &applab_runtime::Labels| {
             (

@@ -1,0 +1,220 @@
+//! A real controller (`applab serve`) against the real Docker engine, for
+//! integration tests. No mock stands in for Docker: without an engine these
+//! tests fail, loudly, at start.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+pub fn applab_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_applab"))
+}
+
+/// The static applab-node built beside applab (`cargo build --release` first).
+pub fn node_bin() -> PathBuf {
+    let p = applab_bin().with_file_name("applab-node");
+    assert!(p.exists(), "{} is missing: build the workspace first (cargo build --release)", p.display());
+    p
+}
+
+pub fn require_docker() {
+    let ok = Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(
+        matches!(ok, Ok(s) if s.success()),
+        "these tests need a running Docker engine (start dockerd; .ci/run does)"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Server {
+    pub data: tempfile::TempDir,
+    pub port: u16,
+    pub pool: String,
+    child: Option<Child>,
+    pub runs: Vec<String>,
+}
+
+impl Server {
+    /// Start `applab serve` on a free loopback port with its own data
+    /// folder and address pool.
+    pub fn start(pool: &str) -> Server {
+        require_docker();
+        let mut s = Server {
+            data: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            pool: pool.to_string(),
+            child: None,
+            runs: Vec::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.path().join("serve.log"))
+            .unwrap();
+        let child = Command::new(applab_bin())
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--data", self.data.path().to_str().unwrap(), "--pool", &self.pool, "--interval", "2"])
+            .env("APPLAB_IMAGES", repo().join("images"))
+            .env("APPLAB_NODE_BINARY", node_bin())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn applab serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && self.data.path().join("instructor.token").exists()
+            {
+                return;
+            }
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("applab serve exited early ({st}): {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("applab serve did not come up: {}", self.log());
+    }
+
+    /// SIGKILL the controller: no clean-up of any kind.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("serve.log")).unwrap_or_default()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(applab_bin())
+            .args(args)
+            .env("APPLAB_URL", format!("http://127.0.0.1:{}", self.port))
+            .env("APPLAB_DATA", self.data.path())
+            .current_dir(self.data.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run applab")
+    }
+
+    /// Run a verb that must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args);
+        assert!(
+            out.status.success(),
+            "applab {args:?} failed ({}):\nstdout: {}\nstderr: {}\nserver log tail: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 3000)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.ok(&a);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    /// Write a roster of `ids` and launch `lab` as `run`, waiting for it.
+    pub fn launch(&mut self, run: &str, lab: &str, ids: &[&str]) -> Value {
+        let roster = self.data.path().join(format!("roster-{run}.csv"));
+        let mut text = String::from("id,name,email\n");
+        for id in ids {
+            text.push_str(&format!("{id},Student {id},{id}@uni.example\n"));
+        }
+        std::fs::write(&roster, text).unwrap();
+        if !self.runs.contains(&run.to_string()) {
+            self.runs.push(run.to_string());
+        }
+        let lab = repo().join("labs").join(lab);
+        self.json(&["launch", lab.to_str().unwrap(), "--roster", roster.to_str().unwrap(), "--run", run])
+    }
+
+    pub fn status(&self, run: &str) -> Value {
+        self.json(&["status", "--run", run])
+    }
+
+    /// Run a command in a student's node: (exit code, stdout).
+    pub fn exec(&self, run: &str, student: &str, node: &str, cmd: &[&str]) -> (i64, String) {
+        let mut a = vec!["exec", student, node, "--run", run, "--json", "--"];
+        a.extend_from_slice(cmd);
+        let out = self.cmd(&a);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!("exec {a:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        });
+        (v["exit_code"].as_i64().unwrap(), v["stdout"].as_str().unwrap_or("").to_string())
+    }
+}
+
+pub fn tail(s: &str, n: usize) -> &str {
+    let mut i = s.len().saturating_sub(n);
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    &s[i..]
+}
+
+impl Drop for Server {
+    /// Whatever happened, leave no lab behind.
+    fn drop(&mut self) {
+        if self.child.is_none() && !self.runs.is_empty() {
+            self.spawn();
+        }
+        for r in self.runs.clone() {
+            let _ = self.cmd(&["teardown", "--run", &r]);
+        }
+        self.kill();
+    }
+}
+
+/// Every engine object carrying `applab.run=RUN`, as (kind, name, labels).
+pub fn objects_of_run(run: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let filter = format!("label=applab.run={run}");
+    for (kind, args) in [
+        ("container", vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]),
+        ("network", vec!["network", "ls", "--filter", &filter, "--format", "{{.Name}}"]),
+        ("volume", vec!["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"]),
+    ] {
+        let o = Command::new("docker").args(&args).output().unwrap();
+        for l in String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.is_empty()) {
+            out.push((kind.to_string(), l.to_string()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Container ids by name for one run.
+pub fn container_ids(run: &str) -> std::collections::BTreeMap<String, String> {
+    let filter = format!("label=applab.run={run}");
+    let o = Command::new("docker")
+        .args(["ps", "-a", "--filter", &filter, "--format", "{{.Names}} {{.ID}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+        .collect()
+}
