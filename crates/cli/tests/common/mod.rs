@@ -39,6 +39,7 @@ fn free_port() -> u16 {
 pub struct Server {
     pub data: tempfile::TempDir,
     pub port: u16,
+    host: String,
     pub pool: String,
     child: Option<Child>,
     pub runs: Vec<String>,
@@ -48,10 +49,20 @@ impl Server {
     /// Start `applab serve` on a free loopback port with its own data
     /// folder and address pool.
     pub fn start(pool: &str) -> Server {
+        Self::start_on(pool, "127.0.0.1")
+    }
+
+    /// As a real controller: listening on every address.
+    pub fn start_public(pool: &str) -> Server {
+        Self::start_on(pool, "0.0.0.0")
+    }
+
+    fn start_on(pool: &str, host: &str) -> Server {
         require_docker();
         let mut s = Server {
             data: tempfile::tempdir().unwrap(),
             port: free_port(),
+            host: host.to_string(),
             pool: pool.to_string(),
             child: None,
             runs: Vec::new(),
@@ -67,7 +78,7 @@ impl Server {
             .open(self.data.path().join("serve.log"))
             .unwrap();
         let child = Command::new(applab_bin())
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["serve", "--listen", &format!("{}:{}", self.host, self.port)])
             .args(["--data", self.data.path().to_str().unwrap(), "--pool", &self.pool, "--interval", "2"])
             .env("APPLAB_IMAGES", repo().join("images"))
             .env("APPLAB_NODE_BINARY", node_bin())
