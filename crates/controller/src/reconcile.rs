@@ -112,23 +112,29 @@ impl Controller {
         for c in self.rt.list_containers(&filter).await? {
             let node = label(&c, plan::NODE).to_string();
             let want = plan.nodes.iter().find(|n| n.node == node);
-            let keep = match want {
-                None => false,
-                Some(n) => {
-                    label(&c, plan::GENERATION) == srow.generation.to_string()
-                        && c.image == n.spec.image
-                        && c.name == n.spec.name
-                        // Never started: its set-up may be incomplete.
-                        && c.state != ContainerState::Created
-                        && matches!(c.state, ContainerState::Running | ContainerState::Exited)
-                        && !existing.contains_key(&node)
+            let why = match want {
+                None => Some("no such node in the lab".to_string()),
+                Some(_) if existing.contains_key(&node) => Some("a second container for the node".into()),
+                Some(_) if label(&c, plan::GENERATION) != srow.generation.to_string() => {
+                    Some(format!("generation {} replaced by a reset", label(&c, plan::GENERATION)))
                 }
+                Some(n) if c.image != n.spec.image => Some(format!("image {} is not the current {}", c.image, n.spec.image)),
+                Some(n) if c.name != n.spec.name => Some(format!("name is not {}", n.spec.name)),
+                // Never started: its set-up (networks, content) may be incomplete.
+                Some(_) if c.state == ContainerState::Created => Some("created but never started".into()),
+                Some(_) if !matches!(c.state, ContainerState::Running | ContainerState::Exited) => {
+                    Some(format!("state {:?}", c.state))
+                }
+                Some(_) => None,
             };
-            if keep {
-                existing.insert(node, c);
-            } else {
-                tracing::info!(run, student, container = c.name, "removing container not in plan");
-                self.rt.remove_container(&c.id).await?;
+            match why {
+                None => {
+                    existing.insert(node, c);
+                }
+                Some(why) => {
+                    tracing::info!(run, student, container = c.name, id = c.id, why, "replacing container");
+                    self.rt.remove_container(&c.id).await?;
+                }
             }
         }
 

@@ -189,6 +189,9 @@ pub fn tail(s: &str, n: usize) -> &str {
 impl Drop for Server {
     /// Whatever happened, leave no lab behind.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- applab serve log (tail) ---\n{}", tail(&self.log(), 12000));
+        }
         if self.child.is_none() && !self.runs.is_empty() {
             self.spawn();
         }
