@@ -26,6 +26,16 @@ fn healthy_topologies(s: &Server, run: &str) -> BTreeSet<String> {
     ids
 }
 
+/// "ID NAME" of the run's running containers.
+fn running_ids(run: &str) -> BTreeSet<String> {
+    let o = Command::new("docker")
+        .args(["ps", "--no-trunc", "--filter", &format!("label=applab.run={run}"), "--filter", "status=running"])
+        .args(["--format", "{{.ID}} {{.Names}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
+}
+
 /// Engine objects whose name says they belong to the run, labelled or not.
 fn named_like(prefix: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
