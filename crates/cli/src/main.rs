@@ -128,13 +128,7 @@ enum ImagesCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| if matches!(cli.cmd, Cmd::Serve(_)) { "info" } else { "warn" }.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(if matches!(cli.cmd, Cmd::Serve(_)) { "info" } else { "warn" });
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -165,4 +159,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr; `RUST_LOG` as `target=level,...` or a bare level.
+fn init_logging(default: &str) {
+    use tracing_subscriber::prelude::*;
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_string());
+    let filter: tracing_subscriber::filter::Targets = spec.parse().unwrap_or_else(|e| {
+        eprintln!("ignoring RUST_LOG={spec:?}: {e}");
+        default.parse().expect("the default filter parses")
+    });
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
+        .init();
 }
