@@ -27,6 +27,10 @@ pub struct SourceArgs {
     /// A static busybox for the workstation (Debian's busybox-static).
     #[arg(long, env = "APPLAB_BUSYBOX", default_value = "/bin/busybox")]
     pub busybox: PathBuf,
+    /// Use the lab images listed in this manifest instead of building them
+    /// (the controller image's way).
+    #[arg(long, env = "APPLAB_IMAGE_MANIFEST")]
+    pub image_manifest: Option<PathBuf>,
 }
 
 impl SourceArgs {
@@ -37,6 +41,7 @@ impl SourceArgs {
             busybox: self.busybox.clone(),
             applab_binary: with_controller.then(|| std::env::current_exe().unwrap_or_else(|_| "applab".into())),
             labs_dir: with_controller.then(|| paths::shared_dir("labs")),
+            manifest: self.image_manifest.clone(),
         }
     }
 }

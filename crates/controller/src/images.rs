@@ -10,8 +10,9 @@
 //! Conventions in `images/<role>/`: a `Dockerfile` that copies `rootfs/`;
 //! `busybox.applets` lists busybox applets to link into `/bin` (with the
 //! busybox binary); `node.applets` lists workstation tools linked to
-//! `applab-node`. The `controller` image also carries `applab` itself, the
-//! other images' folders and the labs, for docker-compose.
+//! `applab-node`. The `controller` image (for docker-compose) carries
+//! `applab`, the labs and a manifest of the lab images built with it,
+//! instead of their ingredients.
 
 use anyhow::{bail, Context, Result};
 use applab_runtime::{Labels, Runtime};
@@ -34,7 +35,14 @@ pub struct Sources {
     pub applab_binary: Option<PathBuf>,
     /// The `labs/` folder (controller image only).
     pub labs_dir: Option<PathBuf>,
+    /// A list of already-built lab images (role → image), used instead of
+    /// building: the controller image carries the one written when it was
+    /// built, so it needs neither applab-node nor busybox inside.
+    pub manifest: Option<PathBuf>,
 }
+
+/// Where the controller image keeps its manifest of lab images.
+pub const MANIFEST_IN_IMAGE: &str = "usr/share/applab/images.json";
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Image {
@@ -155,8 +163,9 @@ pub fn roles(images_dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The build context of one role, and its digest.
-pub fn context(role: &str, src: &Sources) -> Result<(Vec<u8>, String, u64)> {
+/// The build context of one role, and its digest. The controller's
+/// context lists the lab images (`lab_images`) it will run.
+pub fn context(role: &str, src: &Sources, lab_images: &BTreeMap<String, Image>) -> Result<(Vec<u8>, String, u64)> {
     let dir = src.images_dir.join(role);
     let mut cx = BuildContext::new();
     cx.host_file("Dockerfile", &dir.join("Dockerfile"))?;
@@ -164,9 +173,11 @@ pub fn context(role: &str, src: &Sources) -> Result<(Vec<u8>, String, u64)> {
     for d in ["rootfs/bin", "rootfs/data", "rootfs/etc", "rootfs/tmp"] {
         cx.dir(d)?;
     }
-    cx.host_file("rootfs/bin/applab-node", &src.node_binary)?;
+    if role != "controller" {
+        cx.host_file("rootfs/bin/applab-node", &src.node_binary)?;
+    }
     let bb = applets(&dir, "busybox.applets")?;
-    if !bb.is_empty() || role == "controller" {
+    if !bb.is_empty() {
         cx.host_file("rootfs/bin/busybox", &src.busybox)?;
     }
     for a in &bb {
@@ -184,11 +195,8 @@ pub fn context(role: &str, src: &Sources) -> Result<(Vec<u8>, String, u64)> {
         cx.dir("rootfs/usr")?;
         cx.dir("rootfs/usr/share")?;
         cx.dir("rootfs/usr/share/applab")?;
-        cx.dir("rootfs/usr/share/applab/images")?;
-        for r in roles(&src.images_dir)?.into_iter().filter(|r| r != "controller") {
-            cx.dir(&format!("rootfs/usr/share/applab/images/{r}"))?;
-            cx.tree(&format!("rootfs/usr/share/applab/images/{r}"), &src.images_dir.join(&r))?;
-        }
+        let manifest = serde_json::to_vec_pretty(lab_images)?;
+        cx.file(&format!("rootfs/{MANIFEST_IN_IMAGE}"), &manifest, 0o644)?;
         if let Some(labs) = &src.labs_dir {
             cx.dir("rootfs/usr/share/applab/labs")?;
             cx.tree("rootfs/usr/share/applab/labs", labs)?;
@@ -197,6 +205,30 @@ pub fn context(role: &str, src: &Sources) -> Result<(Vec<u8>, String, u64)> {
     let (tar, bytes) = cx.finish()?;
     let digest = hex::encode(Sha256::digest(&tar));
     Ok((tar, digest, bytes))
+}
+
+fn image_for(role: &str, digest: &str, bytes: u64, built: bool) -> Image {
+    Image {
+        role: role.to_string(),
+        tag: format!("applab/{role}:{}", &digest[..16]),
+        version_tag: format!("applab/{role}:{VERSION}"),
+        digest: digest.to_string(),
+        bytes,
+        built,
+    }
+}
+
+/// The lab images named by a manifest, each checked to exist in the engine.
+pub async fn from_manifest(rt: &dyn Runtime, path: &Path) -> Result<BTreeMap<String, Image>> {
+    let text = std::fs::read(path).with_context(|| format!("reading image manifest {}", path.display()))?;
+    let images: BTreeMap<String, Image> =
+        serde_json::from_slice(&text).with_context(|| format!("{}: not an image manifest", path.display()))?;
+    for i in images.values() {
+        if !rt.image_exists(&i.tag).await? {
+            bail!("image {} (from {}) is missing: run `applab images build` on the engine's host", i.tag, path.display());
+        }
+    }
+    Ok(images)
 }
 
 /// What [`ensure`] reports as it goes.
@@ -215,12 +247,26 @@ pub async fn ensure(
     progress: &(dyn Fn(Progress<'_>) + Send + Sync),
 ) -> Result<BTreeMap<String, Image>> {
     let mut out = BTreeMap::new();
-    for role in roles {
+    // The controller's image lists the others, so it is built last.
+    let mut ordered: Vec<&String> = roles.iter().filter(|r| *r != "controller").collect();
+    ordered.extend(roles.iter().filter(|r| *r == "controller"));
+    for role in ordered {
         progress(Progress::Start { role });
-        let (tar, digest, bytes) = context(role, src).with_context(|| format!("assembling image {role}"))?;
-        let short = &digest[..16];
-        let tag = format!("applab/{role}:{short}");
-        let version_tag = format!("applab/{role}:{VERSION}");
+        let lab_images: BTreeMap<String, Image> = if role == "controller" {
+            let all = self::roles(&src.images_dir)?;
+            let mut m = out.clone();
+            for r in all.iter().filter(|r| *r != "controller" && !out.contains_key(*r)) {
+                let (_, digest, bytes) = context(r, src, &BTreeMap::new())?;
+                m.insert(r.clone(), image_for(r, &digest, bytes, false));
+            }
+            m
+        } else {
+            BTreeMap::new()
+        };
+        let (tar, digest, bytes) =
+            context(role, src, &lab_images).with_context(|| format!("assembling image {role}"))?;
+        let image = image_for(role, &digest, bytes, false);
+        let (tag, version_tag) = (image.tag.clone(), image.version_tag.clone());
         let exists = rt.image_exists(&tag).await?;
         if !exists {
             let labels = Labels::from([
@@ -236,7 +282,7 @@ pub async fn ensure(
                 .await
                 .with_context(|| format!("building image {role}"))?;
         }
-        let image = Image { role: role.clone(), tag, version_tag, digest, bytes, built: !exists };
+        let image = Image { built: !exists, ..image };
         progress(Progress::Done { image: &image });
         out.insert(role.clone(), image);
     }
@@ -262,13 +308,21 @@ mod tests {
         let bb = d.path().join("busybox");
         std::fs::write(&node, b"node v1").unwrap();
         std::fs::write(&bb, b"bb").unwrap();
-        let src = Sources { images_dir: images, node_binary: node.clone(), busybox: bb, applab_binary: None, labs_dir: None };
-        let (tar, d1, _) = context("workstation", &src).unwrap();
+        let src = Sources {
+            images_dir: images,
+            node_binary: node.clone(),
+            busybox: bb,
+            applab_binary: None,
+            labs_dir: None,
+            manifest: None,
+        };
+        let none = BTreeMap::new();
+        let (tar, d1, _) = context("workstation", &src, &none).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let (_, d2, _) = context("workstation", &src).unwrap();
+        let (_, d2, _) = context("workstation", &src, &none).unwrap();
         assert_eq!(d1, d2, "same content, same digest");
         std::fs::write(&node, b"node v2").unwrap();
-        let (_, d3, _) = context("workstation", &src).unwrap();
+        let (_, d3, _) = context("workstation", &src, &none).unwrap();
         assert_ne!(d1, d3, "a changed binary changes the tag");
         let mut names = Vec::new();
         let mut links = Vec::new();

@@ -164,6 +164,10 @@ impl Controller {
     pub async fn images(&self) -> Result<BTreeMap<String, images::Image>> {
         let mut cache = self.images.lock().await;
         if cache.is_empty() {
+            if let Some(m) = &self.cfg.sources.manifest {
+                *cache = images::from_manifest(self.rt.as_ref(), m).await?;
+                return Ok(cache.clone());
+            }
             let roles: Vec<String> = applab_lab::Role::ALL.iter().map(|r| r.name().to_string()).collect();
             *cache = images::ensure(self.rt.as_ref(), &self.cfg.sources, &roles, &|p| {
                 if let images::Progress::Done { image } = p {
@@ -301,7 +305,12 @@ impl Controller {
     pub async fn exec(&self, run: &str, student: &str, node: &str, cmd: &[String]) -> Result<ExecOutput> {
         self.student_or_err(run, student).await?;
         let name = plan::object_name(run, student, node);
-        Ok(self.rt.exec(&name, cmd).await?)
+        let c = self.rt.inspect_container(&name).await.with_context(|| format!("no node {node:?} for {student}"))?;
+        // Never into another controller's container that happens to share the name.
+        if c.labels.get(plan::INSTANCE) != Some(&self.instance) {
+            bail!("container {name} does not belong to this controller");
+        }
+        Ok(self.rt.exec(&c.id, cmd).await?)
     }
 
     /// List credentials, or reissue them (new passwords, shown once).

@@ -185,7 +185,11 @@ impl Controller {
             async move {
                 match existing {
                     None => {
-                        let id = self.rt.create_container(&n.spec).await.with_context(|| format!("creating {}", n.spec.name))?;
+                        let id = match self.rt.create_container(&n.spec).await {
+                            Ok(id) => id,
+                            Err(RtError::Conflict(m)) => return Err(self.name_taken(&n.spec.name, m).await),
+                            Err(e) => return Err(e).with_context(|| format!("creating {}", n.spec.name)),
+                        };
                         if let Some(tar) = plan::content_tar(&lab, &n.node, &plan.params)? {
                             self.rt.upload(&id, plan::DATA_DIR, tar).await.with_context(|| format!("filling {}", n.spec.name))?;
                         }
@@ -229,6 +233,20 @@ impl Controller {
         }
         self.set_progress(run, student, "ready");
         Ok(())
+    }
+
+    /// Why a container name is taken: most often by another controller
+    /// (another data folder) that launched a run of the same name.
+    async fn name_taken(&self, name: &str, msg: String) -> anyhow::Error {
+        match self.rt.inspect_container(name).await {
+            Ok(c) if c.labels.get(plan::INSTANCE) != Some(&self.instance) => anyhow::anyhow!(
+                "container name {name} is taken by another applab controller (instance {}); \
+                 tear that run down there, or launch this one under another --run",
+                c.labels.get(plan::INSTANCE).map(String::as_str).unwrap_or("unknown")
+            ),
+            // Ours, created by an operation still in flight when we listed: the next pass adopts it.
+            _ => anyhow::anyhow!("creating {name}: {msg}"),
+        }
     }
 
     /// Subnets of engine networks that are not this controller's (other
