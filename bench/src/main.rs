@@ -229,7 +229,11 @@ fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
 
-async fn launch(a: LaunchArgs) -> Result<()> {
+async fn launch(mut a: LaunchArgs) -> Result<()> {
+    // Children run in their own folders: make every path absolute.
+    for p in [&mut a.applab, &mut a.node_binary, &mut a.images, &mut a.lab] {
+        *p = p.canonicalize().with_context(|| format!("{}", p.display()))?;
+    }
     let rt = DockerRuntime::connect().await?;
     let lab = Lab::load(&a.lab).map_err(|d| anyhow::anyhow!("{d}"))?;
     let src = images::Sources {

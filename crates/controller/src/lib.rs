@@ -207,16 +207,26 @@ impl Controller {
         };
         let lab = self.lab(&run_row)?;
         self.images().await?;
-        let mut added = Vec::new();
         let mut kept = 0;
+        let mut new = Vec::new();
         for e in roster {
             if self.store.student(run, &e.id).await?.is_some() {
                 kept += 1;
-                continue;
+            } else {
+                new.push(e.clone());
             }
-            let password = credentials::generate();
-            let p = password.clone();
-            let hash = tokio::task::spawn_blocking(move || credentials::hash(&p)).await??;
+        }
+        // Argon2 is slow on purpose: hash the new passwords on every core at once.
+        let hashed = futures_util::future::join_all(new.into_iter().map(|e| {
+            tokio::task::spawn_blocking(move || {
+                let password = credentials::generate();
+                credentials::hash(&password).map(|h| (e, password, h))
+            })
+        }))
+        .await;
+        let mut added = Vec::new();
+        for h in hashed {
+            let (e, password, hash) = h??;
             let row = StudentRow {
                 run: run.to_string(),
                 id: e.id.clone(),
@@ -228,13 +238,7 @@ impl Controller {
                 added_at: store::now(),
             };
             if self.store.add_student(&row).await? {
-                added.push(Credential {
-                    run: run.to_string(),
-                    id: e.id.clone(),
-                    name: e.name.clone(),
-                    email: e.email.clone(),
-                    password,
-                });
+                added.push(Credential { run: run.to_string(), id: e.id, name: e.name, email: e.email, password });
             } else {
                 kept += 1;
             }
