@@ -19,7 +19,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "applab-bench", about = "applab against its peers, side by side in one run")]
+#[command(
+    name = "applab-bench",
+    about = "applab against its peers, side by side in one run"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -61,9 +64,15 @@ fn main() -> Result<()> {
 /// Every (ip, port) answers a TCP connect.
 async fn all_answer(targets: &[(String, u16)]) -> bool {
     let probes = targets.iter().map(|(ip, port)| async move {
-        let Ok(ip) = ip.parse::<std::net::IpAddr>() else { return false };
+        let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+            return false;
+        };
         matches!(
-            tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect((ip, *port))).await,
+            tokio::time::timeout(
+                Duration::from_millis(300),
+                tokio::net::TcpStream::connect((ip, *port))
+            )
+            .await,
             Ok(Ok(_))
         )
     });
@@ -87,7 +96,10 @@ async fn wait_answering(rt: &DockerRuntime, run: &str, expect: usize, lab: &Lab)
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("{run}: not all {expect} containers answered in time ({} with an address)", targets.len());
+            bail!(
+                "{run}: not all {expect} containers answered in time ({} with an address)",
+                targets.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -111,7 +123,13 @@ async fn containers_memory(rt: &DockerRuntime, run: &str) -> Result<u64> {
 }
 
 /// The raw engine: the same objects, all at once.
-async fn raw_launch(rt: &DockerRuntime, lab: &Lab, run: &str, n: usize, imgs: &BTreeMap<String, images::Image>) -> Result<Duration> {
+async fn raw_launch(
+    rt: &DockerRuntime,
+    lab: &Lab,
+    run: &str,
+    n: usize,
+    imgs: &BTreeMap<String, images::Image>,
+) -> Result<Duration> {
     let run_row = store::RunRow {
         name: run.to_string(),
         lab_name: lab.name.clone(),
@@ -133,17 +151,25 @@ async fn raw_launch(rt: &DockerRuntime, lab: &Lab, run: &str, n: usize, imgs: &B
             generation: 1,
             added_at: 0,
         };
-        let nets: BTreeMap<String, ipnet::Ipv4Net> =
-            lab.networks.iter().map(|net| (net.name.clone(), subnets.next().expect("pool"))).collect();
+        let nets: BTreeMap<String, ipnet::Ipv4Net> = lab
+            .networks
+            .iter()
+            .map(|net| (net.name.clone(), subnets.next().expect("pool")))
+            .collect();
         plans.push(plan::plan("bench-raw", &run_row, lab, &s, &nets, imgs)?);
     }
     let t0 = Instant::now();
     let results = join_all(plans.iter().map(|p| async move {
-        join_all(p.networks.iter().map(|net| rt.create_network(&net.spec))).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+        join_all(p.networks.iter().map(|net| rt.create_network(&net.spec)))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
         join_all(p.nodes.iter().map(|node| async move {
             rt.create_volume(&node.volume, &node.volume_labels).await?;
             let id = rt.create_container(&node.spec).await?;
-            if let Some(tar) = plan::content_tar(lab, &node.node, &p.params).map_err(|e| applab_runtime::Error::Engine(e.to_string()))? {
+            if let Some(tar) = plan::content_tar(lab, &node.node, &p.params)
+                .map_err(|e| applab_runtime::Error::Engine(e.to_string()))?
+            {
                 rt.upload(&id, plan::DATA_DIR, tar).await?;
             }
             rt.start_container(&id).await
@@ -165,11 +191,20 @@ async fn raw_teardown(rt: &DockerRuntime, run: &str) -> Result<Duration> {
     let t0 = Instant::now();
     let f = [(plan::RUN, run)];
     let cs = rt.list_containers(&f).await?;
-    join_all(cs.iter().map(|c| rt.remove_container(&c.id))).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+    join_all(cs.iter().map(|c| rt.remove_container(&c.id)))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
     let nets = rt.list_networks(&f).await?;
-    join_all(nets.iter().map(|n| rt.remove_network(&n.id))).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+    join_all(nets.iter().map(|n| rt.remove_network(&n.id)))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
     let vols = rt.list_volumes(&f).await?;
-    join_all(vols.iter().map(|v| rt.remove_volume(&v.name))).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+    join_all(vols.iter().map(|v| rt.remove_volume(&v.name)))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(t0.elapsed())
 }
 
@@ -182,9 +217,19 @@ struct Applab {
 impl Applab {
     fn start(a: &LaunchArgs) -> Result<Applab> {
         let data = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = Command::new(&a.applab)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--pool", "10.232.0.0/16", "--parallel", "64"])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--pool",
+                "10.232.0.0/16",
+                "--parallel",
+                "64",
+            ])
             .arg("--data")
             .arg(data.path())
             .env("APPLAB_IMAGES", &a.images)
@@ -193,9 +238,15 @@ impl Applab {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let app = Applab { child, data, url: format!("http://127.0.0.1:{port}") };
+        let app = Applab {
+            child,
+            data,
+            url: format!("http://127.0.0.1:{port}"),
+        };
         for _ in 0..600 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && app.data.path().join("instructor.token").exists() {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && app.data.path().join("instructor.token").exists()
+            {
                 return Ok(app);
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -232,7 +283,9 @@ fn mib(b: u64) -> f64 {
 async fn launch(mut a: LaunchArgs) -> Result<()> {
     // Children run in their own folders: make every path absolute.
     for p in [&mut a.applab, &mut a.node_binary, &mut a.images, &mut a.lab] {
-        *p = p.canonicalize().with_context(|| format!("{}", p.display()))?;
+        *p = p
+            .canonicalize()
+            .with_context(|| format!("{}", p.display()))?;
     }
     let rt = DockerRuntime::connect().await?;
     let lab = Lab::load(&a.lab).map_err(|d| anyhow::anyhow!("{d}"))?;
@@ -244,7 +297,11 @@ async fn launch(mut a: LaunchArgs) -> Result<()> {
         labs_dir: None,
         manifest: None,
     };
-    let roles: Vec<String> = lab.nodes.iter().map(|n| n.role.name().to_string()).collect();
+    let roles: Vec<String> = lab
+        .nodes
+        .iter()
+        .map(|n| n.role.name().to_string())
+        .collect();
     let imgs = images::ensure(&rt, &src, &roles, &|_| {}).await?;
     let n = a.students;
     let roster = tempfile::NamedTempFile::new()?;
@@ -253,7 +310,12 @@ async fn launch(mut a: LaunchArgs) -> Result<()> {
         text.push_str(&format!("b{i:03},Bench {i},b{i}@bench.example\n"));
     }
     std::fs::write(roster.path(), text)?;
-    println!("launch benchmark: {n} students of {} ({} containers), {} round(s)", lab.name, n * lab.nodes.len(), a.rounds);
+    println!(
+        "launch benchmark: {n} students of {} ({} containers), {} round(s)",
+        lab.name,
+        n * lab.nodes.len(),
+        a.rounds
+    );
     for round in 1..=a.rounds {
         // Peer: the raw engine.
         let raw_run = "benchraw";
@@ -266,7 +328,18 @@ async fn launch(mut a: LaunchArgs) -> Result<()> {
         let app = Applab::start(&a)?;
         let idle_rss = rss_kib(app.child.id());
         let t0 = Instant::now();
-        app.cmd(&a, &["launch", a.lab.to_str().unwrap_or("labs/http-basics"), "--roster", roster.path().to_str().unwrap_or(""), "--run", "bench", "--no-wait"])?;
+        app.cmd(
+            &a,
+            &[
+                "launch",
+                a.lab.to_str().unwrap_or("labs/http-basics"),
+                "--roster",
+                roster.path().to_str().unwrap_or(""),
+                "--run",
+                "bench",
+                "--no-wait",
+            ],
+        )?;
         wait_answering(&rt, "bench", n * lab.nodes.len(), &lab).await?;
         let app_up = t0.elapsed();
         let busy_rss = rss_kib(app.child.id());
@@ -279,8 +352,18 @@ async fn launch(mut a: LaunchArgs) -> Result<()> {
         let per_topology = app_mem as f64 / n as f64;
         let ctrl_per_topology = busy_rss.saturating_sub(idle_rss) as f64 * 1024.0 / n as f64;
         println!("round {round}:");
-        println!("  launch   raw engine {:>7.2} s   applab {:>7.2} s   ratio {:.3}", raw_up.as_secs_f64(), app_up.as_secs_f64(), app_up.as_secs_f64() / raw_up.as_secs_f64());
-        println!("  teardown raw engine {:>7.2} s   applab {:>7.2} s   ratio {:.3}", raw_down.as_secs_f64(), app_down.as_secs_f64(), app_down.as_secs_f64() / raw_down.as_secs_f64());
+        println!(
+            "  launch   raw engine {:>7.2} s   applab {:>7.2} s   ratio {:.3}",
+            raw_up.as_secs_f64(),
+            app_up.as_secs_f64(),
+            app_up.as_secs_f64() / raw_up.as_secs_f64()
+        );
+        println!(
+            "  teardown raw engine {:>7.2} s   applab {:>7.2} s   ratio {:.3}",
+            raw_down.as_secs_f64(),
+            app_down.as_secs_f64(),
+            app_down.as_secs_f64() / raw_down.as_secs_f64()
+        );
         println!(
             "  memory per topology: containers {:.2} MiB (raw engine's {:.2} MiB); controller +{:.3} MiB per topology (RSS {:.1} -> {:.1} MiB); ratio {:.3}",
             mib(per_topology as u64),

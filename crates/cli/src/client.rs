@@ -25,27 +25,58 @@ impl Client {
                     .to_string()
             }
         };
-        Ok(Client { http: reqwest::Client::new(), base: conn.url.trim_end_matches('/').to_string(), token })
+        Ok(Client {
+            http: reqwest::Client::new(),
+            base: conn.url.trim_end_matches('/').to_string(),
+            token,
+        })
     }
 
-    async fn finish<T: DeserializeOwned>(&self, what: &str, r: reqwest::Result<reqwest::Response>) -> Result<T> {
-        let r = r.with_context(|| format!("cannot reach the controller at {} (is `applab serve` running?)", self.base))?;
+    async fn finish<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        r: reqwest::Result<reqwest::Response>,
+    ) -> Result<T> {
+        let r = r.with_context(|| {
+            format!(
+                "cannot reach the controller at {} (is `applab serve` running?)",
+                self.base
+            )
+        })?;
         let status = r.status();
-        let body: serde_json::Value = r.json().await.with_context(|| format!("{what}: unreadable answer"))?;
+        let body: serde_json::Value = r
+            .json()
+            .await
+            .with_context(|| format!("{what}: unreadable answer"))?;
         if !status.is_success() {
-            let msg = body.get("error").and_then(|e| e.as_str()).unwrap_or("no detail");
+            let msg = body
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("no detail");
             bail!("{msg}");
         }
         serde_json::from_value(body).with_context(|| format!("{what}: unexpected answer"))
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).query(query).send().await;
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .query(query)
+            .send()
+            .await;
         self.finish(path, r).await
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body).send().await;
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await;
         self.finish(path, r).await
     }
 }

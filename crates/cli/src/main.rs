@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "applab", version, about = "Hands-on application-layer labs: one isolated topology per student")]
+#[command(
+    name = "applab",
+    version,
+    about = "Hands-on application-layer labs: one isolated topology per student"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -23,7 +27,12 @@ struct Cli {
 #[derive(Args, Clone)]
 pub struct Conn {
     /// The controller's API.
-    #[arg(long, env = "APPLAB_URL", default_value = "http://127.0.0.1:7700", global = true)]
+    #[arg(
+        long,
+        env = "APPLAB_URL",
+        default_value = "http://127.0.0.1:7700",
+        global = true
+    )]
     pub url: String,
     /// Instructor token (default: read from DATA/instructor.token).
     #[arg(long, env = "APPLAB_TOKEN", global = true, hide_env_values = true)]
@@ -128,8 +137,15 @@ enum ImagesCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(if matches!(cli.cmd, Cmd::Serve(_)) { "info" } else { "warn" });
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    init_logging(if matches!(cli.cmd, Cmd::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    });
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("applab: {e}");
@@ -139,15 +155,32 @@ fn main() -> ExitCode {
     let result = rt.block_on(async move {
         match cli.cmd {
             Cmd::Serve(a) => verbs::serve(a).await,
-            Cmd::Lab { cmd: LabCmd::Validate { paths, json } } => verbs::validate(&paths, json),
-            Cmd::Images { cmd: ImagesCmd::Build(a) } => verbs::images_build(a).await,
+            Cmd::Lab {
+                cmd: LabCmd::Validate { paths, json },
+            } => verbs::validate(&paths, json),
+            Cmd::Images {
+                cmd: ImagesCmd::Build(a),
+            } => verbs::images_build(a).await,
             Cmd::Launch(a) => verbs::launch(a).await,
             Cmd::Status { conn } => verbs::status(&conn).await,
             Cmd::Reset { student, conn } => verbs::reset(&conn, &student).await,
-            Cmd::Stop { student, node, conn } => verbs::node(&conn, &student, &node, false).await,
-            Cmd::Start { student, node, conn } => verbs::node(&conn, &student, &node, true).await,
+            Cmd::Stop {
+                student,
+                node,
+                conn,
+            } => verbs::node(&conn, &student, &node, false).await,
+            Cmd::Start {
+                student,
+                node,
+                conn,
+            } => verbs::node(&conn, &student, &node, true).await,
             Cmd::Teardown { student, conn } => verbs::teardown(&conn, student.as_deref()).await,
-            Cmd::Exec { student, node, cmd, conn } => verbs::exec(&conn, &student, &node, &cmd).await,
+            Cmd::Exec {
+                student,
+                node,
+                cmd,
+                conn,
+            } => verbs::exec(&conn, &student, &node, &cmd).await,
             Cmd::Credentials(a) => verbs::credentials(a).await,
             Cmd::Params { student, conn } => verbs::params(&conn, &student).await,
         }

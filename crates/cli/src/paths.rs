@@ -23,7 +23,10 @@ pub fn shared_dir(name: &str) -> PathBuf {
         }
     }
     candidates.push(Path::new("/usr/share/applab").join(name));
-    candidates.into_iter().find(|p| p.is_dir()).unwrap_or_else(|| PathBuf::from(name))
+    candidates
+        .into_iter()
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 pub fn sibling_binary(name: &str) -> PathBuf {

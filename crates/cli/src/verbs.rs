@@ -36,10 +36,17 @@ pub struct SourceArgs {
 impl SourceArgs {
     fn sources(&self, with_controller: bool) -> images::Sources {
         images::Sources {
-            images_dir: self.images.clone().unwrap_or_else(|| paths::shared_dir("images")),
-            node_binary: self.node_binary.clone().unwrap_or_else(|| paths::sibling_binary("applab-node")),
+            images_dir: self
+                .images
+                .clone()
+                .unwrap_or_else(|| paths::shared_dir("images")),
+            node_binary: self
+                .node_binary
+                .clone()
+                .unwrap_or_else(|| paths::sibling_binary("applab-node")),
             busybox: self.busybox.clone(),
-            applab_binary: with_controller.then(|| std::env::current_exe().unwrap_or_else(|_| "applab".into())),
+            applab_binary: with_controller
+                .then(|| std::env::current_exe().unwrap_or_else(|_| "applab".into())),
             labs_dir: with_controller.then(|| paths::shared_dir("labs")),
             manifest: self.image_manifest.clone(),
         }
@@ -72,9 +79,17 @@ pub struct ServeArgs {
 
 pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
     if a.prefix <= a.pool.prefix_len() || a.prefix > 29 {
-        bail!("--prefix {} must be longer than the pool's /{} and at most 29", a.prefix, a.pool.prefix_len());
+        bail!(
+            "--prefix {} must be longer than the pool's /{} and at most 29",
+            a.prefix,
+            a.pool.prefix_len()
+        );
     }
-    let rt = Arc::new(DockerRuntime::connect().await.context("connecting to the Docker engine")?);
+    let rt = Arc::new(
+        DockerRuntime::connect()
+            .await
+            .context("connecting to the Docker engine")?,
+    );
     let cfg = applab_controller::Config {
         data_dir: a.data.clone(),
         pool: a.pool,
@@ -158,7 +173,11 @@ pub fn validate(paths: &[PathBuf], json: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[derive(clap::Args)]
@@ -174,14 +193,22 @@ pub struct ImagesArgs {
 
 pub async fn images_build(a: ImagesArgs) -> Result<ExitCode> {
     let src = a.sources.sources(true);
-    let roles = if a.roles.is_empty() { images::roles(&src.images_dir)? } else { a.roles.clone() };
-    let rt = DockerRuntime::connect().await.context("connecting to the Docker engine")?;
+    let roles = if a.roles.is_empty() {
+        images::roles(&src.images_dir)?
+    } else {
+        a.roles.clone()
+    };
+    let rt = DockerRuntime::connect()
+        .await
+        .context("connecting to the Docker engine")?;
     let multi = MultiProgress::new();
     let bars: BTreeMap<String, ProgressBar> = roles
         .iter()
         .map(|r| {
             let pb = multi.add(ProgressBar::new_spinner());
-            pb.set_style(ProgressStyle::with_template("{spinner} {prefix:>12} {wide_msg}").expect("style"));
+            pb.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:>12} {wide_msg}").expect("style"),
+            );
             pb.set_prefix(r.clone());
             pb.set_message("waiting");
             (r.clone(), pb)
@@ -204,10 +231,20 @@ pub async fn images_build(a: ImagesArgs) -> Result<ExitCode> {
     })
     .await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&built.values().collect::<Vec<_>>())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&built.values().collect::<Vec<_>>())?
+        );
     } else if multi.is_hidden() {
         for i in built.values() {
-            println!("{}: {} {} ({} bytes, {})", i.role, i.tag, i.version_tag, i.bytes, if i.built { "built" } else { "unchanged" });
+            println!(
+                "{}: {} {} ({} bytes, {})",
+                i.role,
+                i.tag,
+                i.version_tag,
+                i.bytes,
+                if i.built { "built" } else { "unchanged" }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -251,7 +288,8 @@ pub async fn launch(a: LaunchArgs) -> Result<ExitCode> {
             bail!("the lab has {} error(s); nothing launched", d.0.len());
         }
     };
-    let text = std::fs::read_to_string(&a.roster).with_context(|| format!("reading {}", a.roster.display()))?;
+    let text = std::fs::read_to_string(&a.roster)
+        .with_context(|| format!("reading {}", a.roster.display()))?;
     let entries = match roster::parse(&a.roster, &text) {
         Ok(e) => e,
         Err(errs) => {
@@ -263,7 +301,8 @@ pub async fn launch(a: LaunchArgs) -> Result<ExitCode> {
     };
     let mut tb = tar::Builder::new(Vec::new());
     tb.follow_symlinks(true);
-    tb.append_dir_all(".", &lab.dir).context("packing the lab folder")?;
+    tb.append_dir_all(".", &lab.dir)
+        .context("packing the lab folder")?;
     let lab_tar = tb.into_inner()?;
     let run = a.conn.run.clone().unwrap_or_else(|| lab.name.clone());
     let client = Client::new(&a.conn)?;
@@ -275,15 +314,29 @@ pub async fn launch(a: LaunchArgs) -> Result<ExitCode> {
     let res: LaunchResult = client.post("/api/launch", &req).await?;
     if !res.added.is_empty() {
         let out = a.credentials_out.clone().unwrap_or_else(|| {
-            PathBuf::from(format!("credentials-{}-{}.csv", res.run, applab_controller::store::now()))
+            PathBuf::from(format!(
+                "credentials-{}-{}.csv",
+                res.run,
+                applab_controller::store::now()
+            ))
         });
         write_credentials(&out, &res.added)?;
         if !a.conn.json {
-            eprintln!("{} new student(s); their one-time credentials are in {}", res.added.len(), out.display());
+            eprintln!(
+                "{} new student(s); their one-time credentials are in {}",
+                res.added.len(),
+                out.display()
+            );
         }
     }
     if !a.conn.json {
-        eprintln!("run {}: lab {}, {} added, {} already there", res.run, res.lab, res.added.len(), res.kept);
+        eprintln!(
+            "run {}: lab {}, {} added, {} already there",
+            res.run,
+            res.lab,
+            res.added.len(),
+            res.kept
+        );
     }
     let mut failed = false;
     if !a.no_wait {
@@ -293,8 +346,16 @@ pub async fn launch(a: LaunchArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&res)?);
     } else if !failed {
         let first = entries.first().map(|e| e.id.as_str()).unwrap_or("STUDENT");
-        let ws = lab.nodes.iter().find(|n| n.role == applab_lab::Role::Workstation).map(|n| n.name.as_str()).unwrap_or("ws");
-        let other = lab.nodes.iter().find(|n| n.role != applab_lab::Role::Workstation);
+        let ws = lab
+            .nodes
+            .iter()
+            .find(|n| n.role == applab_lab::Role::Workstation)
+            .map(|n| n.name.as_str())
+            .unwrap_or("ws");
+        let other = lab
+            .nodes
+            .iter()
+            .find(|n| n.role != applab_lab::Role::Workstation);
         println!("\nNext:");
         println!("  applab status                      # every student's nodes, live");
         if let Some(o) = other {
@@ -306,7 +367,11 @@ pub async fn launch(a: LaunchArgs) -> Result<ExitCode> {
         }
         println!("  applab teardown                    # remove the run when the lab is over");
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn write_credentials(path: &Path, creds: &[Credential]) -> Result<()> {
@@ -328,12 +393,24 @@ fn write_credentials(path: &Path, creds: &[Credential]) -> Result<()> {
 }
 
 /// Poll the status until every roster student is ready; true if any failed.
-async fn wait_ready(client: &Client, run: &str, entries: &[roster::Entry], timeout: u64, quiet: bool) -> Result<bool> {
-    let pb = if quiet { ProgressBar::hidden() } else { ProgressBar::new(entries.len() as u64) };
+async fn wait_ready(
+    client: &Client,
+    run: &str,
+    entries: &[roster::Entry],
+    timeout: u64,
+    quiet: bool,
+) -> Result<bool> {
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(entries.len() as u64)
+    };
     pb.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} ready {wide_msg}")
-            .expect("style")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} ready {wide_msg}",
+        )
+        .expect("style")
+        .progress_chars("=> "),
     );
     pb.enable_steady_tick(Duration::from_millis(120));
     let say = |line: String| {
@@ -351,7 +428,11 @@ async fn wait_ready(client: &Client, run: &str, entries: &[roster::Entry], timeo
         let mut ready = 0;
         let mut errors = 0;
         let mut phases: BTreeMap<String, usize> = BTreeMap::new();
-        for s in st.students.iter().filter(|s| entries.iter().any(|e| e.id == s.id)) {
+        for s in st
+            .students
+            .iter()
+            .filter(|s| entries.iter().any(|e| e.id == s.id))
+        {
             let st_now = if s.state == "ready" {
                 ready += 1;
                 "ready".to_string()
@@ -359,7 +440,9 @@ async fn wait_ready(client: &Client, run: &str, entries: &[roster::Entry], timeo
                 errors += 1;
                 s.state.clone()
             } else {
-                *phases.entry(s.phase.clone().unwrap_or_else(|| "queued".into())).or_default() += 1;
+                *phases
+                    .entry(s.phase.clone().unwrap_or_else(|| "queued".into()))
+                    .or_default() += 1;
                 continue;
             };
             if reported.get(&s.id) != Some(&st_now) {
@@ -368,7 +451,13 @@ async fn wait_ready(client: &Client, run: &str, entries: &[roster::Entry], timeo
             }
         }
         pb.set_position(ready as u64);
-        pb.set_message(phases.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
+        pb.set_message(
+            phases
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
         if ready == entries.len() {
             pb.finish_and_clear();
             say(format!("all {ready} topologies ready"));
@@ -376,7 +465,10 @@ async fn wait_ready(client: &Client, run: &str, entries: &[roster::Entry], timeo
         }
         if ready + errors == entries.len() && errors > 0 {
             pb.finish_and_clear();
-            eprintln!("{errors} topolog{} failed; `applab launch` again retries them", if errors == 1 { "y" } else { "ies" });
+            eprintln!(
+                "{errors} topolog{} failed; `applab launch` again retries them",
+                if errors == 1 { "y" } else { "ies" }
+            );
             return Ok(true);
         }
         if tokio::time::Instant::now() > deadline {
@@ -403,8 +495,17 @@ pub async fn status(conn: &Conn) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&st)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("run {} · lab {} · engine {} · {} student(s)", st.run, st.lab, st.engine, st.students.len());
-    println!("{:<14} {:<10} {:<12} {:<12} {:<9} {:<7} ADDRESS", "STUDENT", "STATE", "NODE", "ROLE", "CONTAINER", "HEALTH");
+    println!(
+        "run {} · lab {} · engine {} · {} student(s)",
+        st.run,
+        st.lab,
+        st.engine,
+        st.students.len()
+    );
+    println!(
+        "{:<14} {:<10} {:<12} {:<12} {:<9} {:<7} ADDRESS",
+        "STUDENT", "STATE", "NODE", "ROLE", "CONTAINER", "HEALTH"
+    );
     let mut problems = Vec::new();
     for s in &st.students {
         let short = match s.state.strip_prefix("error: ") {
@@ -415,7 +516,11 @@ pub async fn status(conn: &Conn) -> Result<ExitCode> {
             None => s.state.as_str(),
         };
         for (i, n) in s.nodes.iter().enumerate() {
-            let (id, state) = if i == 0 { (s.id.as_str(), short) } else { ("", "") };
+            let (id, state) = if i == 0 {
+                (s.id.as_str(), short)
+            } else {
+                ("", "")
+            };
             let health = if n.healthy {
                 "ok"
             } else if n.stopped_on_purpose {
@@ -444,20 +549,38 @@ pub async fn status(conn: &Conn) -> Result<ExitCode> {
 
 pub async fn reset(conn: &Conn, student: &str) -> Result<ExitCode> {
     let client = Client::new(conn)?;
-    let r: serde_json::Value = client.post("/api/reset", &json!({ "run": run_field(conn), "student": student })).await?;
+    let r: serde_json::Value = client
+        .post(
+            "/api/reset",
+            &json!({ "run": run_field(conn), "student": student }),
+        )
+        .await?;
     print_done(conn, &r, &format!("{student}: topology recreated"))
 }
 
 pub async fn node(conn: &Conn, student: &str, node: &str, running: bool) -> Result<ExitCode> {
     let client = Client::new(conn)?;
-    let body = json!({ "run": run_field(conn), "student": student, "node": node, "running": running });
+    let body =
+        json!({ "run": run_field(conn), "student": student, "node": node, "running": running });
     let r: serde_json::Value = client.post("/api/node", &body).await?;
-    print_done(conn, &r, &format!("{student}/{node}: {}", if running { "started" } else { "stopped" }))
+    print_done(
+        conn,
+        &r,
+        &format!(
+            "{student}/{node}: {}",
+            if running { "started" } else { "stopped" }
+        ),
+    )
 }
 
 pub async fn teardown(conn: &Conn, student: Option<&str>) -> Result<ExitCode> {
     let client = Client::new(conn)?;
-    let r: serde_json::Value = client.post("/api/teardown", &json!({ "run": run_field(conn), "student": student })).await?;
+    let r: serde_json::Value = client
+        .post(
+            "/api/teardown",
+            &json!({ "run": run_field(conn), "student": student }),
+        )
+        .await?;
     let what = match student {
         Some(s) => format!("{s}: topology removed"),
         None => format!("run {}: removed", r["run"].as_str().unwrap_or("?")),
@@ -510,20 +633,32 @@ pub async fn credentials(a: CredentialsArgs) -> Result<ExitCode> {
     if a.reissue {
         let creds: Vec<Credential> = serde_json::from_value(r["reissued"].clone())?;
         let run = r["run"].as_str().unwrap_or("run");
-        let out = a
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("credentials-{run}-{}.csv", applab_controller::store::now())));
+        let out = a.out.clone().unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "credentials-{run}-{}.csv",
+                applab_controller::store::now()
+            ))
+        });
         write_credentials(&out, &creds)?;
         if a.conn.json {
-            println!("{}", json!({ "run": run, "reissued": creds.len(), "file": out }));
+            println!(
+                "{}",
+                json!({ "run": run, "reissued": creds.len(), "file": out })
+            );
         } else {
-            println!("{} credential(s) reissued; written to {}", creds.len(), out.display());
+            println!(
+                "{} credential(s) reissued; written to {}",
+                creds.len(),
+                out.display()
+            );
         }
     } else if a.conn.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        println!("{:<14} {:<24} {:<28} ISSUED (unix time)", "STUDENT", "NAME", "EMAIL");
+        println!(
+            "{:<14} {:<24} {:<28} ISSUED (unix time)",
+            "STUDENT", "NAME", "EMAIL"
+        );
         for s in r["students"].as_array().into_iter().flatten() {
             println!(
                 "{:<14} {:<24} {:<28} {}",

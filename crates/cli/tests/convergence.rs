@@ -15,11 +15,22 @@ use std::time::Duration;
 /// topology the controller reports ready (every node answering).
 fn healthy_topologies(s: &Server, run: &str) -> BTreeSet<String> {
     let out = s.cmd(&["status", "--run", run, "--json"]);
-    let Ok(st) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { return BTreeSet::new() };
+    let Ok(st) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return BTreeSet::new();
+    };
     let mut ids = BTreeSet::new();
-    for stu in st["students"].as_array().into_iter().flatten().filter(|x| x["state"] == "ready") {
+    for stu in st["students"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|x| x["state"] == "ready")
+    {
         for n in stu["nodes"].as_array().into_iter().flatten() {
-            let name = format!("applab-{run}-{}-{}", stu["id"].as_str().unwrap(), n["name"].as_str().unwrap());
+            let name = format!(
+                "applab-{run}-{}-{}",
+                stu["id"].as_str().unwrap(),
+                n["name"].as_str().unwrap()
+            );
             ids.insert(format!("{} {name}", n["container_id"].as_str().unwrap()));
         }
     }
@@ -29,11 +40,21 @@ fn healthy_topologies(s: &Server, run: &str) -> BTreeSet<String> {
 /// "ID NAME" of the run's running containers.
 fn running_ids(run: &str) -> BTreeSet<String> {
     let o = Command::new("docker")
-        .args(["ps", "--no-trunc", "--filter", &format!("label=applab.run={run}"), "--filter", "status=running"])
+        .args([
+            "ps",
+            "--no-trunc",
+            "--filter",
+            &format!("label=applab.run={run}"),
+            "--filter",
+            "status=running",
+        ])
         .args(["--format", "{{.ID}} {{.Names}}"])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Engine objects whose name says they belong to the run, labelled or not.
@@ -45,7 +66,10 @@ fn named_like(prefix: &str) -> Vec<(String, String)> {
         ("volume", vec!["volume", "ls", "--format", "{{.Name}}"]),
     ] {
         let o = Command::new("docker").args(&args).output().unwrap();
-        for l in String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with(prefix)) {
+        for l in String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+        {
             out.push((kind.to_string(), l.to_string()));
         }
     }
@@ -75,7 +99,15 @@ fn sigkill_at_random_points_of_a_launch_then_launch_again_converges() {
             s.spawn();
         }
         let mut launch = Command::new(common::applab_bin())
-            .args(["launch", lab.to_str().unwrap(), "--roster", roster.to_str().unwrap(), "--run", run, "--json"])
+            .args([
+                "launch",
+                lab.to_str().unwrap(),
+                "--roster",
+                roster.to_str().unwrap(),
+                "--run",
+                run,
+                "--json",
+            ])
             .env("APPLAB_URL", format!("http://127.0.0.1:{}", s.port))
             .env("APPLAB_DATA", s.data.path())
             .current_dir(s.data.path())
@@ -107,19 +139,40 @@ fn sigkill_at_random_points_of_a_launch_then_launch_again_converges() {
     // Exactly one topology per student: 2 containers, 1 network, 2 volumes.
     let objs = objects_of_run(run);
     for id in ids {
-        let mine = |kind: &str| objs.iter().filter(|(k, n)| k == kind && n.starts_with(&format!("applab-{run}-{id}-"))).count();
-        assert_eq!((mine("container"), mine("network"), mine("volume")), (2, 1, 2), "{id}: {objs:?}");
+        let mine = |kind: &str| {
+            objs.iter()
+                .filter(|(k, n)| k == kind && n.starts_with(&format!("applab-{run}-{id}-")))
+                .count()
+        };
+        assert_eq!(
+            (mine("container"), mine("network"), mine("volume")),
+            (2, 1, 2),
+            "{id}: {objs:?}"
+        );
     }
     assert_eq!(objs.len(), ids.len() * 5, "{objs:?}");
     // Nothing named like ours lacks the labels.
-    assert_eq!(named_like(&format!("applab-{run}-")), objs, "unlabelled objects left behind");
+    assert_eq!(
+        named_like(&format!("applab-{run}-")),
+        objs,
+        "unlabelled objects left behind"
+    );
     // Healthy topologies were never wiped and redone.
     let now = running_ids(run);
     let lost: Vec<_> = seen_running.difference(&now).collect();
-    assert!(lost.is_empty(), "containers running before a kill were replaced: {lost:?}");
-    assert!(!seen_running.is_empty(), "some kill happened after a topology was healthy");
+    assert!(
+        lost.is_empty(),
+        "containers running before a kill were replaced: {lost:?}"
+    );
+    assert!(
+        !seen_running.is_empty(),
+        "some kill happened after a topology was healthy"
+    );
 
     s.ok(&["teardown", "--run", run]);
     assert_eq!(objects_of_run(run), Vec::<(String, String)>::new());
-    assert_eq!(named_like(&format!("applab-{run}-")), Vec::<(String, String)>::new());
+    assert_eq!(
+        named_like(&format!("applab-{run}-")),
+        Vec::<(String, String)>::new()
+    );
 }

@@ -9,8 +9,17 @@ fn shipped_labs_validate() {
     let labs = common::repo().join("labs");
     for e in std::fs::read_dir(&labs).unwrap() {
         let dir = e.unwrap().path();
-        let out = Command::new(common::applab_bin()).args(["lab", "validate"]).arg(&dir).output().unwrap();
-        assert!(out.status.success(), "{}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(common::applab_bin())
+            .args(["lab", "validate"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -52,25 +61,39 @@ file = "tasks/missing.md"
 "#,
     )
     .unwrap();
-    let out = Command::new(common::applab_bin()).args(["lab", "validate"]).arg(d.path()).output().unwrap();
+    let out = Command::new(common::applab_bin())
+        .args(["lab", "validate"])
+        .arg(d.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let want = [
         ("7:7", "bad parameter: min 9 is above max 3"),
         ("15:8", "unknown role \"webserver\""),
         ("16:19", "bad limit: pids"),
-        ("18:11", "node \"web\" attaches to undefined network \"wan\""),
+        (
+            "18:11",
+            "node \"web\" attaches to undefined network \"wan\"",
+        ),
         ("21:8", "duplicate node name \"web\""),
         ("25:8", "bad rate \"fast\""),
         ("30:8", "missing task file"),
     ];
     for (at, msg) in want {
         let needle = format!("lab.toml:{at}: {msg}");
-        assert!(err.lines().any(|l| l.contains(&needle)), "missing {needle:?} in:\n{err}");
+        assert!(
+            err.lines().any(|l| l.contains(&needle)),
+            "missing {needle:?} in:\n{err}"
+        );
     }
     assert_eq!(err.lines().count(), want.len(), "{err}");
 
-    let json = Command::new(common::applab_bin()).args(["lab", "validate", "--json"]).arg(d.path()).output().unwrap();
+    let json = Command::new(common::applab_bin())
+        .args(["lab", "validate", "--json"])
+        .arg(d.path())
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v[0]["ok"], false);
     assert_eq!(v[0]["errors"].as_array().unwrap().len(), want.len());
@@ -92,10 +115,19 @@ fn every_verb_has_help() {
         vec!["exec", "--help"],
         vec!["credentials", "--help"],
     ] {
-        let out = Command::new(common::applab_bin()).args(&verb).output().unwrap();
+        let out = Command::new(common::applab_bin())
+            .args(&verb)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{verb:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{verb:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+            "{verb:?}"
+        );
     }
-    let node = Command::new(common::node_bin()).args(["origin", "--help"]).output().unwrap();
+    let node = Command::new(common::node_bin())
+        .args(["origin", "--help"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&node.stdout).contains("--root"));
 }

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 /// The host's IPv4 addresses other than loopback and the lab bridges' own
 /// (as the kernel lists them).
 fn host_addresses() -> Vec<String> {
-    let out = std::process::Command::new("ip").args(["-4", "-o", "addr"]).output().expect("ip(8) from iproute2");
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr"])
+        .output()
+        .expect("ip(8) from iproute2");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
@@ -61,7 +64,9 @@ fn three_students_are_isolated_and_get_their_own_values() {
             assert_eq!(n["healthy"], true, "{n}");
             let port = if n["role"] == "origin" { 80 } else { 7 };
             for ip in n["addresses"].as_object().unwrap().values() {
-                ips.entry(id).or_default().push((ip.as_str().unwrap().to_string(), port));
+                ips.entry(id)
+                    .or_default()
+                    .push((ip.as_str().unwrap().to_string(), port));
             }
         }
         let p = s.json(&["params", id, "--run", run]);
@@ -82,19 +87,31 @@ fn three_students_are_isolated_and_get_their_own_values() {
         assert_eq!(code, 0, "{page}");
         assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
         let word = params[id]["secret_word"].as_str().unwrap();
-        assert!(page.contains(word), "{id}'s page must hold their word {word}: {page}");
-        assert!(page.matches("<img ").count() == 10, "ten objects referenced: {page}");
+        assert!(
+            page.contains(word),
+            "{id}'s page must hold their word {word}: {page}"
+        );
+        assert!(
+            page.matches("<img ").count() == 10,
+            "ten objects referenced: {page}"
+        );
         pages.insert(id, page);
     }
     assert_ne!(pages["s1"], pages["s2"]);
 
     // One and the same probe from every workstation.
     let api_port = s.port;
-    let mut host_targets: Vec<(String, u16)> = host_addresses().into_iter().map(|a| (a, api_port)).collect();
+    let mut host_targets: Vec<(String, u16)> = host_addresses()
+        .into_iter()
+        .map(|a| (a, api_port))
+        .collect();
     assert!(!host_targets.is_empty());
     // The controller answers on those addresses from the host itself...
     for (a, p) in &host_targets {
-        assert!(std::net::TcpStream::connect((a.as_str(), *p)).is_ok(), "host reaches {a}:{p}");
+        assert!(
+            std::net::TcpStream::connect((a.as_str(), *p)).is_ok(),
+            "host reaches {a}:{p}"
+        );
     }
     for id in ids {
         let mut targets: Vec<(String, u16)> = vec![
@@ -110,27 +127,56 @@ fn three_students_are_isolated_and_get_their_own_values() {
             targets.push((format!("applab-{run}-{o}-origin"), 80));
         }
         let (_, route) = s.exec(run, id, "ws", &["ip", "route"]);
-        let gw = route.split_whitespace().skip_while(|w| *w != "via").nth(1).expect("a gateway").to_string();
+        let gw = route
+            .split_whitespace()
+            .skip_while(|w| *w != "via")
+            .nth(1)
+            .expect("a gateway")
+            .to_string();
         host_targets.push((gw, api_port));
         targets.extend(host_targets.iter().cloned());
         let res = probe(&s, run, id, &targets);
         for (h, p) in [("origin", 80), ("ws", 7)] {
-            assert_eq!(res[&format!("{h}:{p}")], 0, "{id} reaches its own {h}: {res:?}");
+            assert_eq!(
+                res[&format!("{h}:{p}")],
+                0,
+                "{id} reaches its own {h}: {res:?}"
+            );
         }
         assert_eq!(res[&format!("www.{}.lab:80", sites[id])], 0, "{res:?}");
         for (ip, p) in &ips[id] {
-            assert_eq!(res[&format!("{ip}:{p}")], 0, "{id} reaches its own {ip}: {res:?}");
+            assert_eq!(
+                res[&format!("{ip}:{p}")],
+                0,
+                "{id} reaches its own {ip}: {res:?}"
+            );
         }
         for o in &others {
             for (ip, p) in &ips[o] {
-                assert_ne!(res[&format!("{ip}:{p}")], 0, "{id} must not reach {o}'s {ip}:{p}: {res:?}");
+                assert_ne!(
+                    res[&format!("{ip}:{p}")],
+                    0,
+                    "{id} must not reach {o}'s {ip}:{p}: {res:?}"
+                );
             }
-            assert_ne!(res[&format!("www.{}.lab:80", sites[o])], 0, "{id} must not reach {o} by name");
-            assert_ne!(res[&format!("applab-{run}-{o}-origin:80")], 0, "{id} must not reach {o}'s container name");
+            assert_ne!(
+                res[&format!("www.{}.lab:80", sites[o])],
+                0,
+                "{id} must not reach {o} by name"
+            );
+            assert_ne!(
+                res[&format!("applab-{run}-{o}-origin:80")],
+                0,
+                "{id} must not reach {o}'s container name"
+            );
         }
         // ... but never from a workstation, whichever host address it tries.
         for (a, p) in &host_targets {
-            assert_ne!(res[&format!("{a}:{p}")], 0, "{id} must not reach the controller at {a}:{p}: {res:?}");
+            assert_ne!(
+                res[&format!("{a}:{p}")],
+                0,
+                "{id} must not reach the controller at {a}:{p}: {res:?}"
+            );
         }
         host_targets.pop();
     }
@@ -149,7 +195,12 @@ fn instructor_verbs_late_joiners_reset_stop_start_teardown() {
 
     // Launching again with a longer roster adds only the late student.
     let again = s.launch(run, "http-basics", &["a", "b", "c"]);
-    let added: Vec<&str> = again["added"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let added: Vec<&str> = again["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert_eq!(added, ["c"]);
     assert_eq!(again["kept"], 2);
     assert!(again["added"][0]["password"].as_str().unwrap().len() >= 12);
@@ -161,49 +212,101 @@ fn instructor_verbs_late_joiners_reset_stop_start_teardown() {
     let csvs: Vec<_> = std::fs::read_dir(s.data.path())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("credentials-life-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("credentials-life-")
+        })
         .collect();
-    assert_eq!(csvs.len(), 2, "one credentials file per launch that added students");
+    assert_eq!(
+        csvs.len(),
+        2,
+        "one credentials file per launch that added students"
+    );
 
     // Credentials: listed without passwords; reissued on demand.
     let creds = s.json(&["credentials", "--run", run]);
     assert_eq!(creds["students"].as_array().unwrap().len(), 3);
     assert!(!creds.to_string().contains("password"));
     let out = s.data.path().join("reissued.csv");
-    s.ok(&["credentials", "--run", run, "--student", "b", "--reissue", "--out", out.to_str().unwrap()]);
+    s.ok(&[
+        "credentials",
+        "--run",
+        run,
+        "--student",
+        "b",
+        "--reissue",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 2, "{text}");
-    assert!(text.lines().nth(1).unwrap().starts_with("life,b,"), "{text}");
+    assert!(
+        text.lines().nth(1).unwrap().starts_with("life,b,"),
+        "{text}"
+    );
 
     // Stop and start one node.
     s.ok(&["stop", "b", "origin", "--run", run]);
     let st = s.status(run);
-    let b = st["students"].as_array().unwrap().iter().find(|x| x["id"] == "b").unwrap().clone();
-    let origin = b["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "origin").unwrap();
+    let b = st["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "b")
+        .unwrap()
+        .clone();
+    let origin = b["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "origin")
+        .unwrap();
     assert_eq!(origin["state"], "exited");
     assert_eq!(origin["stopped_on_purpose"], true);
-    let (code, _) = s.exec(run, "b", "ws", &["tcp", "--probe", "origin", "80", "--timeout-ms", "1000"]);
+    let (code, _) = s.exec(
+        run,
+        "b",
+        "ws",
+        &["tcp", "--probe", "origin", "80", "--timeout-ms", "1000"],
+    );
     assert_ne!(code, 0, "a stopped origin does not answer");
     s.ok(&["start", "b", "origin", "--run", run]);
     let (code, _) = s.exec(run, "b", "ws", &["tcp", "--probe", "origin", "80"]);
     assert_eq!(code, 0);
-    assert_eq!(container_ids(run)["applab-life-b-origin"], before["applab-life-b-origin"], "stop/start keeps the container");
+    assert_eq!(
+        container_ids(run)["applab-life-b-origin"],
+        before["applab-life-b-origin"],
+        "stop/start keeps the container"
+    );
 
     // Reset recreates a's topology from scratch (new containers, new state) and nothing else.
     s.exec(run, "a", "ws", &["sh", "-c", "echo kept > /data/note"]);
     s.ok(&["reset", "a", "--run", run]);
     let reset = container_ids(run);
-    assert_ne!(reset["applab-life-a-origin"], before["applab-life-a-origin"]);
+    assert_ne!(
+        reset["applab-life-a-origin"],
+        before["applab-life-a-origin"]
+    );
     assert_ne!(reset["applab-life-a-ws"], before["applab-life-a-ws"]);
     assert_eq!(reset["applab-life-b-ws"], before["applab-life-b-ws"]);
     let (code, _) = s.exec(run, "a", "ws", &["cat", "/data/note"]);
     assert_ne!(code, 0, "state is gone after reset");
     let st = s.status(run);
-    assert!(st["students"].as_array().unwrap().iter().all(|x| x["state"] == "ready"), "{st}");
+    assert!(
+        st["students"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["state"] == "ready"),
+        "{st}"
+    );
 
     // Teardown of one student, then of the run: nothing left.
     s.ok(&["teardown", "--student", "c", "--run", run]);
-    assert!(objects_of_run(run).iter().all(|(_, n)| !n.starts_with("applab-life-c-")));
+    assert!(objects_of_run(run)
+        .iter()
+        .all(|(_, n)| !n.starts_with("applab-life-c-")));
     s.ok(&["teardown", "--run", run]);
     assert_eq!(objects_of_run(run), Vec::<(String, String)>::new());
     let gone = s.cmd(&["status", "--run", run]);
@@ -215,28 +318,52 @@ fn images_are_small_tagged_by_digest_and_not_rebuilt() {
     common::require_docker();
     let build = || {
         let out = std::process::Command::new(common::applab_bin())
-            .args(["images", "build", "--json", "--role", "origin", "--role", "workstation"])
+            .args([
+                "images",
+                "build",
+                "--json",
+                "--role",
+                "origin",
+                "--role",
+                "workstation",
+            ])
             .env("APPLAB_IMAGES", common::repo().join("images"))
             .env("APPLAB_NODE_BINARY", common::node_bin())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     build();
     let second = build();
     for img in second.as_array().unwrap() {
-        assert_eq!(img["built"], false, "unchanged context is not rebuilt: {img}");
+        assert_eq!(
+            img["built"], false,
+            "unchanged context is not rebuilt: {img}"
+        );
         let tag = img["tag"].as_str().unwrap();
         assert!(tag.ends_with(&img["digest"].as_str().unwrap()[..16]));
         let size = std::process::Command::new("docker")
             .args(["image", "inspect", "-f", "{{.Size}}", tag])
             .output()
             .unwrap();
-        let size: u64 = String::from_utf8_lossy(&size.stdout).trim().parse().unwrap();
+        let size: u64 = String::from_utf8_lossy(&size.stdout)
+            .trim()
+            .parse()
+            .unwrap();
         assert!(size < 15_000_000, "{tag} is {size} bytes");
         let version = std::process::Command::new("docker")
-            .args(["image", "inspect", "-f", "{{.Id}}", img["version_tag"].as_str().unwrap()])
+            .args([
+                "image",
+                "inspect",
+                "-f",
+                "{{.Id}}",
+                img["version_tag"].as_str().unwrap(),
+            ])
             .output()
             .unwrap();
         assert!(version.status.success(), "the version tag exists too");

@@ -67,7 +67,10 @@ struct BuildContext {
 
 impl BuildContext {
     fn new() -> BuildContext {
-        BuildContext { builder: tar::Builder::new(Vec::new()), bytes: 0 }
+        BuildContext {
+            builder: tar::Builder::new(Vec::new()),
+            bytes: 0,
+        }
     }
 
     fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -133,7 +136,9 @@ impl BuildContext {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(p)
+        .map(|m| m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 fn applets(dir: &Path, file: &str) -> Result<Vec<String>> {
@@ -153,7 +158,9 @@ fn applets(dir: &Path, file: &str) -> Result<Vec<String>> {
 /// The roles that have an image folder, sorted.
 pub fn roles(images_dir: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(images_dir).with_context(|| format!("reading {}", images_dir.display()))? {
+    for e in std::fs::read_dir(images_dir)
+        .with_context(|| format!("reading {}", images_dir.display()))?
+    {
         let e = e?;
         if e.path().join("Dockerfile").is_file() {
             out.push(e.file_name().to_string_lossy().into_owned());
@@ -165,7 +172,11 @@ pub fn roles(images_dir: &Path) -> Result<Vec<String>> {
 
 /// The build context of one role, and its digest. The controller's
 /// context lists the lab images (`lab_images`) it will run.
-pub fn context(role: &str, src: &Sources, lab_images: &BTreeMap<String, Image>) -> Result<(Vec<u8>, String, u64)> {
+pub fn context(
+    role: &str,
+    src: &Sources,
+    lab_images: &BTreeMap<String, Image>,
+) -> Result<(Vec<u8>, String, u64)> {
     let dir = src.images_dir.join(role);
     let mut cx = BuildContext::new();
     cx.host_file("Dockerfile", &dir.join("Dockerfile"))?;
@@ -190,7 +201,10 @@ pub fn context(role: &str, src: &Sources, lab_images: &BTreeMap<String, Image>) 
         cx.tree("rootfs", &dir.join("rootfs"))?;
     }
     if role == "controller" {
-        let applab = src.applab_binary.as_ref().context("the controller image needs the applab binary")?;
+        let applab = src
+            .applab_binary
+            .as_ref()
+            .context("the controller image needs the applab binary")?;
         cx.host_file("rootfs/bin/applab", applab)?;
         cx.dir("rootfs/usr")?;
         cx.dir("rootfs/usr/share")?;
@@ -220,12 +234,17 @@ fn image_for(role: &str, digest: &str, bytes: u64, built: bool) -> Image {
 
 /// The lab images named by a manifest, each checked to exist in the engine.
 pub async fn from_manifest(rt: &dyn Runtime, path: &Path) -> Result<BTreeMap<String, Image>> {
-    let text = std::fs::read(path).with_context(|| format!("reading image manifest {}", path.display()))?;
-    let images: BTreeMap<String, Image> =
-        serde_json::from_slice(&text).with_context(|| format!("{}: not an image manifest", path.display()))?;
+    let text = std::fs::read(path)
+        .with_context(|| format!("reading image manifest {}", path.display()))?;
+    let images: BTreeMap<String, Image> = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not an image manifest", path.display()))?;
     for i in images.values() {
         if !rt.image_exists(&i.tag).await? {
-            bail!("image {} (from {}) is missing: run `applab images build` on the engine's host", i.tag, path.display());
+            bail!(
+                "image {} (from {}) is missing: run `applab images build` on the engine's host",
+                i.tag,
+                path.display()
+            );
         }
     }
     Ok(images)
@@ -255,7 +274,10 @@ pub async fn ensure(
         let lab_images: BTreeMap<String, Image> = if role == "controller" {
             let all = self::roles(&src.images_dir)?;
             let mut m = out.clone();
-            for r in all.iter().filter(|r| *r != "controller" && !out.contains_key(*r)) {
+            for r in all
+                .iter()
+                .filter(|r| *r != "controller" && !out.contains_key(*r))
+            {
                 let (_, digest, bytes) = context(r, src, &BTreeMap::new())?;
                 m.insert(r.clone(), image_for(r, &digest, bytes, false));
             }
@@ -278,11 +300,16 @@ pub async fn ensure(
             if role == "controller" {
                 tags.push(format!("applab/{role}:latest"));
             }
-            rt.build_image(tar, &tags, &labels, &|line: &str| progress(Progress::Line { role, line }))
-                .await
-                .with_context(|| format!("building image {role}"))?;
+            rt.build_image(tar, &tags, &labels, &|line: &str| {
+                progress(Progress::Line { role, line })
+            })
+            .await
+            .with_context(|| format!("building image {role}"))?;
         }
-        let image = Image { built: !exists, ..image };
+        let image = Image {
+            built: !exists,
+            ..image
+        };
         progress(Progress::Done { image: &image });
         out.insert(role.clone(), image);
     }
@@ -301,8 +328,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let images = d.path().join("images");
         std::fs::create_dir_all(images.join("workstation")).unwrap();
-        std::fs::write(images.join("workstation/Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").unwrap();
-        std::fs::write(images.join("workstation/busybox.applets"), "sh\nls # list\n").unwrap();
+        std::fs::write(
+            images.join("workstation/Dockerfile"),
+            "FROM scratch\nCOPY rootfs/ /\n",
+        )
+        .unwrap();
+        std::fs::write(
+            images.join("workstation/busybox.applets"),
+            "sh\nls # list\n",
+        )
+        .unwrap();
         std::fs::write(images.join("workstation/node.applets"), "tcp\n").unwrap();
         let node = d.path().join("node");
         let bb = d.path().join("busybox");

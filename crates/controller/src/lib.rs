@@ -70,6 +70,9 @@ pub struct CredentialInfo {
     pub issued_at: i64,
 }
 
+/// (run, student id).
+type StudentKey = (String, String);
+
 pub struct Controller {
     pub cfg: Config,
     /// Labels every object this controller makes (`applab.instance`).
@@ -78,8 +81,8 @@ pub struct Controller {
     pub rt: Arc<dyn Runtime>,
     images: tokio::sync::Mutex<BTreeMap<String, images::Image>>,
     labs: Mutex<HashMap<String, Arc<Lab>>>,
-    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
-    progress: Mutex<HashMap<(String, String), String>>,
+    locks: Mutex<HashMap<StudentKey, Arc<tokio::sync::Mutex<()>>>>,
+    progress: Mutex<HashMap<StudentKey, String>>,
     wake: tokio::sync::Notify,
     slots: tokio::sync::Semaphore,
 }
@@ -103,7 +106,8 @@ fn instance_id(data: &std::path::Path) -> Result<String> {
 pub fn valid_run_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 24
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
 }
 
@@ -153,10 +157,14 @@ impl Controller {
         if let Some(l) = self.labs.lock().expect("labs lock").get(&run.name) {
             return Ok(l.clone());
         }
-        let lab = Lab::load(std::path::Path::new(&run.lab_dir))
-            .map_err(|d| anyhow::anyhow!("lab snapshot of run {} no longer validates:\n{d}", run.name))?;
+        let lab = Lab::load(std::path::Path::new(&run.lab_dir)).map_err(|d| {
+            anyhow::anyhow!("lab snapshot of run {} no longer validates:\n{d}", run.name)
+        })?;
         let lab = Arc::new(lab);
-        self.labs.lock().expect("labs lock").insert(run.name.clone(), lab.clone());
+        self.labs
+            .lock()
+            .expect("labs lock")
+            .insert(run.name.clone(), lab.clone());
         Ok(lab)
     }
 
@@ -168,7 +176,10 @@ impl Controller {
                 *cache = images::from_manifest(self.rt.as_ref(), m).await?;
                 return Ok(cache.clone());
             }
-            let roles: Vec<String> = applab_lab::Role::ALL.iter().map(|r| r.name().to_string()).collect();
+            let roles: Vec<String> = applab_lab::Role::ALL
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect();
             *cache = images::ensure(self.rt.as_ref(), &self.cfg.sources, &roles, &|p| {
                 if let images::Progress::Done { image } = p {
                     tracing::info!(role = %image.role, tag = %image.tag, built = image.built, "image ready");
@@ -181,7 +192,12 @@ impl Controller {
 
     /// Create the run if new (snapshotting its lab from a tar of the lab
     /// folder) and add the roster's students that are not in it yet.
-    pub async fn launch(&self, run: &str, lab_tar: &[u8], roster: &[roster::Entry]) -> Result<LaunchResult> {
+    pub async fn launch(
+        &self,
+        run: &str,
+        lab_tar: &[u8],
+        roster: &[roster::Entry],
+    ) -> Result<LaunchResult> {
         if !valid_run_name(run) {
             bail!("bad run name {run:?}: 1-24 of a-z, 0-9 and '-'");
         }
@@ -197,12 +213,16 @@ impl Controller {
                 let staging = dir.with_extension("new");
                 let _ = std::fs::remove_dir_all(&staging);
                 std::fs::create_dir_all(&staging)?;
-                tar::Archive::new(lab_tar).unpack(&staging).context("unpacking the lab")?;
+                tar::Archive::new(lab_tar)
+                    .unpack(&staging)
+                    .context("unpacking the lab")?;
                 let lab = Lab::load(&staging).map_err(|d| anyhow::anyhow!("{d}"))?;
                 let _ = std::fs::remove_dir_all(&dir);
                 std::fs::rename(&staging, &dir)?;
                 let secret: [u8; 32] = rand::random();
-                self.store.create_run(run, &lab.name, &dir.to_string_lossy(), &secret).await?
+                self.store
+                    .create_run(run, &lab.name, &dir.to_string_lossy(), &secret)
+                    .await?
             }
         };
         let lab = self.lab(&run_row)?;
@@ -238,19 +258,34 @@ impl Controller {
                 added_at: store::now(),
             };
             if self.store.add_student(&row).await? {
-                added.push(Credential { run: run.to_string(), id: e.id, name: e.name, email: e.email, password });
+                added.push(Credential {
+                    run: run.to_string(),
+                    id: e.id,
+                    name: e.name,
+                    email: e.email,
+                    password,
+                });
             } else {
                 kept += 1;
             }
         }
         self.wake();
-        Ok(LaunchResult { run: run.to_string(), lab: lab.name.clone(), added, kept })
+        Ok(LaunchResult {
+            run: run.to_string(),
+            lab: lab.name.clone(),
+            added,
+            kept,
+        })
     }
 
     /// The one run when `name` is not given and exactly one exists.
     pub async fn resolve_run(&self, name: Option<&str>) -> Result<store::RunRow> {
         match name {
-            Some(n) => self.store.run(n).await?.with_context(|| format!("no run named {n:?}")),
+            Some(n) => self
+                .store
+                .run(n)
+                .await?
+                .with_context(|| format!("no run named {n:?}")),
             None => {
                 let mut runs = self.store.runs().await?;
                 match runs.len() {
@@ -258,7 +293,10 @@ impl Controller {
                     1 => Ok(runs.remove(0)),
                     _ => bail!(
                         "several runs exist ({}); choose one with --run",
-                        runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                        runs.iter()
+                            .map(|r| r.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 }
             }
@@ -266,7 +304,10 @@ impl Controller {
     }
 
     async fn student_or_err(&self, run: &str, id: &str) -> Result<StudentRow> {
-        self.store.student(run, id).await?.with_context(|| format!("no student {id:?} in run {run:?}"))
+        self.store
+            .student(run, id)
+            .await?
+            .with_context(|| format!("no student {id:?} in run {run:?}"))
     }
 
     /// Recreate a student's topology from scratch: new containers and empty state.
@@ -276,7 +317,13 @@ impl Controller {
         self.converge(run, student).await
     }
 
-    pub async fn set_node_running(&self, run: &str, student: &str, node: &str, running: bool) -> Result<()> {
+    pub async fn set_node_running(
+        &self,
+        run: &str,
+        student: &str,
+        node: &str,
+        running: bool,
+    ) -> Result<()> {
         let r = self.store.run(run).await?.context("no such run")?;
         if self.lab(&r)?.node(node).is_none() {
             bail!("lab {} has no node {node:?}", r.lab_name);
@@ -306,10 +353,20 @@ impl Controller {
         Ok(())
     }
 
-    pub async fn exec(&self, run: &str, student: &str, node: &str, cmd: &[String]) -> Result<ExecOutput> {
+    pub async fn exec(
+        &self,
+        run: &str,
+        student: &str,
+        node: &str,
+        cmd: &[String],
+    ) -> Result<ExecOutput> {
         self.student_or_err(run, student).await?;
         let name = plan::object_name(run, student, node);
-        let c = self.rt.inspect_container(&name).await.with_context(|| format!("no node {node:?} for {student}"))?;
+        let c = self
+            .rt
+            .inspect_container(&name)
+            .await
+            .with_context(|| format!("no node {node:?} for {student}"))?;
         // Never into another controller's container that happens to share the name.
         if c.labels.get(plan::INSTANCE) != Some(&self.instance) {
             bail!("container {name} does not belong to this controller");
@@ -329,19 +386,34 @@ impl Controller {
             let p = password.clone();
             let hash = tokio::task::spawn_blocking(move || credentials::hash(&p)).await??;
             self.store.set_password(run, &r.id, &hash).await?;
-            out.push(Credential { run: run.into(), id: r.id, name: r.name, email: r.email, password });
+            out.push(Credential {
+                run: run.into(),
+                id: r.id,
+                name: r.name,
+                email: r.email,
+                password,
+            });
         }
         Ok(out)
     }
 
-    pub async fn credential_info(&self, run: &str, student: Option<&str>) -> Result<Vec<CredentialInfo>> {
+    pub async fn credential_info(
+        &self,
+        run: &str,
+        student: Option<&str>,
+    ) -> Result<Vec<CredentialInfo>> {
         let rows = match student {
             Some(s) => vec![self.student_or_err(run, s).await?],
             None => self.store.students(run).await?,
         };
         Ok(rows
             .into_iter()
-            .map(|r| CredentialInfo { id: r.id, name: r.name, email: r.email, issued_at: r.issued_at })
+            .map(|r| CredentialInfo {
+                id: r.id,
+                name: r.name,
+                email: r.email,
+                issued_at: r.issued_at,
+            })
             .collect())
     }
 
@@ -350,7 +422,11 @@ impl Controller {
     pub async fn params(&self, run: &str, student: &str) -> Result<BTreeMap<String, String>> {
         let r = self.store.run(run).await?.context("no such run")?;
         self.student_or_err(run, student).await?;
-        Ok(applab_lab::params::for_student(&*self.lab(&r)?, &r.secret, student))
+        Ok(applab_lab::params::for_student(
+            &*self.lab(&r)?,
+            &r.secret,
+            student,
+        ))
     }
 
     fn lock_for(&self, run: &str, student: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -370,6 +446,10 @@ impl Controller {
     }
 
     fn progress_of(&self, run: &str, student: &str) -> Option<String> {
-        self.progress.lock().expect("progress").get(&(run.to_string(), student.to_string())).cloned()
+        self.progress
+            .lock()
+            .expect("progress")
+            .get(&(run.to_string(), student.to_string()))
+            .cloned()
     }
 }

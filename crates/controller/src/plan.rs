@@ -76,7 +76,9 @@ pub fn plan(
     let params = params::for_student(lab, &run.secret, &student.id);
     let mut networks = Vec::new();
     for n in &lab.networks {
-        let subnet = subnets.get(&n.name).with_context(|| format!("no subnet for network {}", n.name))?;
+        let subnet = subnets
+            .get(&n.name)
+            .with_context(|| format!("no subnet for network {}", n.name))?;
         let gateway = subnet.hosts().next().context("subnet too small")?;
         let mut labels = base_labels(instance, run, &student.id);
         labels.insert(NETWORK.to_string(), n.name.clone());
@@ -103,8 +105,9 @@ pub fn plan(
         for a in &n.attach {
             let mut aliases = vec![n.name.clone()];
             for al in &a.aliases {
-                let name = template::render(al, &params)
-                    .map_err(|p| anyhow::anyhow!("alias {al:?} uses unknown parameter {:?}", p.name))?;
+                let name = template::render(al, &params).map_err(|p| {
+                    anyhow::anyhow!("alias {al:?} uses unknown parameter {:?}", p.name)
+                })?;
                 aliases.push(name);
             }
             endpoints.push(Endpoint {
@@ -112,7 +115,11 @@ pub fn plan(
                 aliases,
             });
         }
-        let volume = object_name(&run.name, &student.id, &format!("{}-g{}", n.name, student.generation));
+        let volume = object_name(
+            &run.name,
+            &student.id,
+            &format!("{}-g{}", n.name, student.generation),
+        );
         nodes.push(NodePlan {
             node: n.name.clone(),
             role: n.role,
@@ -128,20 +135,37 @@ pub fn plan(
                 memory_bytes: n.limits.memory_bytes as i64,
                 nano_cpus: (n.limits.cpus * 1e9) as i64,
                 pids: n.limits.pids,
-                cap_add: n.role.capabilities().iter().map(|c| c.to_string()).collect(),
+                cap_add: n
+                    .role
+                    .capabilities()
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect(),
                 tmpfs: vec![("/tmp".into(), "rw,nosuid,nodev,size=16m,mode=1777".into())],
                 volumes: vec![(volume, DATA_DIR.into())],
             },
         });
     }
-    Ok(StudentPlan { networks, nodes, params })
+    Ok(StudentPlan {
+        networks,
+        nodes,
+        params,
+    })
 }
 
 /// The files a node serves, with the student's parameters filled into text
 /// files, as a tar to unpack in `/data` (so under `/data/content`).
-pub fn content_tar(lab: &Lab, node: &str, params: &BTreeMap<String, String>) -> Result<Option<Vec<u8>>> {
-    let Some(n) = lab.node(node) else { return Ok(None) };
-    let Some(dir) = lab.content_dir(n) else { return Ok(None) };
+pub fn content_tar(
+    lab: &Lab,
+    node: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<Option<Vec<u8>>> {
+    let Some(n) = lab.node(node) else {
+        return Ok(None);
+    };
+    let Some(dir) = lab.content_dir(n) else {
+        return Ok(None);
+    };
     let mut b = tar::Builder::new(Vec::new());
     let mut stack = vec![(dir.clone(), "content".to_string())];
     let mut h = tar::Header::new_gnu();
@@ -168,7 +192,9 @@ pub fn content_tar(lab: &Lab, node: &str, params: &BTreeMap<String, String>) -> 
             let data = if applab_lab::is_template_file(&p) {
                 let text = String::from_utf8_lossy(&raw);
                 template::render(&text, params)
-                    .map_err(|ph| anyhow::anyhow!("{}: unknown parameter {:?}", p.display(), ph.name))?
+                    .map_err(|ph| {
+                        anyhow::anyhow!("{}: unknown parameter {:?}", p.display(), ph.name)
+                    })?
                     .into_bytes()
             } else {
                 raw

@@ -1,9 +1,9 @@
 //! Making the engine match the store, one student at a time.
 
 use crate::plan;
-use applab_lab::Role;
 use crate::Controller;
 use anyhow::{Context, Result};
+use applab_lab::Role;
 use applab_runtime::{ContainerInfo, ContainerState, Error as RtError};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -52,7 +52,9 @@ const HEALTH_WAIT: Duration = Duration::from_secs(30);
 
 /// Does the role's service accept a TCP connection at `ip`?
 async fn answers(ip: &str, port: u16) -> bool {
-    let Ok(ip) = ip.parse::<std::net::IpAddr>() else { return false };
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return false;
+    };
     matches!(
         tokio::time::timeout(HEALTH_TIMEOUT, tokio::net::TcpStream::connect((ip, port))).await,
         Ok(Ok(_))
@@ -90,8 +92,12 @@ impl Controller {
     pub async fn converge(&self, run: &str, student: &str) -> Result<()> {
         let lock = self.lock_for(run, student);
         let _g = lock.lock().await;
-        let Some(run_row) = self.store.run(run).await? else { return Ok(()) };
-        let Some(srow) = self.store.student(run, student).await? else { return Ok(()) };
+        let Some(run_row) = self.store.run(run).await? else {
+            return Ok(());
+        };
+        let Some(srow) = self.store.student(run, student).await? else {
+            return Ok(());
+        };
         let lab = self.lab(&run_row)?;
         let images = self.images().await?;
         self.set_progress(run, student, "networks");
@@ -99,12 +105,27 @@ impl Controller {
         let exclude = self.foreign_subnets().await?;
         let subnets = self
             .store
-            .allocate_subnets(run, student, &lab_nets, self.cfg.pool, self.cfg.prefix, &exclude)
+            .allocate_subnets(
+                run,
+                student,
+                &lab_nets,
+                self.cfg.pool,
+                self.cfg.prefix,
+                &exclude,
+            )
             .await?;
         let plan = plan::plan(&self.instance, &run_row, &lab, &srow, &subnets, &images)?;
         let stopped = self.store.stopped(run, student).await?;
-        let filter = [(plan::INSTANCE, self.instance.as_str()), (plan::RUN, run), (plan::STUDENT, student)];
-        let node_roles: Vec<(String, Role)> = plan.nodes.iter().map(|n| (n.node.clone(), n.role)).collect();
+        let filter = [
+            (plan::INSTANCE, self.instance.as_str()),
+            (plan::RUN, run),
+            (plan::STUDENT, student),
+        ];
+        let node_roles: Vec<(String, Role)> = plan
+            .nodes
+            .iter()
+            .map(|n| (n.node.clone(), n.role))
+            .collect();
 
         // 1. Containers that no longer match the plan go first, so their
         //    networks and volumes can be replaced.
@@ -114,14 +135,24 @@ impl Controller {
             let want = plan.nodes.iter().find(|n| n.node == node);
             let why = match want {
                 None => Some("no such node in the lab".to_string()),
-                Some(_) if existing.contains_key(&node) => Some("a second container for the node".into()),
-                Some(_) if label(&c, plan::GENERATION) != srow.generation.to_string() => {
-                    Some(format!("generation {} replaced by a reset", label(&c, plan::GENERATION)))
+                Some(_) if existing.contains_key(&node) => {
+                    Some("a second container for the node".into())
                 }
-                Some(n) if c.image != n.spec.image => Some(format!("image {} is not the current {}", c.image, n.spec.image)),
+                Some(_) if label(&c, plan::GENERATION) != srow.generation.to_string() => {
+                    Some(format!(
+                        "generation {} replaced by a reset",
+                        label(&c, plan::GENERATION)
+                    ))
+                }
+                Some(n) if c.image != n.spec.image => Some(format!(
+                    "image {} is not the current {}",
+                    c.image, n.spec.image
+                )),
                 Some(n) if c.name != n.spec.name => Some(format!("name is not {}", n.spec.name)),
                 // Never started: its set-up (networks, content) may be incomplete.
-                Some(_) if c.state == ContainerState::Created => Some("created but never started".into()),
+                Some(_) if c.state == ContainerState::Created => {
+                    Some("created but never started".into())
+                }
                 Some(_) if !matches!(c.state, ContainerState::Running | ContainerState::Exited) => {
                     Some(format!("state {:?}", c.state))
                 }
@@ -132,7 +163,14 @@ impl Controller {
                     existing.insert(node, c);
                 }
                 Some(why) => {
-                    tracing::info!(run, student, container = c.name, id = c.id, why, "replacing container");
+                    tracing::info!(
+                        run,
+                        student,
+                        container = c.name,
+                        id = c.id,
+                        why,
+                        "replacing container"
+                    );
                     self.rt.remove_container(&c.id).await?;
                 }
             }
@@ -143,11 +181,18 @@ impl Controller {
         for n in self.rt.list_networks(&filter).await? {
             let lab_net = n.labels.get(plan::NETWORK).cloned().unwrap_or_default();
             let want = plan.networks.iter().find(|p| p.lab_network == lab_net);
-            let ok = want.is_some_and(|p| p.spec.name == n.name && n.subnet.as_deref() == Some(&p.spec.subnet));
+            let ok = want.is_some_and(|p| {
+                p.spec.name == n.name && n.subnet.as_deref() == Some(&p.spec.subnet)
+            });
             if ok && have_nets.insert(lab_net) {
                 continue;
             }
-            tracing::info!(run, student, network = n.name, "removing network not in plan");
+            tracing::info!(
+                run,
+                student,
+                network = n.name,
+                "removing network not in plan"
+            );
             self.rt.remove_network(&n.id).await?;
         }
         for p in &plan.networks {
@@ -187,11 +232,18 @@ impl Controller {
                     None => {
                         let id = match self.rt.create_container(&n.spec).await {
                             Ok(id) => id,
-                            Err(RtError::Conflict(m)) => return Err(self.name_taken(&n.spec.name, m).await),
-                            Err(e) => return Err(e).with_context(|| format!("creating {}", n.spec.name)),
+                            Err(RtError::Conflict(m)) => {
+                                return Err(self.name_taken(&n.spec.name, m).await)
+                            }
+                            Err(e) => {
+                                return Err(e).with_context(|| format!("creating {}", n.spec.name))
+                            }
                         };
                         if let Some(tar) = plan::content_tar(&lab, &n.node, &plan.params)? {
-                            self.rt.upload(&id, plan::DATA_DIR, tar).await.with_context(|| format!("filling {}", n.spec.name))?;
+                            self.rt
+                                .upload(&id, plan::DATA_DIR, tar)
+                                .await
+                                .with_context(|| format!("filling {}", n.spec.name))?;
                         }
                         if want_running {
                             self.rt.start_container(&id).await?;
@@ -217,7 +269,9 @@ impl Controller {
         self.set_progress(run, student, "starting");
         let deadline = tokio::time::Instant::now() + HEALTH_WAIT;
         loop {
-            let nodes = self.node_status(run, student, &node_roles, &stopped).await?;
+            let nodes = self
+                .node_status(run, student, &node_roles, &stopped)
+                .await?;
             let pending: Vec<&str> = nodes
                 .iter()
                 .filter(|n| !n.stopped_on_purpose && !n.healthy)
@@ -227,7 +281,10 @@ impl Controller {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
-                anyhow::bail!("not answering after {HEALTH_WAIT:?}: {}", pending.join(", "));
+                anyhow::bail!(
+                    "not answering after {HEALTH_WAIT:?}: {}",
+                    pending.join(", ")
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -242,7 +299,10 @@ impl Controller {
             Ok(c) if c.labels.get(plan::INSTANCE) != Some(&self.instance) => anyhow::anyhow!(
                 "container name {name} is taken by another applab controller (instance {}); \
                  tear that run down there, or launch this one under another --run",
-                c.labels.get(plan::INSTANCE).map(String::as_str).unwrap_or("unknown")
+                c.labels
+                    .get(plan::INSTANCE)
+                    .map(String::as_str)
+                    .unwrap_or("unknown")
             ),
             // Ours, created by an operation still in flight when we listed: the next pass adopts it.
             _ => anyhow::anyhow!("creating {name}: {msg}"),
@@ -271,7 +331,11 @@ impl Controller {
     ) -> Result<Vec<NodeStatus>> {
         let cs = self
             .rt
-            .list_containers(&[(plan::INSTANCE, self.instance.as_str()), (plan::RUN, run), (plan::STUDENT, student)])
+            .list_containers(&[
+                (plan::INSTANCE, self.instance.as_str()),
+                (plan::RUN, run),
+                (plan::STUDENT, student),
+            ])
             .await?;
         let futs = nodes.iter().map(|(node, role)| {
             let c = cs.iter().find(|c| label(c, plan::NODE) == node);
@@ -279,11 +343,19 @@ impl Controller {
                 let (state, addresses, image, id) = match c {
                     Some(c) => (
                         format!("{:?}", c.state).to_lowercase(),
-                        c.addresses.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>(),
+                        c.addresses
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect::<BTreeMap<_, _>>(),
                         c.image.clone(),
                         c.id.clone(),
                     ),
-                    None => ("missing".to_string(), BTreeMap::new(), String::new(), String::new()),
+                    None => (
+                        "missing".to_string(),
+                        BTreeMap::new(),
+                        String::new(),
+                        String::new(),
+                    ),
                 };
                 let healthy = match (c, addresses.values().next()) {
                     (Some(c), Some(ip)) if c.state == ContainerState::Running => {
@@ -308,19 +380,30 @@ impl Controller {
 
     /// The live state of a run, probed now.
     pub async fn status(&self, run: &str) -> Result<crate::RunStatus> {
-        let run_row = self.store.run(run).await?.with_context(|| format!("no run named {run:?}"))?;
+        let run_row = self
+            .store
+            .run(run)
+            .await?
+            .with_context(|| format!("no run named {run:?}"))?;
         let lab = self.lab(&run_row)?;
-        let engine = self.rt.info().await.map(|i| format!("{} (API {})", i.version, i.api_version))?;
+        let engine = self
+            .rt
+            .info()
+            .await
+            .map(|i| format!("{} (API {})", i.version, i.api_version))?;
         let mut students = Vec::new();
         let rows = self.store.students(run).await?;
-        let node_roles: Vec<(String, Role)> = lab.nodes.iter().map(|n| (n.name.clone(), n.role)).collect();
+        let node_roles: Vec<(String, Role)> =
+            lab.nodes.iter().map(|n| (n.name.clone(), n.role)).collect();
         let futs = rows.iter().map(|s| {
             let node_roles = &node_roles;
             async move {
                 let stopped = self.store.stopped(run, &s.id).await?;
                 let nodes = self.node_status(run, &s.id, node_roles, &stopped).await?;
                 let phase = self.progress_of(run, &s.id);
-                let all_ok = nodes.iter().all(|n| n.healthy || (n.stopped_on_purpose && n.state != "running"));
+                let all_ok = nodes
+                    .iter()
+                    .all(|n| n.healthy || (n.stopped_on_purpose && n.state != "running"));
                 let state = match (&phase, all_ok) {
                     (Some(p), _) if p.starts_with("error") => p.clone(),
                     (_, true) => "ready".to_string(),

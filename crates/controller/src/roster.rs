@@ -18,7 +18,9 @@ pub struct Entry {
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 32
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         && id.as_bytes()[0].is_ascii_alphanumeric()
 }
 
@@ -27,13 +29,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Entry>, Vec<String>> {
     let mut errors = Vec::new();
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let at = |line: u64| format!("{}:{line}", path.display());
     match rdr.headers() {
         Ok(h) => {
             let cols: Vec<String> = h.iter().map(|c| c.to_ascii_lowercase()).collect();
             if cols != ["id", "name", "email"] {
-                errors.push(format!("{}: header must be id,name,email, found {}", at(1), cols.join(",")));
+                errors.push(format!(
+                    "{}: header must be id,name,email, found {}",
+                    at(1),
+                    cols.join(",")
+                ));
                 return Err(errors);
             }
         }
@@ -53,7 +62,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Entry>, Vec<String>> {
             continue;
         }
         if rec.len() != 3 {
-            errors.push(format!("{}: expected 3 fields (id,name,email), found {}", at(line), rec.len()));
+            errors.push(format!(
+                "{}: expected 3 fields (id,name,email), found {}",
+                at(line),
+                rec.len()
+            ));
             continue;
         }
         let (id, name, email) = (&rec[0], &rec[1], &rec[2]);
@@ -69,14 +82,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Entry>, Vec<String>> {
             continue;
         }
         if !email.contains('@') || email.contains(char::is_whitespace) {
-            errors.push(format!("{}: bad email {email:?} for student {id}", at(line)));
+            errors.push(format!(
+                "{}: bad email {email:?} for student {id}",
+                at(line)
+            ));
             continue;
         }
         if !seen.insert(id.to_string()) {
             errors.push(format!("{}: duplicate id {id:?}", at(line)));
             continue;
         }
-        out.push(Entry { id: id.into(), name: name.into(), email: email.into() });
+        out.push(Entry {
+            id: id.into(),
+            name: name.into(),
+            email: email.into(),
+        });
     }
     if errors.is_empty() {
         Ok(out)
@@ -92,7 +112,11 @@ mod tests {
     #[test]
     fn good_and_bad_rows() {
         let p = Path::new("roster.csv");
-        let ok = parse(p, "id,name,email\ns001,Ada Lovelace,ada@uni.edu\n\ns002, Alan Turing ,alan@uni.edu\n").unwrap();
+        let ok = parse(
+            p,
+            "id,name,email\ns001,Ada Lovelace,ada@uni.edu\n\ns002, Alan Turing ,alan@uni.edu\n",
+        )
+        .unwrap();
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[1].name, "Alan Turing");
         let errs = parse(
@@ -103,8 +127,14 @@ mod tests {
         assert_eq!(errs.len(), 4, "{errs:?}");
         assert!(errs[0].starts_with("roster.csv:3: bad id"), "{errs:?}");
         assert!(errs[1].starts_with("roster.csv:4: bad email"), "{errs:?}");
-        assert!(errs[2].starts_with("roster.csv:5: duplicate id"), "{errs:?}");
-        assert!(errs[3].starts_with("roster.csv:6: expected 3 fields"), "{errs:?}");
+        assert!(
+            errs[2].starts_with("roster.csv:5: duplicate id"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[3].starts_with("roster.csv:6: expected 3 fields"),
+            "{errs:?}"
+        );
         assert!(parse(p, "student,name\n").unwrap_err()[0].contains("header"));
     }
 }

@@ -63,8 +63,14 @@ impl Store {
             .connect_with(opts)
             .await
             .with_context(|| format!("opening store {}", path.display()))?;
-        sqlx::migrate!("./migrations").run(&pool).await.context("migrating store")?;
-        Ok(Store { pool, write: Default::default() })
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .context("migrating store")?;
+        Ok(Store {
+            pool,
+            write: Default::default(),
+        })
     }
 
     pub async fn run(&self, name: &str) -> Result<Option<RunRow>> {
@@ -75,11 +81,21 @@ impl Store {
     }
 
     pub async fn runs(&self) -> Result<Vec<RunRow>> {
-        Ok(sqlx::query_as("SELECT * FROM runs ORDER BY created_at, name").fetch_all(&self.pool).await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM runs ORDER BY created_at, name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Insert a run unless one of that name exists; returns the stored row.
-    pub async fn create_run(&self, name: &str, lab_name: &str, lab_dir: &str, secret: &[u8]) -> Result<RunRow> {
+    pub async fn create_run(
+        &self,
+        name: &str,
+        lab_name: &str,
+        lab_dir: &str,
+        secret: &[u8],
+    ) -> Result<RunRow> {
         sqlx::query("INSERT OR IGNORE INTO runs (name, lab_name, lab_dir, secret, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(name)
             .bind(lab_name)
@@ -92,23 +108,30 @@ impl Store {
     }
 
     pub async fn delete_run(&self, name: &str) -> Result<()> {
-        sqlx::query("DELETE FROM runs WHERE name = ?").bind(name).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM runs WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     pub async fn students(&self, run: &str) -> Result<Vec<StudentRow>> {
-        Ok(sqlx::query_as("SELECT * FROM students WHERE run = ? ORDER BY added_at, id")
-            .bind(run)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM students WHERE run = ? ORDER BY added_at, id")
+                .bind(run)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn student(&self, run: &str, id: &str) -> Result<Option<StudentRow>> {
-        Ok(sqlx::query_as("SELECT * FROM students WHERE run = ? AND id = ?")
-            .bind(run)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM students WHERE run = ? AND id = ?")
+                .bind(run)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Add a student unless present; true if added (late joiners only).
@@ -139,13 +162,15 @@ impl Store {
     }
 
     pub async fn set_password(&self, run: &str, id: &str, hash: &str) -> Result<()> {
-        sqlx::query("UPDATE students SET password_hash = ?, issued_at = ? WHERE run = ? AND id = ?")
-            .bind(hash)
-            .bind(now())
-            .bind(run)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE students SET password_hash = ?, issued_at = ? WHERE run = ? AND id = ?",
+        )
+        .bind(hash)
+        .bind(now())
+        .bind(run)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -163,31 +188,44 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let (g,): (i64,) = sqlx::query_as("SELECT generation FROM students WHERE run = ? AND id = ?")
-            .bind(run)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let (g,): (i64,) =
+            sqlx::query_as("SELECT generation FROM students WHERE run = ? AND id = ?")
+                .bind(run)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(g)
     }
 
-    pub async fn set_stopped(&self, run: &str, student: &str, node: &str, stopped: bool) -> Result<()> {
+    pub async fn set_stopped(
+        &self,
+        run: &str,
+        student: &str,
+        node: &str,
+        stopped: bool,
+    ) -> Result<()> {
         let q = if stopped {
             "INSERT OR IGNORE INTO stopped_nodes (run, student, node) VALUES (?, ?, ?)"
         } else {
             "DELETE FROM stopped_nodes WHERE run = ? AND student = ? AND node = ?"
         };
-        sqlx::query(q).bind(run).bind(student).bind(node).execute(&self.pool).await?;
+        sqlx::query(q)
+            .bind(run)
+            .bind(student)
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     pub async fn stopped(&self, run: &str, student: &str) -> Result<BTreeSet<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT node FROM stopped_nodes WHERE run = ? AND student = ?")
-            .bind(run)
-            .bind(student)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT node FROM stopped_nodes WHERE run = ? AND student = ?")
+                .bind(run)
+                .bind(student)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
@@ -216,14 +254,17 @@ impl Store {
         }
         let missing: Vec<&String> = networks.iter().filter(|n| !out.contains_key(*n)).collect();
         if !missing.is_empty() {
-            let used: Vec<(i64,)> = sqlx::query_as("SELECT idx FROM subnets").fetch_all(&mut *tx).await?;
+            let used: Vec<(i64,)> = sqlx::query_as("SELECT idx FROM subnets")
+                .fetch_all(&mut *tx)
+                .await?;
             let used: BTreeSet<i64> = used.into_iter().map(|r| r.0).collect();
             let mut candidates = pool
                 .subnets(prefix)
                 .context("subnet prefix must be longer than the pool's")?
                 .enumerate()
                 .filter(|(i, s)| {
-                    !used.contains(&(*i as i64)) && !exclude.iter().any(|e| e.contains(s) || s.contains(e))
+                    !used.contains(&(*i as i64))
+                        && !exclude.iter().any(|e| e.contains(s) || s.contains(e))
                 });
             for net in missing {
                 let (i, s) = candidates
@@ -270,19 +311,34 @@ mod tests {
         for id in ["a", "b"] {
             assert!(store.add_student(&student("r", id)).await.unwrap());
         }
-        assert!(!store.add_student(&student("r", "a")).await.unwrap(), "a second add is a no-op");
+        assert!(
+            !store.add_student(&student("r", "a")).await.unwrap(),
+            "a second add is a no-op"
+        );
         let pool: Ipv4Net = "10.99.0.0/24".parse().unwrap();
         let nets = vec!["lan".to_string(), "wan".to_string()];
         let exclude: Vec<Ipv4Net> = vec!["10.99.0.64/26".parse().unwrap()];
-        let a = store.allocate_subnets("r", "a", &nets, pool, 26, &exclude).await.unwrap();
-        let a2 = store.allocate_subnets("r", "a", &nets, pool, 26, &exclude).await.unwrap();
+        let a = store
+            .allocate_subnets("r", "a", &nets, pool, 26, &exclude)
+            .await
+            .unwrap();
+        let a2 = store
+            .allocate_subnets("r", "a", &nets, pool, 26, &exclude)
+            .await
+            .unwrap();
         assert_eq!(a, a2);
         assert_eq!(a["lan"].to_string(), "10.99.0.0/26");
         assert_eq!(a["wan"].to_string(), "10.99.0.128/26");
-        let err = store.allocate_subnets("r", "b", &nets, pool, 26, &exclude).await.unwrap_err();
+        let err = store
+            .allocate_subnets("r", "b", &nets, pool, 26, &exclude)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("no free"), "{err}");
         store.delete_student("r", "a").await.unwrap();
-        let b = store.allocate_subnets("r", "b", &nets, pool, 26, &exclude).await.unwrap();
+        let b = store
+            .allocate_subnets("r", "b", &nets, pool, 26, &exclude)
+            .await
+            .unwrap();
         assert_eq!(b.len(), 2);
     }
 }

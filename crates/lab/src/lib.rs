@@ -14,4 +14,6 @@ pub mod template;
 mod validate;
 
 pub use model::*;
-pub use validate::{is_template_file, parse_duration_us, parse_rate_bps, parse_size, Diagnostic, Diagnostics};
+pub use validate::{
+    is_template_file, parse_duration_us, parse_rate_bps, parse_size, Diagnostic, Diagnostics,
+};

@@ -45,7 +45,13 @@ impl Role {
     /// The command line the container runs (after the binary).
     pub fn command(self) -> Vec<String> {
         let v: &[&str] = match self {
-            Role::Origin => &["origin", "--listen", "0.0.0.0:80", "--root", "/data/content"],
+            Role::Origin => &[
+                "origin",
+                "--listen",
+                "0.0.0.0:80",
+                "--root",
+                "/data/content",
+            ],
             Role::Workstation => &["workstation", "--echo", "0.0.0.0:7"],
         };
         v.iter().map(|s| s.to_string()).collect()
@@ -114,7 +120,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 64 << 20, cpus: 0.5, pids: 128 }
+        Limits {
+            memory_bytes: 64 << 20,
+            cpus: 0.5,
+            pids: 128,
+        }
     }
 }
 

@@ -46,7 +46,11 @@ pub fn derive(secret: &[u8], student: &str, name: &str, kind: &ParamKind) -> Str
         ParamKind::Hex { len } => {
             let mut s = hex::encode(b);
             while s.len() < *len {
-                s.push_str(&hex::encode(stream(secret, student, &format!("{name}+{}", s.len()))));
+                s.push_str(&hex::encode(stream(
+                    secret,
+                    student,
+                    &format!("{name}+{}", s.len()),
+                )));
             }
             s.truncate(*len);
             s
@@ -55,7 +59,9 @@ pub fn derive(secret: &[u8], student: &str, name: &str, kind: &ParamKind) -> Str
             let span = (*max as i128 - *min as i128 + 1) as u128;
             (*min as i128 + (u64_at(0) as u128 % span) as i128).to_string()
         }
-        ParamKind::Choice { choices } => choices[(u64_at(0) % choices.len() as u64) as usize].clone(),
+        ParamKind::Choice { choices } => {
+            choices[(u64_at(0) % choices.len() as u64) as usize].clone()
+        }
         ParamKind::Password { len } => (0..*len)
             .map(|i| PASSWORD_CHARS[b[i % 32] as usize % PASSWORD_CHARS.len()] as char)
             .collect(),
@@ -79,7 +85,10 @@ mod tests {
 
     #[test]
     fn values_are_reproducible_and_differ_between_students() {
-        let k = ParamKind::Word { len: 8, prefix: String::new() };
+        let k = ParamKind::Word {
+            len: 8,
+            prefix: String::new(),
+        };
         let a1 = derive(b"secret", "s001", "site", &k);
         let a2 = derive(b"secret", "s001", "site", &k);
         let b = derive(b"secret", "s002", "site", &k);
@@ -95,12 +104,21 @@ mod tests {
     fn kinds_respect_their_bounds() {
         for s in 0..200 {
             let id = format!("s{s}");
-            let n: i64 = derive(b"k", &id, "n", &ParamKind::Int { min: 5, max: 9 }).parse().unwrap();
+            let n: i64 = derive(b"k", &id, "n", &ParamKind::Int { min: 5, max: 9 })
+                .parse()
+                .unwrap();
             assert!((5..=9).contains(&n));
             let h = derive(b"k", &id, "h", &ParamKind::Hex { len: 70 });
             assert_eq!(h.len(), 70);
             assert!(h.bytes().all(|c| c.is_ascii_hexdigit()));
-            let c = derive(b"k", &id, "c", &ParamKind::Choice { choices: vec!["x".into(), "y".into()] });
+            let c = derive(
+                b"k",
+                &id,
+                "c",
+                &ParamKind::Choice {
+                    choices: vec!["x".into(), "y".into()],
+                },
+            );
             assert!(c == "x" || c == "y");
             let p = derive(b"k", &id, "p", &ParamKind::Password { len: 12 });
             assert_eq!(p.len(), 12);

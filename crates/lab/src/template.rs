@@ -22,11 +22,17 @@ pub fn placeholders(text: &str) -> Vec<Placeholder> {
         match text[start + 2..].find("}}") {
             Some(end) => {
                 let name = text[start + 2..start + 2 + end].trim().to_string();
-                out.push(Placeholder { offset: start, name });
+                out.push(Placeholder {
+                    offset: start,
+                    name,
+                });
                 i = start + 2 + end + 2;
             }
             None => {
-                out.push(Placeholder { offset: start, name: String::new() });
+                out.push(Placeholder {
+                    offset: start,
+                    name: String::new(),
+                });
                 break;
             }
         }
@@ -39,7 +45,9 @@ pub fn render(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Pla
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     for p in placeholders(text) {
-        let Some(v) = vars.get(&p.name) else { return Err(p) };
+        let Some(v) = vars.get(&p.name) else {
+            return Err(p);
+        };
         out.push_str(&text[i..p.offset]);
         out.push_str(v);
         i = p.offset + text[p.offset..].find("}}").expect("placeholder closed") + 2;
@@ -55,9 +63,18 @@ mod tests {
     #[test]
     fn renders_and_reports_unknown_names() {
         let vars = BTreeMap::from([("site".to_string(), "bokal".to_string())]);
-        assert_eq!(render("www.{{site}}.lab / {{ site }}", &vars).unwrap(), "www.bokal.lab / bokal");
+        assert_eq!(
+            render("www.{{site}}.lab / {{ site }}", &vars).unwrap(),
+            "www.bokal.lab / bokal"
+        );
         let err = render("ok {{nope}}", &vars).unwrap_err();
-        assert_eq!(err, Placeholder { offset: 3, name: "nope".into() });
+        assert_eq!(
+            err,
+            Placeholder {
+                offset: 3,
+                name: "nope".into()
+            }
+        );
         assert_eq!(render("plain { } text", &vars).unwrap(), "plain { } text");
         assert_eq!(placeholders("x {{ open").len(), 1);
     }

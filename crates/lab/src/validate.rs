@@ -19,7 +19,14 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
     }
 }
 
@@ -52,15 +59,26 @@ impl Source<'_> {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-        Diagnostic { file: self.path.to_path_buf(), line, col, message: message.into() }
+        let col = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
+        Diagnostic {
+            file: self.path.to_path_buf(),
+            line,
+            col,
+            message: message.into(),
+        }
     }
 }
 
 fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -85,7 +103,10 @@ impl Lab {
         let (dir, file) = if path.is_dir() {
             (path.to_path_buf(), path.join("lab.toml"))
         } else {
-            (path.parent().unwrap_or(Path::new(".")).to_path_buf(), path.to_path_buf())
+            (
+                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                path.to_path_buf(),
+            )
         };
         let text = std::fs::read_to_string(&file).map_err(|e| {
             Diagnostics(vec![Diagnostic {
@@ -95,12 +116,19 @@ impl Lab {
                 message: format!("cannot read lab file: {e}"),
             }])
         })?;
-        let src = Source { path: &file, text: &text };
+        let src = Source {
+            path: &file,
+            text: &text,
+        };
         let raw: RawLab = toml::from_str(&text).map_err(|e| {
             let off = e.span().map(|s| s.start).unwrap_or(0);
             Diagnostics(vec![src.at(off, e.message().trim().to_string())])
         })?;
-        let mut v = Validator { src, dir: &dir, errors: Vec::new() };
+        let mut v = Validator {
+            src,
+            dir: &dir,
+            errors: Vec::new(),
+        };
         let lab = v.lab(raw);
         if v.errors.is_empty() {
             Ok(lab)
@@ -124,15 +152,25 @@ impl Validator<'_> {
 
     fn lab(&mut self, raw: RawLab) -> Lab {
         if !is_label(raw.lab.name.get_ref()) {
-            self.err(&raw.lab.name, "lab name must be 1-32 of a-z, 0-9 and '-' (it is used in container names)");
+            self.err(
+                &raw.lab.name,
+                "lab name must be 1-32 of a-z, 0-9 and '-' (it is used in container names)",
+            );
         }
         let mut parameters = BTreeMap::new();
         for (name, p) in &raw.parameters {
             if let Some(kind) = self.param(name, p) {
-                parameters.insert(name.get_ref().clone(), Param { kind, description: p.description.clone() });
+                parameters.insert(
+                    name.get_ref().clone(),
+                    Param {
+                        kind,
+                        description: p.description.clone(),
+                    },
+                );
             }
         }
-        let mut vars: BTreeSet<String> = raw.parameters.keys().map(|k| k.get_ref().clone()).collect();
+        let mut vars: BTreeSet<String> =
+            raw.parameters.keys().map(|k| k.get_ref().clone()).collect();
         vars.insert(params::STUDENT_ID.to_string());
 
         let mut networks = Vec::new();
@@ -140,11 +178,17 @@ impl Validator<'_> {
         for n in &raw.networks {
             let name = n.name.get_ref();
             if !is_label(name) {
-                self.err(&n.name, format!("bad network name {name:?}: use 1-32 of a-z, 0-9 and '-'"));
+                self.err(
+                    &n.name,
+                    format!("bad network name {name:?}: use 1-32 of a-z, 0-9 and '-'"),
+                );
             } else if !seen.insert(name.clone()) {
                 self.err(&n.name, format!("duplicate network name {name:?}"));
             }
-            networks.push(Network { name: name.clone(), description: n.description.clone() });
+            networks.push(Network {
+                name: name.clone(),
+                description: n.description.clone(),
+            });
         }
 
         let mut nodes = Vec::new();
@@ -152,7 +196,10 @@ impl Validator<'_> {
         for n in &raw.nodes {
             let name = n.name.get_ref();
             if !is_label(name) {
-                self.err(&n.name, format!("bad node name {name:?}: use 1-32 of a-z, 0-9 and '-'"));
+                self.err(
+                    &n.name,
+                    format!("bad node name {name:?}: use 1-32 of a-z, 0-9 and '-'"),
+                );
             } else if !seen_nodes.insert(name.clone()) {
                 self.err(&n.name, format!("duplicate node name {name:?}"));
             }
@@ -161,7 +208,8 @@ impl Validator<'_> {
             }
         }
         if raw.nodes.is_empty() {
-            self.errors.push(self.src.at(0, "a lab needs at least one [[nodes]] entry"));
+            self.errors
+                .push(self.src.at(0, "a lab needs at least one [[nodes]] entry"));
         }
 
         let mut tasks = Vec::new();
@@ -169,12 +217,19 @@ impl Validator<'_> {
         for t in &raw.tasks {
             let id = t.id.get_ref();
             if !is_label(id) {
-                self.err(&t.id, format!("bad task id {id:?}: use 1-32 of a-z, 0-9 and '-'"));
+                self.err(
+                    &t.id,
+                    format!("bad task id {id:?}: use 1-32 of a-z, 0-9 and '-'"),
+                );
             } else if !task_ids.insert(id.clone()) {
                 self.err(&t.id, format!("duplicate task id {id:?}"));
             }
             let rel = PathBuf::from(t.file.get_ref());
-            if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            if rel.is_absolute()
+                || rel
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
                 self.err(&t.file, "task file must be a path inside the lab folder");
                 continue;
             }
@@ -182,10 +237,23 @@ impl Validator<'_> {
             match std::fs::read_to_string(&path) {
                 Ok(text) => {
                     self.check_placeholders(&path, &text, &vars);
-                    let checks = t.checks.iter().filter_map(|c| serde_json::to_value(c).ok()).collect();
-                    tasks.push(Task { id: id.clone(), title: t.title.clone(), file: rel, text, checks });
+                    let checks = t
+                        .checks
+                        .iter()
+                        .filter_map(|c| serde_json::to_value(c).ok())
+                        .collect();
+                    tasks.push(Task {
+                        id: id.clone(),
+                        title: t.title.clone(),
+                        file: rel,
+                        text,
+                        checks,
+                    });
                 }
-                Err(e) => self.err(&t.file, format!("missing task file {}: {e}", path.display())),
+                Err(e) => self.err(
+                    &t.file,
+                    format!("missing task file {}: {e}", path.display()),
+                ),
             }
         }
         for node in &nodes {
@@ -232,28 +300,48 @@ impl Validator<'_> {
             Some(l as usize)
         };
         match p.kind.get_ref().as_str() {
-            "word" => Some(ParamKind::Word { len: len(self, 8)?, prefix: p.prefix.clone().unwrap_or_default() }),
+            "word" => Some(ParamKind::Word {
+                len: len(self, 8)?,
+                prefix: p.prefix.clone().unwrap_or_default(),
+            }),
             "hex" => Some(ParamKind::Hex { len: len(self, 8)? }),
-            "password" => Some(ParamKind::Password { len: len(self, 10)? }),
+            "password" => Some(ParamKind::Password {
+                len: len(self, 10)?,
+            }),
             "int" => {
                 let (Some(min), Some(max)) = (&p.min, &p.max) else {
                     self.err(&p.kind, "bad parameter: kind \"int\" needs min and max");
                     return None;
                 };
                 if min.get_ref() > max.get_ref() {
-                    self.err(min, format!("bad parameter: min {} is above max {}", min.get_ref(), max.get_ref()));
+                    self.err(
+                        min,
+                        format!(
+                            "bad parameter: min {} is above max {}",
+                            min.get_ref(),
+                            max.get_ref()
+                        ),
+                    );
                     return None;
                 }
-                Some(ParamKind::Int { min: *min.get_ref(), max: *max.get_ref() })
+                Some(ParamKind::Int {
+                    min: *min.get_ref(),
+                    max: *max.get_ref(),
+                })
             }
             "choice" => match &p.choices {
-                Some(c) if !c.get_ref().is_empty() => Some(ParamKind::Choice { choices: c.get_ref().clone() }),
+                Some(c) if !c.get_ref().is_empty() => Some(ParamKind::Choice {
+                    choices: c.get_ref().clone(),
+                }),
                 Some(c) => {
                     self.err(c, "bad parameter: choices must not be empty");
                     None
                 }
                 None => {
-                    self.err(&p.kind, "bad parameter: kind \"choice\" needs choices = [...]");
+                    self.err(
+                        &p.kind,
+                        "bad parameter: kind \"choice\" needs choices = [...]",
+                    );
                     None
                 }
             },
@@ -264,11 +352,23 @@ impl Validator<'_> {
         }
     }
 
-    fn node(&mut self, n: &RawNode, networks: &BTreeSet<String>, vars: &BTreeSet<String>) -> Option<Node> {
+    fn node(
+        &mut self,
+        n: &RawNode,
+        networks: &BTreeSet<String>,
+        vars: &BTreeSet<String>,
+    ) -> Option<Node> {
         let role = Role::parse(n.role.get_ref());
         if role.is_none() {
             let known: Vec<_> = Role::ALL.iter().map(|r| r.name()).collect();
-            self.err(&n.role, format!("unknown role {:?} (known: {})", n.role.get_ref(), known.join(", ")));
+            self.err(
+                &n.role,
+                format!(
+                    "unknown role {:?} (known: {})",
+                    n.role.get_ref(),
+                    known.join(", ")
+                ),
+            );
         }
         let limits = self.limits(&n.limits);
         let mut attach = Vec::new();
@@ -276,23 +376,44 @@ impl Validator<'_> {
         for a in &n.attach {
             let net = a.network.get_ref();
             if !networks.contains(net) {
-                self.err(&a.network, format!("node {:?} attaches to undefined network {net:?}", n.name.get_ref()));
+                self.err(
+                    &a.network,
+                    format!(
+                        "node {:?} attaches to undefined network {net:?}",
+                        n.name.get_ref()
+                    ),
+                );
             } else if !seen.insert(net.clone()) {
-                self.err(&a.network, format!("node {:?} attaches to network {net:?} twice", n.name.get_ref()));
+                self.err(
+                    &a.network,
+                    format!(
+                        "node {:?} attaches to network {net:?} twice",
+                        n.name.get_ref()
+                    ),
+                );
             }
             if let Some(at) = self.attachment(a, vars) {
                 attach.push(at);
             }
         }
         if n.attach.is_empty() {
-            self.err(&n.name, format!("node {:?} is attached to no network", n.name.get_ref()));
+            self.err(
+                &n.name,
+                format!("node {:?} is attached to no network", n.name.get_ref()),
+            );
         }
         let config = n
             .config
             .iter()
             .filter_map(|(k, v)| serde_json::to_value(v).ok().map(|v| (k.clone(), v)))
             .collect();
-        Some(Node { name: n.name.get_ref().clone(), role: role?, config, limits: limits?, attach })
+        Some(Node {
+            name: n.name.get_ref().clone(),
+            role: role?,
+            config,
+            limits: limits?,
+            attach,
+        })
     }
 
     fn limits(&mut self, l: &RawLimits) -> Option<Limits> {
@@ -306,7 +427,13 @@ impl Validator<'_> {
                     ok = false;
                 }
                 None => {
-                    self.err(m, format!("bad limit: memory {:?} is not a size like \"64M\" or \"1G\"", m.get_ref()));
+                    self.err(
+                        m,
+                        format!(
+                            "bad limit: memory {:?} is not a size like \"64M\" or \"1G\"",
+                            m.get_ref()
+                        ),
+                    );
                     ok = false;
                 }
             }
@@ -314,7 +441,10 @@ impl Validator<'_> {
         if let Some(c) = &l.cpus {
             let v = *c.get_ref();
             if !(v > 0.0 && v <= 64.0) {
-                self.err(c, format!("bad limit: cpus must be above 0 and at most 64, not {v}"));
+                self.err(
+                    c,
+                    format!("bad limit: cpus must be above 0 and at most 64, not {v}"),
+                );
                 ok = false;
             }
             out.cpus = v;
@@ -343,7 +473,10 @@ impl Validator<'_> {
             }
             let plain = s.replace("{{", "").replace("}}", "");
             if plain.is_empty() || plain.split('.').any(|l| l.trim().is_empty()) {
-                self.err(alias, format!("bad alias {s:?}: use a host name such as www.example.lab"));
+                self.err(
+                    alias,
+                    format!("bad alias {s:?}: use a host name such as www.example.lab"),
+                );
                 ok = false;
             }
         }
@@ -351,7 +484,13 @@ impl Validator<'_> {
             match parse_duration_us(d.get_ref()) {
                 Some(us) if us <= 10_000_000 => shaping.delay_us = Some(us),
                 _ => {
-                    self.err(d, format!("bad delay {:?}: use e.g. \"50ms\" (at most 10s)", d.get_ref()));
+                    self.err(
+                        d,
+                        format!(
+                            "bad delay {:?}: use e.g. \"50ms\" (at most 10s)",
+                            d.get_ref()
+                        ),
+                    );
                     ok = false;
                 }
             }
@@ -360,7 +499,13 @@ impl Validator<'_> {
             match parse_rate_bps(r.get_ref()) {
                 Some(bps) if bps >= 8_000 => shaping.rate_bps = Some(bps),
                 _ => {
-                    self.err(r, format!("bad rate {:?}: use e.g. \"15.4mbit\" (at least 8kbit)", r.get_ref()));
+                    self.err(
+                        r,
+                        format!(
+                            "bad rate {:?}: use e.g. \"15.4mbit\" (at least 8kbit)",
+                            r.get_ref()
+                        ),
+                    );
                     ok = false;
                 }
             }
@@ -384,9 +529,13 @@ impl Validator<'_> {
         let src = Source { path, text };
         for p in placeholders(text) {
             if p.name.is_empty() && !text[p.offset..].contains("}}") {
-                self.errors.push(src.at(p.offset, "unclosed {{ placeholder"));
+                self.errors
+                    .push(src.at(p.offset, "unclosed {{ placeholder"));
             } else if !vars.contains(&p.name) {
-                self.errors.push(src.at(p.offset, format!("unknown parameter {:?} in placeholder", p.name)));
+                self.errors.push(src.at(
+                    p.offset,
+                    format!("unknown parameter {:?} in placeholder", p.name),
+                ));
             }
         }
     }
@@ -394,7 +543,9 @@ impl Validator<'_> {
     fn check_content(&mut self, dir: &Path, vars: &BTreeSet<String>) {
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else { continue };
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
             for e in rd.flatten() {
                 let p = e.path();
                 if p.is_dir() {
@@ -509,7 +660,13 @@ file = "tasks/fetch.md"
 
     #[test]
     fn a_good_lab_loads() {
-        let d = write_lab(GOOD, &[("tasks/fetch.md", "Fetch http://www.{{site}}.lab/ as {{ student_id }}")]);
+        let d = write_lab(
+            GOOD,
+            &[(
+                "tasks/fetch.md",
+                "Fetch http://www.{{site}}.lab/ as {{ student_id }}",
+            )],
+        );
         let lab = Lab::load(d.path()).unwrap();
         assert_eq!(lab.nodes.len(), 2);
         assert_eq!(lab.nodes[0].limits.memory_bytes, 32 << 20);
@@ -533,7 +690,9 @@ file = "tasks/fetch.md"
         let has = |line: usize, col: usize, needle: &str| {
             let want = format!("lab.toml:{line}:{col}: ");
             assert!(
-                lines.iter().any(|l| l.contains(&want) && l.contains(needle)),
+                lines
+                    .iter()
+                    .any(|l| l.contains(&want) && l.contains(needle)),
                 "expected {want}…{needle} in:\n{text}"
             );
         };

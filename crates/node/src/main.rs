@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "applab-node", version, about = "applab's lab node: one binary, a role per subcommand")]
+#[command(
+    name = "applab-node",
+    version,
+    about = "applab's lab node: one binary, a role per subcommand"
+)]
 struct Cli {
     #[command(subcommand)]
     role: Role,
@@ -58,7 +62,10 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     init_logging("info");
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("applab-node: cannot start runtime: {e}");

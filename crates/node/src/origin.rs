@@ -46,7 +46,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 pub async fn serve(listener: TcpListener, args: Args) -> anyhow::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(args.max_connections));
-    let server = Arc::new(Server { args, limits: Limits::default(), conn_ids: AtomicU64::new(1) });
+    let server = Arc::new(Server {
+        args,
+        limits: Limits::default(),
+        conn_ids: AtomicU64::new(1),
+    });
     loop {
         let (sock, peer) = listener.accept().await?;
         let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -74,7 +78,11 @@ struct Response {
 impl Response {
     fn text(status: u16, msg: &str) -> Response {
         let body = format!("{status} {}\n{msg}\n", http::reason(status)).into_bytes();
-        Response { status, headers: vec![("Content-Type", "text/plain; charset=utf-8".into())], body }
+        Response {
+            status,
+            headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
+            body,
+        }
     }
 }
 
@@ -108,7 +116,15 @@ impl Server {
                 Ok(p) => p,
                 Err(e) => {
                     let resp = Response::text(e.status(), &e.to_string());
-                    log_exchange(peer, id, served > 0, "-", e.status(), resp.body.len(), started);
+                    log_exchange(
+                        peer,
+                        id,
+                        served > 0,
+                        "-",
+                        e.status(),
+                        resp.body.len(),
+                        started,
+                    );
                     write_response(&mut sock, resp, false, false, 0).await?;
                     return Ok(());
                 }
@@ -146,7 +162,15 @@ impl Server {
             let is_head = head.method == "HEAD";
             let resp = self.respond(&head).await;
             let line = format!("{} {} HTTP/1.{}", head.method, head.target, head.minor);
-            log_exchange(peer, id, served > 1, &line, resp.status, resp.body.len(), started);
+            log_exchange(
+                peer,
+                id,
+                served > 1,
+                &line,
+                resp.status,
+                resp.body.len(),
+                started,
+            );
             let left = self.args.max_requests.saturating_sub(served);
             write_response(&mut sock, resp, keep, is_head, left).await?;
             if !keep {
@@ -171,14 +195,22 @@ impl Server {
         let Some(path) = resolve(&self.args.root, &head.target) else {
             return Response::text(400, "bad request target");
         };
-        let path = if path.is_dir() { path.join("index.html") } else { path };
+        let path = if path.is_dir() {
+            path.join("index.html")
+        } else {
+            path
+        };
         match tokio::fs::read(&path).await {
             Ok(body) => {
                 let mut headers = vec![("Content-Type", content_type(&path).to_string())];
                 if let Ok(m) = tokio::fs::metadata(&path).await.and_then(|m| m.modified()) {
                     headers.push(("Last-Modified", httpdate::fmt_http_date(m)));
                 }
-                Response { status: 200, headers, body }
+                Response {
+                    status: 200,
+                    headers,
+                    body,
+                }
             }
             Err(_) => Response::text(404, &format!("no such object: {}", head.target)),
         }
@@ -243,7 +275,10 @@ async fn write_response(
     left: u32,
 ) -> std::io::Result<()> {
     let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, http::reason(resp.status));
-    out.push_str(&format!("Date: {}\r\n", httpdate::fmt_http_date(SystemTime::now())));
+    out.push_str(&format!(
+        "Date: {}\r\n",
+        httpdate::fmt_http_date(SystemTime::now())
+    ));
     out.push_str("Server: applab-origin\r\n");
     for (k, v) in &resp.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
@@ -288,8 +323,14 @@ mod tests {
     #[test]
     fn resolve_refuses_escapes() {
         let root = Path::new("/srv");
-        assert_eq!(resolve(root, "/a/b.html?x=1"), Some(PathBuf::from("/srv/a/b.html")));
-        assert_eq!(resolve(root, "http://origin/img/1.jpg"), Some(PathBuf::from("/srv/img/1.jpg")));
+        assert_eq!(
+            resolve(root, "/a/b.html?x=1"),
+            Some(PathBuf::from("/srv/a/b.html"))
+        );
+        assert_eq!(
+            resolve(root, "http://origin/img/1.jpg"),
+            Some(PathBuf::from("/srv/img/1.jpg"))
+        );
         assert_eq!(resolve(root, "/../etc/passwd"), None);
         assert_eq!(resolve(root, "relative"), None);
     }
@@ -327,8 +368,19 @@ mod tests {
         )
         .await;
         let statuses: Vec<&str> = out.lines().filter(|l| l.starts_with("HTTP/1.1")).collect();
-        assert_eq!(statuses, ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found"]);
-        assert_eq!(out.matches("<p>hi</p>").count(), 1, "HEAD must carry no body: {out}");
+        assert_eq!(
+            statuses,
+            [
+                "HTTP/1.1 200 OK",
+                "HTTP/1.1 200 OK",
+                "HTTP/1.1 404 Not Found"
+            ]
+        );
+        assert_eq!(
+            out.matches("<p>hi</p>").count(),
+            1,
+            "HEAD must carry no body: {out}"
+        );
         assert!(out.contains("Connection: close"));
     }
 
@@ -337,11 +389,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let addr = start(dir.path()).await;
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(10_000));
-        assert!(exchange(addr, long.as_bytes()).await.starts_with("HTTP/1.1 414"));
-        assert!(exchange(addr, b"GET / HTTP/3.0\r\n\r\n").await.starts_with("HTTP/1.1 505"));
-        assert!(exchange(addr, b"BREW / HTTP/1.1\r\nHost: o\r\n\r\n").await.starts_with("HTTP/1.1 501"));
-        assert!(exchange(addr, b"GET / HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 400"));
-        let r = exchange(addr, b"POST / HTTP/1.1\r\nHost: o\r\nContent-Length: 2\r\n\r\nab").await;
-        assert!(r.starts_with("HTTP/1.1 405") && r.contains("Allow: GET, HEAD"), "{r}");
+        assert!(exchange(addr, long.as_bytes())
+            .await
+            .starts_with("HTTP/1.1 414"));
+        assert!(exchange(addr, b"GET / HTTP/3.0\r\n\r\n")
+            .await
+            .starts_with("HTTP/1.1 505"));
+        assert!(exchange(addr, b"BREW / HTTP/1.1\r\nHost: o\r\n\r\n")
+            .await
+            .starts_with("HTTP/1.1 501"));
+        assert!(exchange(addr, b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .starts_with("HTTP/1.1 400"));
+        let r = exchange(
+            addr,
+            b"POST / HTTP/1.1\r\nHost: o\r\nContent-Length: 2\r\n\r\nab",
+        )
+        .await;
+        assert!(
+            r.starts_with("HTTP/1.1 405") && r.contains("Allow: GET, HEAD"),
+            "{r}"
+        );
     }
 }

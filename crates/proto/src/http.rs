@@ -137,9 +137,7 @@ pub fn parse_request_head(
                 Ok(None)
             }
         }
-        Err(httparse::Error::TooManyHeaders) => {
-            Err(HeadError::HeadersTooLarge(limits.max_head))
-        }
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::HeadersTooLarge(limits.max_head)),
         Err(e) => Err(HeadError::Malformed(e.to_string())),
     }
 }
@@ -195,7 +193,9 @@ mod tests {
     #[test]
     fn parses_a_complete_head() {
         let raw = b"GET /index.html HTTP/1.1\r\nHost: origin\r\n\r\nrest";
-        let (head, n) = parse_request_head(raw, &Limits::default()).unwrap().unwrap();
+        let (head, n) = parse_request_head(raw, &Limits::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(head.method, "GET");
         assert_eq!(head.target, "/index.html");
         assert_eq!(head.minor, 1);
@@ -212,7 +212,12 @@ mod tests {
 
     #[test]
     fn connection_semantics_follow_the_version() {
-        let p = |raw: &[u8]| parse_request_head(raw, &Limits::default()).unwrap().unwrap().0;
+        let p = |raw: &[u8]| {
+            parse_request_head(raw, &Limits::default())
+                .unwrap()
+                .unwrap()
+                .0
+        };
         assert!(!p(b"GET / HTTP/1.0\r\n\r\n").keep_alive());
         assert!(p(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
         assert!(!p(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive());
@@ -220,7 +225,11 @@ mod tests {
 
     #[test]
     fn limits_map_to_their_statuses() {
-        let l = Limits { max_request_line: 16, max_head: 64, max_headers: 2 };
+        let l = Limits {
+            max_request_line: 16,
+            max_head: 64,
+            max_headers: 2,
+        };
         let long = b"GET /aaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n";
         assert_eq!(parse_request_head(long, &l).unwrap_err().status(), 414);
         let many = b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n";

@@ -7,15 +7,13 @@
 
 use crate::*;
 use bollard::container::{
-    Config, NetworkingConfig, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, StartContainerOptions, StatsOptions, StopContainerOptions,
-    UploadToContainerOptions,
+    Config, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
+    NetworkingConfig, RemoveContainerOptions, StartContainerOptions, StatsOptions,
+    StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::image::BuildImageOptions;
-use bollard::models::{
-    EndpointSettings, HostConfig, Ipam, IpamConfig, Mount, MountTypeEnum,
-};
+use bollard::models::{EndpointSettings, HostConfig, Ipam, IpamConfig, Mount, MountTypeEnum};
 use bollard::network::{ConnectNetworkOptions, CreateNetworkOptions, ListNetworksOptions};
 use bollard::volume::{CreateVolumeOptions, ListVolumesOptions, RemoveVolumeOptions};
 use bollard::Docker;
@@ -29,13 +27,18 @@ pub struct DockerRuntime {
 fn map_err(e: bollard::errors::Error) -> Error {
     use bollard::errors::Error as B;
     match e {
-        B::DockerResponseServerError { status_code: 404, message } => Error::NotFound(message),
-        B::DockerResponseServerError { status_code: 409, message } => Error::Conflict(message),
-        B::DockerResponseServerError { status_code: 403, message }
-            if message.contains("active endpoints") =>
-        {
-            Error::Conflict(message)
-        }
+        B::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => Error::NotFound(message),
+        B::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => Error::Conflict(message),
+        B::DockerResponseServerError {
+            status_code: 403,
+            message,
+        } if message.contains("active endpoints") => Error::Conflict(message),
         other => Error::Engine(other.to_string()),
     }
 }
@@ -44,7 +47,13 @@ fn filters(label_filter: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
     // An empty value filters on the label's presence alone.
     let labels = label_filter
         .iter()
-        .map(|(k, v)| if v.is_empty() { k.to_string() } else { format!("{k}={v}") })
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.to_string()
+            } else {
+                format!("{k}={v}")
+            }
+        })
         .collect();
     HashMap::from([("label".to_string(), labels)])
 }
@@ -93,7 +102,9 @@ impl Runtime for DockerRuntime {
             labels: labels.clone(),
             ..Default::default()
         };
-        let mut stream = self.docker.build_image(opts, None, Some(context_tar.into()));
+        let mut stream = self
+            .docker
+            .build_image(opts, None, Some(context_tar.into()));
         let mut id = String::new();
         while let Some(item) = stream.next().await {
             let info = item.map_err(map_err)?;
@@ -110,14 +121,23 @@ impl Runtime for DockerRuntime {
         for t in tags.iter().skip(1) {
             let (repo, tag) = t.rsplit_once(':').unwrap_or((t, "latest"));
             let opts = bollard::image::TagImageOptions { repo, tag };
-            self.docker.tag_image(&first, Some(opts)).await.map_err(map_err)?;
+            self.docker
+                .tag_image(&first, Some(opts))
+                .await
+                .map_err(map_err)?;
         }
         Ok(id)
     }
 
     async fn list_networks(&self, label_filter: &[(&str, &str)]) -> Result<Vec<NetworkInfo>> {
-        let opts = ListNetworksOptions { filters: filters(label_filter) };
-        let nets = self.docker.list_networks(Some(opts)).await.map_err(map_err)?;
+        let opts = ListNetworksOptions {
+            filters: filters(label_filter),
+        };
+        let nets = self
+            .docker
+            .list_networks(Some(opts))
+            .await
+            .map_err(map_err)?;
         Ok(nets
             .into_iter()
             .map(|n| NetworkInfo {
@@ -176,12 +196,22 @@ impl Runtime for DockerRuntime {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Conflict(format!("network {id} still has active endpoints")))
+        Err(Error::Conflict(format!(
+            "network {id} still has active endpoints"
+        )))
     }
 
     async fn list_containers(&self, label_filter: &[(&str, &str)]) -> Result<Vec<ContainerInfo>> {
-        let opts = ListContainersOptions { all: true, filters: filters(label_filter), ..Default::default() };
-        let cs = self.docker.list_containers(Some(opts)).await.map_err(map_err)?;
+        let opts = ListContainersOptions {
+            all: true,
+            filters: filters(label_filter),
+            ..Default::default()
+        };
+        let cs = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(map_err)?;
         Ok(cs
             .into_iter()
             .map(|c| ContainerInfo {
@@ -248,11 +278,24 @@ impl Runtime for DockerRuntime {
             }),
             ..Default::default()
         };
-        let opts = CreateContainerOptions { name: spec.name.clone(), platform: None };
-        let r = self.docker.create_container(Some(opts), config).await.map_err(map_err)?;
+        let opts = CreateContainerOptions {
+            name: spec.name.clone(),
+            platform: None,
+        };
+        let r = self
+            .docker
+            .create_container(Some(opts), config)
+            .await
+            .map_err(map_err)?;
         for e in spec.endpoints.iter().skip(1) {
-            let opts = ConnectNetworkOptions { container: r.id.clone(), endpoint_config: endpoint(e) };
-            self.docker.connect_network(&e.network, opts).await.map_err(map_err)?;
+            let opts = ConnectNetworkOptions {
+                container: r.id.clone(),
+                endpoint_config: endpoint(e),
+            };
+            self.docker
+                .connect_network(&e.network, opts)
+                .await
+                .map_err(map_err)?;
         }
         Ok(r.id)
     }
@@ -267,12 +310,20 @@ impl Runtime for DockerRuntime {
             .state
             .as_ref()
             .and_then(|s| s.status)
-            .map(|s| parse_state(&s.to_string()))
+            .map(|s| parse_state(s.as_ref()))
             .unwrap_or(ContainerState::Other(String::new()));
         Ok(ContainerInfo {
             id: c.id.unwrap_or_default(),
-            name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
-            image: c.config.as_ref().and_then(|c| c.image.clone()).unwrap_or_default(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            image: c
+                .config
+                .as_ref()
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default(),
             state,
             labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
             addresses: c
@@ -286,30 +337,57 @@ impl Runtime for DockerRuntime {
     }
 
     async fn upload(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<()> {
-        let opts = UploadToContainerOptions { path: path.to_string(), ..Default::default() };
-        self.docker.upload_to_container(id, Some(opts), tar.into()).await.map_err(map_err)
+        let opts = UploadToContainerOptions {
+            path: path.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(id, Some(opts), tar.into())
+            .await
+            .map_err(map_err)
     }
 
     async fn start_container(&self, id: &str) -> Result<()> {
-        match self.docker.start_container(id, None::<StartContainerOptions<String>>).await {
+        match self
+            .docker
+            .start_container(id, None::<StartContainerOptions<String>>)
+            .await
+        {
             Ok(()) => Ok(()),
             // 304: already running.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
             Err(e) => Err(map_err(e)),
         }
     }
 
     async fn stop_container(&self, id: &str) -> Result<()> {
-        match self.docker.stop_container(id, Some(StopContainerOptions { t: 5 })).await {
+        match self
+            .docker
+            .stop_container(id, Some(StopContainerOptions { t: 5 }))
+            .await
+        {
             Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
             Err(e) => Err(map_err(e)),
         }
     }
 
     async fn remove_container(&self, id: &str) -> Result<()> {
-        let opts = RemoveContainerOptions { force: true, v: false, link: false };
-        match self.docker.remove_container(id, Some(opts)).await.map_err(map_err) {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: false,
+            link: false,
+        };
+        match self
+            .docker
+            .remove_container(id, Some(opts))
+            .await
+            .map_err(map_err)
+        {
             Ok(()) | Err(Error::NotFound(_)) => Ok(()),
             // "removal already in progress" is a 409: treat as done.
             Err(Error::Conflict(m)) if m.contains("in progress") => Ok(()),
@@ -325,9 +403,16 @@ impl Runtime for DockerRuntime {
             ..Default::default()
         };
         let exec = self.docker.create_exec(id, opts).await.map_err(map_err)?;
-        let mut out = ExecOutput { exit_code: -1, stdout: Vec::new(), stderr: Vec::new() };
-        if let StartExecResults::Attached { mut output, .. } =
-            self.docker.start_exec(&exec.id, None).await.map_err(map_err)?
+        let mut out = ExecOutput {
+            exit_code: -1,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        if let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(map_err)?
         {
             use bollard::container::LogOutput;
             while let Some(chunk) = output.next().await {
@@ -346,7 +431,13 @@ impl Runtime for DockerRuntime {
     }
 
     async fn memory_usage(&self, id: &str) -> Result<u64> {
-        let mut s = self.docker.stats(id, Some(StatsOptions { stream: false, one_shot: true }));
+        let mut s = self.docker.stats(
+            id,
+            Some(StatsOptions {
+                stream: false,
+                one_shot: true,
+            }),
+        );
         let st = s
             .next()
             .await
@@ -366,12 +457,21 @@ impl Runtime for DockerRuntime {
     }
 
     async fn list_volumes(&self, label_filter: &[(&str, &str)]) -> Result<Vec<VolumeInfo>> {
-        let opts = ListVolumesOptions { filters: filters(label_filter) };
-        let r = self.docker.list_volumes(Some(opts)).await.map_err(map_err)?;
+        let opts = ListVolumesOptions {
+            filters: filters(label_filter),
+        };
+        let r = self
+            .docker
+            .list_volumes(Some(opts))
+            .await
+            .map_err(map_err)?;
         Ok(r.volumes
             .unwrap_or_default()
             .into_iter()
-            .map(|v| VolumeInfo { name: v.name, labels: v.labels })
+            .map(|v| VolumeInfo {
+                name: v.name,
+                labels: v.labels,
+            })
             .collect())
     }
 
@@ -382,7 +482,11 @@ impl Runtime for DockerRuntime {
             labels: labels.clone(),
             ..Default::default()
         };
-        self.docker.create_volume(opts).await.map_err(map_err).map(|_| ())
+        self.docker
+            .create_volume(opts)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {

@@ -68,7 +68,11 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !same(given.as_bytes(), st.token.as_bytes()) {
-        return ApiError(StatusCode::UNAUTHORIZED, "missing or wrong instructor token".into()).into_response();
+        return ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong instructor token".into(),
+        )
+        .into_response();
     }
     next.run(req).await
 }
@@ -89,7 +93,12 @@ async fn runs(State(st): State<AppState>) -> ApiResult<Vec<RunInfo>> {
     let mut out = Vec::new();
     for r in st.ctrl.store.runs().await? {
         let students = st.ctrl.store.students(&r.name).await?.len();
-        out.push(RunInfo { name: r.name, lab: r.lab_name, students, created_at: r.created_at });
+        out.push(RunInfo {
+            name: r.name,
+            lab: r.lab_name,
+            students,
+            created_at: r.created_at,
+        });
     }
     Ok(Json(out))
 }
@@ -102,10 +111,18 @@ pub struct LaunchRequest {
     pub roster: Vec<Entry>,
 }
 
-async fn launch(State(st): State<AppState>, Json(req): Json<LaunchRequest>) -> ApiResult<applab_controller::LaunchResult> {
+async fn launch(
+    State(st): State<AppState>,
+    Json(req): Json<LaunchRequest>,
+) -> ApiResult<applab_controller::LaunchResult> {
     let tar = base64::engine::general_purpose::STANDARD
         .decode(req.lab_tar.as_bytes())
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("lab_tar is not base64: {e}")))?;
+        .map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("lab_tar is not base64: {e}"),
+            )
+        })?;
     Ok(Json(st.ctrl.launch(&req.run, &tar, &req.roster).await?))
 }
 
@@ -115,7 +132,10 @@ struct RunQuery {
     student: Option<String>,
 }
 
-async fn status(State(st): State<AppState>, Query(q): Query<RunQuery>) -> ApiResult<applab_controller::RunStatus> {
+async fn status(
+    State(st): State<AppState>,
+    Query(q): Query<RunQuery>,
+) -> ApiResult<applab_controller::RunStatus> {
     let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
     Ok(Json(st.ctrl.status(&run.name).await?))
 }
@@ -125,7 +145,9 @@ async fn params(
     Query(q): Query<RunQuery>,
 ) -> ApiResult<std::collections::BTreeMap<String, String>> {
     let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
-    let student = q.student.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "student is required".into()))?;
+    let student = q
+        .student
+        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "student is required".into()))?;
     Ok(Json(st.ctrl.params(&run.name, &student).await?))
 }
 
@@ -135,10 +157,15 @@ struct StudentReq {
     student: String,
 }
 
-async fn reset(State(st): State<AppState>, Json(r): Json<StudentReq>) -> ApiResult<serde_json::Value> {
+async fn reset(
+    State(st): State<AppState>,
+    Json(r): Json<StudentReq>,
+) -> ApiResult<serde_json::Value> {
     let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
     st.ctrl.reset(&run.name, &r.student).await?;
-    Ok(Json(json!({ "run": run.name, "student": r.student, "reset": true })))
+    Ok(Json(
+        json!({ "run": run.name, "student": r.student, "reset": true }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -151,8 +178,12 @@ struct NodeReq {
 
 async fn node(State(st): State<AppState>, Json(r): Json<NodeReq>) -> ApiResult<serde_json::Value> {
     let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
-    st.ctrl.set_node_running(&run.name, &r.student, &r.node, r.running).await?;
-    Ok(Json(json!({ "run": run.name, "student": r.student, "node": r.node, "running": r.running })))
+    st.ctrl
+        .set_node_running(&run.name, &r.student, &r.node, r.running)
+        .await?;
+    Ok(Json(
+        json!({ "run": run.name, "student": r.student, "node": r.node, "running": r.running }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -161,10 +192,15 @@ struct TeardownReq {
     student: Option<String>,
 }
 
-async fn teardown(State(st): State<AppState>, Json(r): Json<TeardownReq>) -> ApiResult<serde_json::Value> {
+async fn teardown(
+    State(st): State<AppState>,
+    Json(r): Json<TeardownReq>,
+) -> ApiResult<serde_json::Value> {
     let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
     st.ctrl.teardown(&run.name, r.student.as_deref()).await?;
-    Ok(Json(json!({ "run": run.name, "student": r.student, "removed": true })))
+    Ok(Json(
+        json!({ "run": run.name, "student": r.student, "removed": true }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -196,13 +232,19 @@ struct CredReq {
     reissue: bool,
 }
 
-async fn credentials(State(st): State<AppState>, Json(r): Json<CredReq>) -> ApiResult<serde_json::Value> {
+async fn credentials(
+    State(st): State<AppState>,
+    Json(r): Json<CredReq>,
+) -> ApiResult<serde_json::Value> {
     let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
     if r.reissue {
         let creds = st.ctrl.reissue(&run.name, r.student.as_deref()).await?;
         Ok(Json(json!({ "run": run.name, "reissued": creds })))
     } else {
-        let info = st.ctrl.credential_info(&run.name, r.student.as_deref()).await?;
+        let info = st
+            .ctrl
+            .credential_info(&run.name, r.student.as_deref())
+            .await?;
         Ok(Json(json!({ "run": run.name, "students": info })))
     }
 }

@@ -48,7 +48,9 @@ impl axum::serve::Listener for GuardedListener {
             match self.inner.accept().await {
                 Ok((sock, peer)) => {
                     match sock.local_addr() {
-                        Ok(local) if !self.denied(&local) && !self.denied(&peer) => return (sock, peer),
+                        Ok(local) if !self.denied(&local) && !self.denied(&peer) => {
+                            return (sock, peer)
+                        }
                         Ok(local) => {
                             tracing::warn!(%peer, %local, "refused: connection from a lab network");
                         }
@@ -81,19 +83,43 @@ pub fn refuse_networks(listener: &TcpListener, deny: &[Ipv4Net]) -> std::io::Res
     // (offset in the IPv4 header, network): 12 is the source, 16 the destination.
     let checks: Vec<(i32, &Ipv4Net)> = deny.iter().flat_map(|n| [(12, n), (16, n)]).collect();
     let n = checks.len();
-    let ins = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
+    let ins = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
     let mut prog: Vec<libc::sock_filter> = Vec::new();
     for (i, (off, net)) in checks.iter().enumerate() {
-        prog.push(ins(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, (SKF_NET_OFF + off) as u32));
-        prog.push(ins(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K, 0, 0, u32::from(net.netmask())));
+        prog.push(ins(
+            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+            0,
+            0,
+            (SKF_NET_OFF + off) as u32,
+        ));
+        prog.push(ins(
+            libc::BPF_ALU | libc::BPF_AND | libc::BPF_K,
+            0,
+            0,
+            u32::from(net.netmask()),
+        ));
         // Equal: jump to the final "drop"; else fall through to the next check.
-        let to_drop = u8::try_from(3 * n - 3 * i - 2)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "too many denied networks"))?;
-        prog.push(ins(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, to_drop, 0, u32::from(net.network())));
+        let to_drop = u8::try_from(3 * n - 3 * i - 2).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "too many denied networks")
+        })?;
+        prog.push(ins(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            to_drop,
+            0,
+            u32::from(net.network()),
+        ));
     }
     prog.push(ins(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX));
     prog.push(ins(libc::BPF_RET | libc::BPF_K, 0, 0, 0));
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
     // SAFETY: fprog points into `prog`, alive for the call; the kernel copies it.
     let r = unsafe {
         libc::setsockopt(
@@ -122,7 +148,10 @@ pub async fn serve(
     tracing::info!(%listen, "API listening");
     let deny = vec![ctrl.cfg.pool];
     refuse_networks(&listener, &deny)?;
-    let app = router(AppState { ctrl, token: Arc::new(token) });
+    let app = router(AppState {
+        ctrl,
+        token: Arc::new(token),
+    });
     axum::serve(GuardedListener::new(listener, deny), app)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -10,7 +10,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn applab_bin() -> PathBuf {
@@ -20,12 +23,20 @@ pub fn applab_bin() -> PathBuf {
 /// The static applab-node built beside applab (`cargo build --release` first).
 pub fn node_bin() -> PathBuf {
     let p = applab_bin().with_file_name("applab-node");
-    assert!(p.exists(), "{} is missing: build the workspace first (cargo build --release)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace first (cargo build --release)",
+        p.display()
+    );
     p
 }
 
 pub fn require_docker() {
-    let ok = Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let ok = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     assert!(
         matches!(ok, Ok(s) if s.success()),
         "these tests need a running Docker engine (start dockerd; .ci/run does)"
@@ -33,7 +44,11 @@ pub fn require_docker() {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Server {
@@ -79,7 +94,14 @@ impl Server {
             .unwrap();
         let child = Command::new(applab_bin())
             .args(["serve", "--listen", &format!("{}:{}", self.host, self.port)])
-            .args(["--data", self.data.path().to_str().unwrap(), "--pool", &self.pool, "--interval", "2"])
+            .args([
+                "--data",
+                self.data.path().to_str().unwrap(),
+                "--pool",
+                &self.pool,
+                "--interval",
+                "2",
+            ])
             .env("APPLAB_IMAGES", repo().join("images"))
             .env("APPLAB_NODE_BINARY", node_bin())
             .env("RUST_LOG", "info")
@@ -159,7 +181,14 @@ impl Server {
             self.runs.push(run.to_string());
         }
         let lab = repo().join("labs").join(lab);
-        self.json(&["launch", lab.to_str().unwrap(), "--roster", roster.to_str().unwrap(), "--run", run])
+        self.json(&[
+            "launch",
+            lab.to_str().unwrap(),
+            "--roster",
+            roster.to_str().unwrap(),
+            "--run",
+            run,
+        ])
     }
 
     pub fn status(&self, run: &str) -> Value {
@@ -172,9 +201,16 @@ impl Server {
         a.extend_from_slice(cmd);
         let out = self.cmd(&a);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-            panic!("exec {a:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+            panic!(
+                "exec {a:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
         });
-        (v["exit_code"].as_i64().unwrap(), v["stdout"].as_str().unwrap_or("").to_string())
+        (
+            v["exit_code"].as_i64().unwrap(),
+            v["stdout"].as_str().unwrap_or("").to_string(),
+        )
     }
 }
 
@@ -190,7 +226,10 @@ impl Drop for Server {
     /// Whatever happened, leave no lab behind.
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- applab serve log (tail) ---\n{}", tail(&self.log(), 12000));
+            eprintln!(
+                "--- applab serve log (tail) ---\n{}",
+                tail(&self.log(), 12000)
+            );
         }
         if self.child.is_none() && !self.runs.is_empty() {
             self.spawn();
@@ -207,12 +246,31 @@ pub fn objects_of_run(run: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let filter = format!("label=applab.run={run}");
     for (kind, args) in [
-        ("container", vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]),
-        ("network", vec!["network", "ls", "--filter", &filter, "--format", "{{.Name}}"]),
-        ("volume", vec!["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"]),
+        (
+            "container",
+            vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
+        ),
+        (
+            "network",
+            vec![
+                "network",
+                "ls",
+                "--filter",
+                &filter,
+                "--format",
+                "{{.Name}}",
+            ],
+        ),
+        (
+            "volume",
+            vec!["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+        ),
     ] {
         let o = Command::new("docker").args(&args).output().unwrap();
-        for l in String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.is_empty()) {
+        for l in String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
             out.push((kind.to_string(), l.to_string()));
         }
     }
@@ -224,11 +282,21 @@ pub fn objects_of_run(run: &str) -> Vec<(String, String)> {
 pub fn container_ids(run: &str) -> std::collections::BTreeMap<String, String> {
     let filter = format!("label=applab.run={run}");
     let o = Command::new("docker")
-        .args(["ps", "-a", "--filter", &filter, "--format", "{{.Names}} {{.ID}}"])
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Names}} {{.ID}}",
+        ])
         .output()
         .unwrap();
     String::from_utf8_lossy(&o.stdout)
         .lines()
-        .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
         .collect()
 }

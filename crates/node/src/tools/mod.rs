@@ -16,7 +16,11 @@ pub fn dispatch_applet(name: &str) -> Option<ExitCode> {
     match name {
         "tcp" => {
             #[derive(Parser)]
-            #[command(name = "tcp", version, about = "Raw TCP client: lines typed are sent with CRLF")]
+            #[command(
+                name = "tcp",
+                version,
+                about = "Raw TCP client: lines typed are sent with CRLF"
+            )]
             struct A {
                 #[command(flatten)]
                 args: tcp::Args,

@@ -45,7 +45,9 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     let Some((stream, addr)) = stream else {
-        let why = last_err.map(|e| e.to_string()).unwrap_or_else(|| "no address".into());
+        let why = last_err
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "no address".into());
         if args.probe {
             println!("closed {}:{} ({why})", args.host, args.port);
         } else {
