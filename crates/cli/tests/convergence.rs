@@ -136,6 +136,16 @@ fn sigkill_at_random_points_of_a_launch_then_launch_again_converges() {
             assert_eq!(n["healthy"], true, "{n}");
         }
     }
+    // Adopted half-made containers were finished: every origin serves the
+    // student's own page.
+    for id in ids {
+        let p = s.json(&["params", id, "--run", run]);
+        let word = p["secret_word"].as_str().unwrap();
+        let get = "printf 'GET / HTTP/1.1\nHost: origin\nConnection: close\n\n' | tcp origin 80";
+        let (code, page) = s.exec(run, id, "ws", &["sh", "-c", get]);
+        assert_eq!(code, 0, "{page}");
+        assert!(page.contains(word), "{id}'s page lacks {word}: {page}");
+    }
     // Exactly one topology per student: 2 containers, 1 network, 2 volumes.
     let objs = objects_of_run(run);
     for id in ids {

@@ -149,11 +149,15 @@ impl Controller {
                     c.image, n.spec.image
                 )),
                 Some(n) if c.name != n.spec.name => Some(format!("name is not {}", n.spec.name)),
-                // Never started: its set-up (networks, content) may be incomplete.
-                Some(_) if c.state == ContainerState::Created => {
-                    Some("created but never started".into())
-                }
-                Some(_) if !matches!(c.state, ContainerState::Running | ContainerState::Exited) => {
+                // Created but never started (a crash mid-set-up) is adopted and
+                // finished below, not replaced: a dead controller's start may
+                // still be in flight, and removing would race with it.
+                Some(_)
+                    if !matches!(
+                        c.state,
+                        ContainerState::Created | ContainerState::Running | ContainerState::Exited
+                    ) =>
+                {
                     Some(format!("state {:?}", c.state))
                 }
                 Some(_) => None,
@@ -249,13 +253,24 @@ impl Controller {
                             self.rt.start_container(&id).await?;
                         }
                     }
-                    Some(c) if want_running && c.state != ContainerState::Running => {
-                        self.rt.start_container(&c.id).await?
+                    Some(c) => {
+                        // Finish what a crash may have left undone: networks, content.
+                        for e in &n.spec.endpoints {
+                            if !c.networks.contains(&e.network) {
+                                self.rt.connect_network(&c.id, e).await?;
+                            }
+                        }
+                        if c.state == ContainerState::Created {
+                            if let Some(tar) = plan::content_tar(&lab, &n.node, &plan.params)? {
+                                self.rt.upload(&c.id, plan::DATA_DIR, tar).await?;
+                            }
+                        }
+                        if want_running && c.state != ContainerState::Running {
+                            self.rt.start_container(&c.id).await?
+                        } else if !want_running && c.state == ContainerState::Running {
+                            self.rt.stop_container(&c.id).await?
+                        }
                     }
-                    Some(c) if !want_running && c.state == ContainerState::Running => {
-                        self.rt.stop_container(&c.id).await?
-                    }
-                    Some(_) => {}
                 }
                 anyhow::Ok(())
             }

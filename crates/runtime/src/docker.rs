@@ -214,32 +214,26 @@ impl Runtime for DockerRuntime {
             .map_err(map_err)?;
         Ok(cs
             .into_iter()
-            .map(|c| ContainerInfo {
-                id: c.id.unwrap_or_default(),
-                name: c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_default(),
-                image: c.image.unwrap_or_default(),
-                state: parse_state(c.state.as_deref().unwrap_or("")),
-                labels: c.labels.unwrap_or_default(),
-                addresses: c
-                    .network_settings
-                    .and_then(|n| n.networks)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|(k, v)| v.ip_address.filter(|a| !a.is_empty()).map(|a| (k, a)))
-                    .collect(),
+            .map(|c| {
+                let (addresses, networks) = endpoints(c.network_settings.and_then(|n| n.networks));
+                ContainerInfo {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    state: parse_state(c.state.as_deref().unwrap_or("")),
+                    labels: c.labels.unwrap_or_default(),
+                    addresses,
+                    networks,
+                }
             })
             .collect())
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
-        let endpoint = |e: &Endpoint| EndpointSettings {
-            aliases: Some(e.aliases.clone()),
-            ..Default::default()
-        };
         let first = spec.endpoints.first();
         let mounts = spec
             .volumes
@@ -274,7 +268,7 @@ impl Runtime for DockerRuntime {
             labels: Some(spec.labels.clone()),
             host_config: Some(host),
             networking_config: first.map(|e| NetworkingConfig {
-                endpoints_config: HashMap::from([(e.network.clone(), endpoint(e))]),
+                endpoints_config: HashMap::from([(e.network.clone(), endpoint_settings(e))]),
             }),
             ..Default::default()
         };
@@ -288,14 +282,7 @@ impl Runtime for DockerRuntime {
             .await
             .map_err(map_err)?;
         for e in spec.endpoints.iter().skip(1) {
-            let opts = ConnectNetworkOptions {
-                container: r.id.clone(),
-                endpoint_config: endpoint(e),
-            };
-            self.docker
-                .connect_network(&e.network, opts)
-                .await
-                .map_err(map_err)?;
+            self.connect_network(&r.id, e).await?;
         }
         Ok(r.id)
     }
@@ -312,6 +299,7 @@ impl Runtime for DockerRuntime {
             .and_then(|s| s.status)
             .map(|s| parse_state(s.as_ref()))
             .unwrap_or(ContainerState::Other(String::new()));
+        let (addresses, networks) = endpoints(c.network_settings.and_then(|n| n.networks));
         Ok(ContainerInfo {
             id: c.id.unwrap_or_default(),
             name: c
@@ -326,14 +314,22 @@ impl Runtime for DockerRuntime {
                 .unwrap_or_default(),
             state,
             labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
-            addresses: c
-                .network_settings
-                .and_then(|n| n.networks)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| v.ip_address.filter(|a| !a.is_empty()).map(|a| (k, a)))
-                .collect(),
+            addresses,
+            networks,
         })
+    }
+
+    async fn connect_network(&self, id: &str, e: &Endpoint) -> Result<()> {
+        let opts = ConnectNetworkOptions {
+            container: id.to_string(),
+            endpoint_config: endpoint_settings(e),
+        };
+        match self.docker.connect_network(&e.network, opts).await.map_err(map_err) {
+            Ok(()) => Ok(()),
+            // "endpoint ... already exists in network": connected already.
+            Err(Error::Engine(m) | Error::Conflict(m)) if m.contains("already exists") => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn upload(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<()> {
@@ -505,6 +501,22 @@ impl Runtime for DockerRuntime {
         }
         Err(Error::Conflict(format!("volume {name} still in use")))
     }
+}
+
+/// (network → address, network names) from the engine's endpoint map.
+fn endpoints(nets: Option<HashMap<String, EndpointSettings>>) -> (HashMap<String, String>, Vec<String>) {
+    let nets = nets.unwrap_or_default();
+    let mut names: Vec<String> = nets.keys().cloned().collect();
+    names.sort();
+    let addrs = nets
+        .into_iter()
+        .filter_map(|(k, v)| v.ip_address.filter(|a| !a.is_empty()).map(|a| (k, a)))
+        .collect();
+    (addrs, names)
+}
+
+fn endpoint_settings(e: &Endpoint) -> EndpointSettings {
+    EndpointSettings { aliases: Some(e.aliases.clone()), ..Default::default() }
 }
 
 fn parse_state(s: &str) -> ContainerState {

@@ -102,8 +102,10 @@ pub struct ContainerInfo {
     pub image: String,
     pub state: ContainerState,
     pub labels: Labels,
-    /// Network name → IPv4 address.
+    /// Network name → IPv4 address (running containers).
     pub addresses: HashMap<String, String>,
+    /// Names of the networks the container is connected to.
+    pub networks: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +144,8 @@ pub trait Runtime: Send + Sync {
     /// Create a container joined to all its endpoints, not started.
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String>;
     async fn inspect_container(&self, id: &str) -> Result<ContainerInfo>;
+    /// Connect a container to one more network (idempotent).
+    async fn connect_network(&self, id: &str, endpoint: &Endpoint) -> Result<()>;
     /// Unpack a tar archive at `path` inside the container (a volume path if
     /// the root filesystem is read-only).
     async fn upload(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<()>;
