@@ -59,22 +59,10 @@ fn running_ids(run: &str) -> BTreeSet<String> {
 
 /// Engine objects whose name says they belong to the run, labelled or not.
 fn named_like(prefix: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (kind, args) in [
-        ("container", vec!["ps", "-a", "--format", "{{.Names}}"]),
-        ("network", vec!["network", "ls", "--format", "{{.Name}}"]),
-        ("volume", vec!["volume", "ls", "--format", "{{.Name}}"]),
-    ] {
-        let o = Command::new("docker").args(&args).output().unwrap();
-        for l in String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .filter(|l| l.starts_with(prefix))
-        {
-            out.push((kind.to_string(), l.to_string()));
-        }
-    }
-    out.sort();
-    out
+    common::engine_objects(None)
+        .into_iter()
+        .filter(|(_, n)| n.starts_with(prefix))
+        .collect()
 }
 
 #[test]

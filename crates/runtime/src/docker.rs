@@ -324,7 +324,12 @@ impl Runtime for DockerRuntime {
             container: id.to_string(),
             endpoint_config: endpoint_settings(e),
         };
-        match self.docker.connect_network(&e.network, opts).await.map_err(map_err) {
+        match self
+            .docker
+            .connect_network(&e.network, opts)
+            .await
+            .map_err(map_err)
+        {
             Ok(()) => Ok(()),
             // "endpoint ... already exists in network": connected already.
             Err(Error::Engine(m) | Error::Conflict(m)) if m.contains("already exists") => Ok(()),
@@ -344,32 +349,19 @@ impl Runtime for DockerRuntime {
     }
 
     async fn start_container(&self, id: &str) -> Result<()> {
-        match self
+        let r = self
             .docker
             .start_container(id, None::<StartContainerOptions<String>>)
-            .await
-        {
-            Ok(()) => Ok(()),
-            // 304: already running.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(map_err(e)),
-        }
+            .await;
+        already_done_ok(r)
     }
 
     async fn stop_container(&self, id: &str) -> Result<()> {
-        match self
+        let r = self
             .docker
             .stop_container(id, Some(StopContainerOptions { t: 5 }))
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(map_err(e)),
-        }
+            .await;
+        already_done_ok(r)
     }
 
     async fn remove_container(&self, id: &str) -> Result<()> {
@@ -504,7 +496,9 @@ impl Runtime for DockerRuntime {
 }
 
 /// (network → address, network names) from the engine's endpoint map.
-fn endpoints(nets: Option<HashMap<String, EndpointSettings>>) -> (HashMap<String, String>, Vec<String>) {
+fn endpoints(
+    nets: Option<HashMap<String, EndpointSettings>>,
+) -> (HashMap<String, String>, Vec<String>) {
     let nets = nets.unwrap_or_default();
     let mut names: Vec<String> = nets.keys().cloned().collect();
     names.sort();
@@ -516,7 +510,21 @@ fn endpoints(nets: Option<HashMap<String, EndpointSettings>>) -> (HashMap<String
 }
 
 fn endpoint_settings(e: &Endpoint) -> EndpointSettings {
-    EndpointSettings { aliases: Some(e.aliases.clone()), ..Default::default() }
+    EndpointSettings {
+        aliases: Some(e.aliases.clone()),
+        ..Default::default()
+    }
+}
+
+/// Start and stop answer 304 when the container is already in that state.
+fn already_done_ok(r: std::result::Result<(), bollard::errors::Error>) -> Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Ok(()),
+        Err(e) => Err(map_err(e)),
+    }
 }
 
 fn parse_state(s: &str) -> ContainerState {

@@ -241,32 +241,21 @@ impl Drop for Server {
     }
 }
 
-/// Every engine object carrying `applab.run=RUN`, as (kind, name, labels).
-pub fn objects_of_run(run: &str) -> Vec<(String, String)> {
+/// Every container, network and volume of the engine as (kind, name),
+/// only those carrying `label` (`key=value`) when given.
+pub fn engine_objects(label: Option<&str>) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let filter = format!("label=applab.run={run}");
-    for (kind, args) in [
-        (
-            "container",
-            vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
-        ),
-        (
-            "network",
-            vec![
-                "network",
-                "ls",
-                "--filter",
-                &filter,
-                "--format",
-                "{{.Name}}",
-            ],
-        ),
-        (
-            "volume",
-            vec!["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"],
-        ),
+    for (kind, list, format) in [
+        ("container", &["ps", "-a"][..], "{{.Names}}"),
+        ("network", &["network", "ls"][..], "{{.Name}}"),
+        ("volume", &["volume", "ls"][..], "{{.Name}}"),
     ] {
-        let o = Command::new("docker").args(&args).output().unwrap();
+        let mut cmd = Command::new("docker");
+        cmd.args(list).args(["--format", format]);
+        if let Some(l) = label {
+            cmd.args(["--filter", &format!("label={l}")]);
+        }
+        let o = cmd.output().unwrap();
         for l in String::from_utf8_lossy(&o.stdout)
             .lines()
             .filter(|l| !l.is_empty())
@@ -276,6 +265,11 @@ pub fn objects_of_run(run: &str) -> Vec<(String, String)> {
     }
     out.sort();
     out
+}
+
+/// Every engine object carrying `applab.run=RUN`, as (kind, name).
+pub fn objects_of_run(run: &str) -> Vec<(String, String)> {
+    engine_objects(Some(&format!("applab.run={run}")))
 }
 
 /// Container ids by name for one run.
