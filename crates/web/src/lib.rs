@@ -157,3 +157,57 @@ pub async fn serve(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    async fn connects(addr: SocketAddr) -> bool {
+        matches!(
+            tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn the_socket_filter_drops_denied_networks_in_the_kernel() {
+        // Loopback as the "lab pool": the handshake itself must not complete.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        refuse_networks(
+            &l,
+            &[
+                "10.0.0.0/8".parse().unwrap(),
+                "127.0.0.0/8".parse().unwrap(),
+            ],
+        )
+        .unwrap();
+        assert!(!connects(addr).await, "a denied source gets no SYN-ACK");
+
+        let open = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = open.local_addr().unwrap();
+        refuse_networks(&open, &["10.213.0.0/16".parse().unwrap()]).unwrap();
+        assert!(connects(addr).await, "other sources still connect");
+    }
+
+    #[test]
+    fn the_listener_knows_denied_addresses() {
+        let g = GuardedListener {
+            inner: {
+                let std = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                std.set_nonblocking(true).unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()
+                    .unwrap();
+                let _e = rt.enter();
+                TcpListener::from_std(std).unwrap()
+            },
+            deny: vec!["10.213.0.0/16".parse().unwrap()],
+        };
+        assert!(g.denied(&"10.213.4.1:7700".parse().unwrap()));
+        assert!(g.denied(&"[::ffff:10.213.4.1]:7700".parse().unwrap()));
+        assert!(!g.denied(&"192.0.2.2:7700".parse().unwrap()));
+    }
+}
