@@ -368,3 +368,81 @@ fn images_are_small_tagged_by_digest_and_not_rebuilt() {
         assert!(version.status.success(), "the version tag exists too");
     }
 }
+
+#[test]
+fn a_network_is_removed_even_while_its_last_container_is_going() {
+    use applab_runtime::{
+        docker::DockerRuntime, ContainerSpec, Endpoint, Labels, NetworkSpec, Runtime,
+    };
+    common::require_docker();
+    let out = std::process::Command::new(common::applab_bin())
+        .args(["images", "build", "--json", "--role", "workstation"])
+        .env("APPLAB_IMAGES", common::repo().join("images"))
+        .env("APPLAB_NODE_BINARY", common::node_bin())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let images: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let image = images[0]["tag"].as_str().unwrap().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let engine = DockerRuntime::connect().await.unwrap();
+        let labels = Labels::from([("applab.run".to_string(), "netbusy".to_string())]);
+        for round in 0..3 {
+            let net = format!("applab-netbusy-{round}");
+            engine
+                .create_network(&NetworkSpec {
+                    name: net.clone(),
+                    subnet: format!("10.224.{round}.0/26"),
+                    gateway: format!("10.224.{round}.1"),
+                    bridge: format!("al-netbusy{round}"),
+                    labels: labels.clone(),
+                })
+                .await
+                .unwrap();
+            let id = engine
+                .create_container(&ContainerSpec {
+                    name: format!("applab-netbusy-ws-{round}"),
+                    hostname: "ws".into(),
+                    image: image.clone(),
+                    cmd: vec!["workstation".into()],
+                    labels: labels.clone(),
+                    endpoints: vec![Endpoint {
+                        network: net.clone(),
+                        aliases: vec![],
+                    }],
+                    memory_bytes: 32 << 20,
+                    nano_cpus: 200_000_000,
+                    pids: 32,
+                    cap_add: vec!["NET_BIND_SERVICE".into()],
+                    tmpfs: vec![],
+                    volumes: vec![],
+                })
+                .await
+                .unwrap();
+            engine.start_container(&id).await.unwrap();
+            // The engine answers "has active endpoints" while the container
+            // is still going: the removal must wait it out, not fail.
+            let (c, n) = tokio::join!(engine.remove_container(&id), async {
+                tokio::time::sleep(std::time::Duration::from_millis(round * 5)).await;
+                engine.remove_network(&net).await
+            });
+            c.unwrap();
+            n.unwrap();
+        }
+        assert!(engine
+            .list_networks(&[("applab.run", "netbusy")])
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(engine
+            .list_containers(&[("applab.run", "netbusy")])
+            .await
+            .unwrap()
+            .is_empty());
+    });
+}

@@ -290,6 +290,30 @@ impl Store {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_hundred_students_of_a_two_network_lab_fit_the_default_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+        store.create_run("big", "lab", "/x", b"k").await.unwrap();
+        let pool: Ipv4Net = "10.213.0.0/16".parse().unwrap(); // `applab serve`'s default
+        let nets = vec!["campus".to_string(), "internet".to_string()];
+        let mut all = BTreeSet::new();
+        for i in 0..100 {
+            let id = format!("s{i:03}");
+            store.add_student(&student("big", &id)).await.unwrap();
+            for s in store
+                .allocate_subnets("big", &id, &nets, pool, 26, &[])
+                .await
+                .unwrap()
+                .into_values()
+            {
+                assert!(pool.contains(&s));
+                assert!(all.insert(s), "{s} handed out twice");
+            }
+        }
+        assert_eq!(all.len(), 200);
+    }
+
     fn student(run: &str, id: &str) -> StudentRow {
         StudentRow {
             run: run.into(),
