@@ -45,5 +45,8 @@ mod tests {
         assert!(h.starts_with("$argon2id$"));
         assert!(super::verify(&p, &h));
         assert!(!super::verify("wrong", &h));
+        // A student whose hash is not stored yet matches nothing.
+        assert!(!super::verify("", ""));
+        assert!(!super::verify(&p, ""));
     }
 }

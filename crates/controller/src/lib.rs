@@ -236,8 +236,30 @@ impl Controller {
                 new.push(e.clone());
             }
         }
-        // Argon2 is slow on purpose: hash the new passwords on every core at once.
-        let hashed = futures_util::future::join_all(new.into_iter().map(|e| {
+        // Students first, so their topologies start at once; credentials are
+        // hashed meanwhile (Argon2 is slow on purpose). Until its hash is
+        // stored a student's empty hash matches no password; after a crash
+        // in between, `credentials --reissue` hands out new ones.
+        let mut fresh = Vec::new();
+        for e in new {
+            let row = StudentRow {
+                run: run.to_string(),
+                id: e.id.clone(),
+                name: e.name.clone(),
+                email: e.email.clone(),
+                password_hash: String::new(),
+                issued_at: store::now(),
+                generation: 1,
+                added_at: store::now(),
+            };
+            if self.store.add_student(&row).await? {
+                fresh.push(e);
+            } else {
+                kept += 1;
+            }
+        }
+        self.wake();
+        let hashed = futures_util::future::join_all(fresh.into_iter().map(|e| {
             tokio::task::spawn_blocking(move || {
                 let password = credentials::generate();
                 credentials::hash(&password).map(|h| (e, password, h))
@@ -247,29 +269,15 @@ impl Controller {
         let mut added = Vec::new();
         for h in hashed {
             let (e, password, hash) = h??;
-            let row = StudentRow {
+            self.store.set_password(run, &e.id, &hash).await?;
+            added.push(Credential {
                 run: run.to_string(),
-                id: e.id.clone(),
-                name: e.name.clone(),
-                email: e.email.clone(),
-                password_hash: hash,
-                issued_at: store::now(),
-                generation: 1,
-                added_at: store::now(),
-            };
-            if self.store.add_student(&row).await? {
-                added.push(Credential {
-                    run: run.to_string(),
-                    id: e.id,
-                    name: e.name,
-                    email: e.email,
-                    password,
-                });
-            } else {
-                kept += 1;
-            }
+                id: e.id,
+                name: e.name,
+                email: e.email,
+                password,
+            });
         }
-        self.wake();
         Ok(LaunchResult {
             run: run.to_string(),
             lab: lab.name.clone(),

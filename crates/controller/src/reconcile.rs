@@ -61,6 +61,20 @@ async fn answers(ip: &str, port: u16) -> bool {
     )
 }
 
+/// What the engine held when a pass began.
+struct Snapshot {
+    containers: Vec<ContainerInfo>,
+    networks: Vec<applab_runtime::NetworkInfo>,
+    volumes: Vec<applab_runtime::VolumeInfo>,
+    /// Subnets of networks that are not this controller's.
+    foreign: Vec<ipnet::Ipv4Net>,
+}
+
+fn owned(labels: &applab_runtime::Labels, run: &str, student: &str) -> bool {
+    labels.get(plan::RUN).map(String::as_str) == Some(run)
+        && labels.get(plan::STUDENT).map(String::as_str) == Some(student)
+}
+
 fn label<'a>(c: &'a ContainerInfo, k: &str) -> &'a str {
     c.labels.get(k).map(String::as_str).unwrap_or("")
 }
@@ -68,14 +82,18 @@ fn label<'a>(c: &'a ContainerInfo, k: &str) -> &'a str {
 impl Controller {
     /// One pass over every run and student, then garbage collection.
     pub async fn reconcile_all(self: &Arc<Self>) -> Result<()> {
+        // One listing of the engine for the whole pass: per-student listings
+        // would load the engine exactly while it is busiest, during a launch.
+        let snap = Arc::new(self.snapshot().await?);
         let mut tasks = Vec::new();
         for run in self.store.runs().await? {
             for s in self.store.students(&run.name).await? {
                 let me = self.clone();
                 let run = run.name.clone();
+                let snap = snap.clone();
                 tasks.push(tokio::spawn(async move {
                     let _slot = me.slots.acquire().await;
-                    if let Err(e) = me.converge(&run, &s.id).await {
+                    if let Err(e) = me.converge_with(&run, &s.id, Some(&snap)).await {
                         tracing::warn!(run, student = s.id, "converge failed: {e:#}");
                         me.set_progress(&run, &s.id, format!("error: {e:#}"));
                     }
@@ -88,8 +106,34 @@ impl Controller {
         self.collect(None).await
     }
 
-    /// Bring one student's topology to its plan.
+    /// This controller's engine objects, and the subnets of everyone else's networks.
+    async fn snapshot(&self) -> Result<Snapshot> {
+        let mine = [(plan::INSTANCE, self.instance.as_str())];
+        let all_nets = self.rt.list_networks(&[]).await?;
+        let (networks, others): (Vec<_>, Vec<_>) = all_nets
+            .into_iter()
+            .partition(|n| n.labels.get(plan::INSTANCE) == Some(&self.instance));
+        Ok(Snapshot {
+            containers: self.rt.list_containers(&mine).await?,
+            networks,
+            volumes: self.rt.list_volumes(&mine).await?,
+            foreign: others
+                .into_iter()
+                .filter_map(|n| n.subnet.and_then(|s| s.parse().ok()))
+                .collect(),
+        })
+    }
+
+    /// Bring one student's topology to its plan, looking at the engine now.
     pub async fn converge(&self, run: &str, student: &str) -> Result<()> {
+        self.converge_with(run, student, None).await
+    }
+
+    /// Bring one student's topology to its plan, from a snapshot of the
+    /// engine when given. A snapshot may be stale (a verb ran since): every
+    /// removal is by id and every creation by name, so staleness can only
+    /// fail this pass harmlessly, and the next pass repairs it.
+    async fn converge_with(&self, run: &str, student: &str, snap: Option<&Snapshot>) -> Result<()> {
         let lock = self.lock_for(run, student);
         let _g = lock.lock().await;
         let Some(run_row) = self.store.run(run).await? else {
@@ -102,7 +146,15 @@ impl Controller {
         let images = self.images().await?;
         self.set_progress(run, student, "networks");
         let lab_nets: Vec<String> = lab.networks.iter().map(|n| n.name.clone()).collect();
-        let exclude = self.foreign_subnets().await?;
+        let fresh;
+        let snap = match snap {
+            Some(s) => s,
+            None => {
+                fresh = self.snapshot().await?;
+                &fresh
+            }
+        };
+        let exclude = snap.foreign.clone();
         let subnets = self
             .store
             .allocate_subnets(
@@ -116,11 +168,6 @@ impl Controller {
             .await?;
         let plan = plan::plan(&self.instance, &run_row, &lab, &srow, &subnets, &images)?;
         let stopped = self.store.stopped(run, student).await?;
-        let filter = [
-            (plan::INSTANCE, self.instance.as_str()),
-            (plan::RUN, run),
-            (plan::STUDENT, student),
-        ];
         let node_roles: Vec<(String, Role)> = plan
             .nodes
             .iter()
@@ -130,7 +177,12 @@ impl Controller {
         // 1. Containers that no longer match the plan go first, so their
         //    networks and volumes can be replaced.
         let mut existing: HashMap<String, ContainerInfo> = HashMap::new();
-        for c in self.rt.list_containers(&filter).await? {
+        for c in snap
+            .containers
+            .iter()
+            .filter(|c| owned(&c.labels, run, student))
+            .cloned()
+        {
             let node = label(&c, plan::NODE).to_string();
             let want = plan.nodes.iter().find(|n| n.node == node);
             let why = match want {
@@ -182,7 +234,11 @@ impl Controller {
 
         // 2. Networks: exactly one per lab network.
         let mut have_nets: BTreeSet<String> = BTreeSet::new();
-        for n in self.rt.list_networks(&filter).await? {
+        for n in snap
+            .networks
+            .iter()
+            .filter(|n| owned(&n.labels, run, student))
+        {
             let lab_net = n.labels.get(plan::NETWORK).cloned().unwrap_or_default();
             let want = plan.networks.iter().find(|p| p.lab_network == lab_net);
             let ok = want.is_some_and(|p| {
@@ -212,16 +268,23 @@ impl Controller {
 
         // 3. Volumes: one per node and generation.
         let want_vols: BTreeSet<&str> = plan.nodes.iter().map(|n| n.volume.as_str()).collect();
-        let have_vols = self.rt.list_volumes(&filter).await?;
+        let have_vols: Vec<_> = snap
+            .volumes
+            .iter()
+            .filter(|v| owned(&v.labels, run, student))
+            .collect();
         for v in &have_vols {
             if !want_vols.contains(v.name.as_str()) {
                 self.rt.remove_volume(&v.name).await?;
             }
         }
-        for n in &plan.nodes {
-            if !have_vols.iter().any(|v| v.name == n.volume) {
-                self.rt.create_volume(&n.volume, &n.volume_labels).await?;
-            }
+        let missing = plan
+            .nodes
+            .iter()
+            .filter(|n| !have_vols.iter().any(|v| v.name == n.volume));
+        for r in join_all(missing.map(|n| self.rt.create_volume(&n.volume, &n.volume_labels))).await
+        {
+            r?;
         }
 
         // 4. Containers: create the missing ones, start or stop the rest.
@@ -281,27 +344,46 @@ impl Controller {
         }
 
         // 5. Wait until every node that should run answers on its port.
+        //    The engine is asked for addresses only until it has given them
+        //    all; then only the cheap TCP probes repeat, so a large launch
+        //    does not slow the engine down with listings.
         self.set_progress(run, student, "starting");
         let deadline = tokio::time::Instant::now() + HEALTH_WAIT;
+        let mut pending: Vec<(String, String, u16)> = Vec::new();
+        let mut listed = false;
         loop {
-            let nodes = self
-                .node_status(run, student, &node_roles, &stopped)
-                .await?;
-            let pending: Vec<&str> = nodes
-                .iter()
-                .filter(|n| !n.stopped_on_purpose && !n.healthy)
-                .map(|n| n.name.as_str())
-                .collect();
-            if pending.is_empty() {
-                break;
+            if !listed {
+                let nodes = self
+                    .node_status(run, student, &node_roles, &stopped)
+                    .await?;
+                pending.clear();
+                listed = true;
+                for n in nodes.iter().filter(|n| !n.stopped_on_purpose && !n.healthy) {
+                    match n.addresses.values().next() {
+                        Some(ip) if n.state == "running" => {
+                            let port = Role::parse(&n.role).map(Role::service_port).unwrap_or(0);
+                            pending.push((n.name.clone(), ip.clone(), port));
+                        }
+                        // Not running yet or no address: ask the engine again.
+                        _ => listed = false,
+                    }
+                }
+                if listed && pending.is_empty() {
+                    break;
+                }
+            } else {
+                let ok = join_all(pending.iter().map(|(_, ip, port)| answers(ip, *port))).await;
+                let mut ok = ok.into_iter();
+                pending.retain(|_| !ok.next().unwrap_or(false));
+                if pending.is_empty() {
+                    break;
+                }
             }
             if tokio::time::Instant::now() > deadline {
-                anyhow::bail!(
-                    "not answering after {HEALTH_WAIT:?}: {}",
-                    pending.join(", ")
-                );
+                let names: Vec<&str> = pending.iter().map(|p| p.0.as_str()).collect();
+                anyhow::bail!("not answering after {HEALTH_WAIT:?}: {}", names.join(", "));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(if listed { 50 } else { 200 })).await;
         }
         self.set_progress(run, student, "ready");
         Ok(())
@@ -322,19 +404,6 @@ impl Controller {
             // Ours, created by an operation still in flight when we listed: the next pass adopts it.
             _ => anyhow::anyhow!("creating {name}: {msg}"),
         }
-    }
-
-    /// Subnets of engine networks that are not this controller's (other
-    /// controllers' included), so the pool avoids them.
-    async fn foreign_subnets(&self) -> Result<Vec<ipnet::Ipv4Net>> {
-        Ok(self
-            .rt
-            .list_networks(&[])
-            .await?
-            .into_iter()
-            .filter(|n| n.labels.get(plan::INSTANCE) != Some(&self.instance))
-            .filter_map(|n| n.subnet.and_then(|s| s.parse().ok()))
-            .collect())
     }
 
     async fn node_status(

@@ -17,8 +17,8 @@ use std::str::FromStr;
 pub struct Store {
     pool: SqlitePool,
     /// SQLite fails a read-then-write transaction at once ("database is
-    /// locked") when another one upgraded first; such transactions take
-    /// this lock so they run one at a time.
+    /// locked", no busy wait) when another writer committed in between, so
+    /// every write of this process takes this lock: they run one at a time.
     write: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -57,7 +57,10 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
+            .busy_timeout(std::time::Duration::from_secs(10))
+            // In WAL mode, NORMAL survives any process crash (what convergence
+            // is about); only a power cut may lose the last transactions.
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
@@ -96,6 +99,7 @@ impl Store {
         lab_dir: &str,
         secret: &[u8],
     ) -> Result<RunRow> {
+        let _w = self.write.lock().await;
         sqlx::query("INSERT OR IGNORE INTO runs (name, lab_name, lab_dir, secret, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(name)
             .bind(lab_name)
@@ -108,6 +112,7 @@ impl Store {
     }
 
     pub async fn delete_run(&self, name: &str) -> Result<()> {
+        let _w = self.write.lock().await;
         sqlx::query("DELETE FROM runs WHERE name = ?")
             .bind(name)
             .execute(&self.pool)
@@ -136,6 +141,7 @@ impl Store {
 
     /// Add a student unless present; true if added (late joiners only).
     pub async fn add_student(&self, s: &StudentRow) -> Result<bool> {
+        let _w = self.write.lock().await;
         let r = sqlx::query(
             "INSERT OR IGNORE INTO students (run, id, name, email, password_hash, issued_at, generation, added_at)
              VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
@@ -153,6 +159,7 @@ impl Store {
     }
 
     pub async fn delete_student(&self, run: &str, id: &str) -> Result<()> {
+        let _w = self.write.lock().await;
         sqlx::query("DELETE FROM students WHERE run = ? AND id = ?")
             .bind(run)
             .bind(id)
@@ -162,6 +169,7 @@ impl Store {
     }
 
     pub async fn set_password(&self, run: &str, id: &str, hash: &str) -> Result<()> {
+        let _w = self.write.lock().await;
         sqlx::query(
             "UPDATE students SET password_hash = ?, issued_at = ? WHERE run = ? AND id = ?",
         )
@@ -205,6 +213,7 @@ impl Store {
         node: &str,
         stopped: bool,
     ) -> Result<()> {
+        let _w = self.write.lock().await;
         let q = if stopped {
             "INSERT OR IGNORE INTO stopped_nodes (run, student, node) VALUES (?, ?, ?)"
         } else {
