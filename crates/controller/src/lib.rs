@@ -83,6 +83,8 @@ pub struct Controller {
     labs: Mutex<HashMap<String, Arc<Lab>>>,
     locks: Mutex<HashMap<StudentKey, Arc<tokio::sync::Mutex<()>>>>,
     progress: Mutex<HashMap<StudentKey, String>>,
+    /// When each student's topology was last converged.
+    touched: Mutex<HashMap<StudentKey, std::time::Instant>>,
     wake: tokio::sync::Notify,
     slots: tokio::sync::Semaphore,
 }
@@ -127,6 +129,7 @@ impl Controller {
             labs: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
+            touched: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
         }))
     }
@@ -444,6 +447,22 @@ impl Controller {
             .entry((run.to_string(), student.to_string()))
             .or_default()
             .clone()
+    }
+
+    fn touch(&self, run: &str, student: &str) {
+        self.touched.lock().expect("touched").insert(
+            (run.to_string(), student.to_string()),
+            std::time::Instant::now(),
+        );
+    }
+
+    /// True if the student's topology was last converged before `t` (or never).
+    fn touched_before(&self, run: &str, student: &str, t: std::time::Instant) -> bool {
+        self.touched
+            .lock()
+            .expect("touched")
+            .get(&(run.to_string(), student.to_string()))
+            .is_none_or(|at| *at < t)
     }
 
     fn set_progress(&self, run: &str, student: &str, phase: impl Into<String>) {

@@ -63,6 +63,7 @@ async fn answers(ip: &str, port: u16) -> bool {
 
 /// What the engine held when a pass began.
 struct Snapshot {
+    taken_at: std::time::Instant,
     containers: Vec<ContainerInfo>,
     networks: Vec<applab_runtime::NetworkInfo>,
     volumes: Vec<applab_runtime::VolumeInfo>,
@@ -114,6 +115,7 @@ impl Controller {
             .into_iter()
             .partition(|n| n.labels.get(plan::INSTANCE) == Some(&self.instance));
         Ok(Snapshot {
+            taken_at: std::time::Instant::now(),
             containers: self.rt.list_containers(&mine).await?,
             networks,
             volumes: self.rt.list_volumes(&mine).await?,
@@ -136,6 +138,20 @@ impl Controller {
     async fn converge_with(&self, run: &str, student: &str, snap: Option<&Snapshot>) -> Result<()> {
         let lock = self.lock_for(run, student);
         let _g = lock.lock().await;
+        // A snapshot older than this student's last converge (a reset, a
+        // stop, a launch since) no longer shows their objects: look again.
+        let snap = snap.filter(|s| self.touched_before(run, student, s.taken_at));
+        let r = self.converge_locked(run, student, snap).await;
+        self.touch(run, student);
+        r
+    }
+
+    async fn converge_locked(
+        &self,
+        run: &str,
+        student: &str,
+        snap: Option<&Snapshot>,
+    ) -> Result<()> {
         let Some(run_row) = self.store.run(run).await? else {
             return Ok(());
         };
@@ -488,9 +504,11 @@ impl Controller {
                 let all_ok = nodes
                     .iter()
                     .all(|n| n.healthy || (n.stopped_on_purpose && n.state != "running"));
+                // Live probes decide: every node answering is ready, whatever
+                // an earlier pass said; otherwise its error, if it had one.
                 let state = match (&phase, all_ok) {
-                    (Some(p), _) if p.starts_with("error") => p.clone(),
                     (_, true) => "ready".to_string(),
+                    (Some(p), false) if p.starts_with("error") => p.clone(),
                     (Some(p), false) if p != "ready" => "starting".to_string(),
                     _ => "degraded".to_string(),
                 };
