@@ -316,6 +316,7 @@ async fn launch(mut a: LaunchArgs) -> Result<()> {
         n * lab.nodes.len(),
         a.rounds
     );
+    let mut ratios = Vec::new();
     for round in 1..=a.rounds {
         // Peer: the raw engine.
         let raw_run = "benchraw";
@@ -349,6 +350,10 @@ async fn launch(mut a: LaunchArgs) -> Result<()> {
         let app_down = t1.elapsed();
         drop(app);
 
+        ratios.push((
+            app_up.as_secs_f64() / raw_up.as_secs_f64(),
+            app_down.as_secs_f64() / raw_down.as_secs_f64(),
+        ));
         let per_topology = app_mem as f64 / n as f64;
         let ctrl_per_topology = busy_rss.saturating_sub(idle_rss) as f64 * 1024.0 / n as f64;
         println!("round {round}:");
@@ -372,6 +377,18 @@ async fn launch(mut a: LaunchArgs) -> Result<()> {
             idle_rss as f64 / 1024.0,
             busy_rss as f64 / 1024.0,
             (per_topology + ctrl_per_topology) / per_topology
+        );
+    }
+    if ratios.len() > 1 {
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        };
+        println!(
+            "median over {} rounds: launch ratio {:.3}, teardown ratio {:.3} (applab / raw engine)",
+            ratios.len(),
+            median(ratios.iter().map(|r| r.0).collect()),
+            median(ratios.iter().map(|r| r.1).collect())
         );
     }
     Ok(())
