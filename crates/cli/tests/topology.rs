@@ -313,25 +313,28 @@ fn instructor_verbs_late_joiners_reset_stop_start_teardown() {
     assert!(!gone.status.success());
 }
 
+/// `applab images build --json [ARGS]`, which must succeed.
+fn build_images(args: &[&str]) -> serde_json::Value {
+    common::require_docker();
+    let out = std::process::Command::new(common::applab_bin())
+        .args(["images", "build", "--json"])
+        .args(args)
+        .env("APPLAB_IMAGES", common::repo().join("images"))
+        .env("APPLAB_NODE_BINARY", common::node_bin())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn images_are_small_tagged_by_digest_and_not_rebuilt() {
-    common::require_docker();
-    let build = || {
-        let out = std::process::Command::new(common::applab_bin())
-            .args(["images", "build", "--json"])
-            .env("APPLAB_IMAGES", common::repo().join("images"))
-            .env("APPLAB_NODE_BINARY", common::node_bin())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
-    build();
-    let second = build();
+    build_images(&[]);
+    let second = build_images(&[]);
     let roles: Vec<&str> = second
         .as_array()
         .unwrap()
@@ -374,19 +377,7 @@ fn a_network_is_removed_even_while_its_last_container_is_going() {
     use applab_runtime::{
         docker::DockerRuntime, ContainerSpec, Endpoint, Labels, NetworkSpec, Runtime,
     };
-    common::require_docker();
-    let out = std::process::Command::new(common::applab_bin())
-        .args(["images", "build", "--json", "--role", "workstation"])
-        .env("APPLAB_IMAGES", common::repo().join("images"))
-        .env("APPLAB_NODE_BINARY", common::node_bin())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let images: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let images = build_images(&["--role", "workstation"]);
     let image = images[0]["tag"].as_str().unwrap().to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
