@@ -25,6 +25,50 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
 }
 
+/// Generate and hash a password for each item on low-priority threads, one
+/// per core: Argon2 is slow on purpose, and during a launch the container
+/// engine needs the CPU more than the credentials do.
+pub async fn issue_in_background<T: Send + 'static>(
+    items: Vec<T>,
+) -> anyhow::Result<Vec<(T, String, String)>> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let per = items.len().div_ceil(cores).max(1);
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    for item in items {
+        match chunks.last_mut() {
+            Some(c) if c.len() < per => c.push(item),
+            _ => chunks.push(vec![item]),
+        }
+    }
+    let mut waits = Vec::new();
+    for chunk in chunks {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            // SAFETY: plain syscall; on Linux it lowers only this thread's priority.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+            let out: anyhow::Result<Vec<_>> = chunk
+                .into_iter()
+                .map(|item| {
+                    let password = generate();
+                    hash(&password).map(|h| (item, password, h))
+                })
+                .collect();
+            let _ = tx.send(out);
+        });
+        waits.push(rx);
+    }
+    let mut out = Vec::new();
+    for w in waits {
+        out.extend(
+            w.await
+                .map_err(|_| anyhow::anyhow!("credential thread died"))??,
+        );
+    }
+    Ok(out)
+}
+
 pub fn verify(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
         .map(|h| {
@@ -37,6 +81,17 @@ pub fn verify(password: &str, phc: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn background_issue_keeps_every_item_once() {
+        let out = super::issue_in_background((0..7).collect::<Vec<u32>>())
+            .await
+            .unwrap();
+        let mut ids: Vec<u32> = out.iter().map(|(i, _, _)| *i).collect();
+        ids.sort();
+        assert_eq!(ids, (0..7).collect::<Vec<_>>());
+        assert!(out.iter().all(|(_, p, h)| super::verify(p, h)));
+    }
+
     #[test]
     fn hash_then_verify() {
         let p = super::generate();

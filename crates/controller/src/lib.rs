@@ -262,16 +262,9 @@ impl Controller {
             }
         }
         self.wake();
-        let hashed = futures_util::future::join_all(fresh.into_iter().map(|e| {
-            tokio::task::spawn_blocking(move || {
-                let password = credentials::generate();
-                credentials::hash(&password).map(|h| (e, password, h))
-            })
-        }))
-        .await;
+        let hashed = credentials::issue_in_background(fresh).await?;
         let mut added = Vec::new();
-        for h in hashed {
-            let (e, password, hash) = h??;
+        for (e, password, hash) in hashed {
             self.store.set_password(run, &e.id, &hash).await?;
             added.push(Credential {
                 run: run.to_string(),
