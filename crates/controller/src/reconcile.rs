@@ -61,6 +61,14 @@ async fn answers(ip: &str, port: u16) -> bool {
     )
 }
 
+/// Run engine calls at once; the first error, if any.
+async fn all_ok<F>(calls: impl IntoIterator<Item = F>) -> applab_runtime::Result<()>
+where
+    F: std::future::Future<Output = applab_runtime::Result<()>>,
+{
+    join_all(calls).await.into_iter().collect()
+}
+
 /// What the engine held when a pass began.
 struct Snapshot {
     taken_at: std::time::Instant,
@@ -298,10 +306,7 @@ impl Controller {
             .nodes
             .iter()
             .filter(|n| !have_vols.iter().any(|v| v.name == n.volume));
-        for r in join_all(missing.map(|n| self.rt.create_volume(&n.volume, &n.volume_labels))).await
-        {
-            r?;
-        }
+        all_ok(missing.map(|n| self.rt.create_volume(&n.volume, &n.volume_labels))).await?;
 
         // 4. Containers: create the missing ones, start or stop the rest.
         self.set_progress(run, student, "containers");
@@ -554,36 +559,17 @@ impl Controller {
                 l.get(plan::STUDENT).cloned().unwrap_or_default(),
             )
         };
-        let orphans: Vec<_> = self
-            .rt
-            .list_containers(&filter)
-            .await?
-            .into_iter()
-            .filter(|c| !wanted.contains(&key(&c.labels)))
-            .collect();
-        for r in join_all(orphans.iter().map(|c| self.rt.remove_container(&c.id))).await {
-            r?;
-        }
-        let nets: Vec<_> = self
-            .rt
-            .list_networks(&filter)
-            .await?
-            .into_iter()
-            .filter(|n| !wanted.contains(&key(&n.labels)))
-            .collect();
-        for r in join_all(nets.iter().map(|n| self.rt.remove_network(&n.id))).await {
-            r?;
-        }
-        let vols: Vec<_> = self
-            .rt
-            .list_volumes(&filter)
-            .await?
-            .into_iter()
-            .filter(|v| !wanted.contains(&key(&v.labels)))
-            .collect();
-        for r in join_all(vols.iter().map(|v| self.rt.remove_volume(&v.name))).await {
-            r?;
-        }
+        let orphan = |l: &applab_runtime::Labels| !wanted.contains(&key(l));
+        // Containers first: networks and volumes in use cannot go.
+        let mut orphans = self.rt.list_containers(&filter).await?;
+        orphans.retain(|c| orphan(&c.labels));
+        all_ok(orphans.iter().map(|c| self.rt.remove_container(&c.id))).await?;
+        let mut nets = self.rt.list_networks(&filter).await?;
+        nets.retain(|n| orphan(&n.labels));
+        all_ok(nets.iter().map(|n| self.rt.remove_network(&n.id))).await?;
+        let mut vols = self.rt.list_volumes(&filter).await?;
+        vols.retain(|v| orphan(&v.labels));
+        all_ok(vols.iter().map(|v| self.rt.remove_volume(&v.name))).await?;
         if !orphans.is_empty() || !nets.is_empty() || !vols.is_empty() {
             tracing::info!(
                 containers = orphans.len(),
