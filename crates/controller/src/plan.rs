@@ -154,7 +154,8 @@ pub fn plan(
 }
 
 /// The files a node serves, with the student's parameters filled into text
-/// files, as a tar to unpack in `/data` (so under `/data/content`).
+/// files, as a tar to unpack in `/data` (so under `/data/content`), and the
+/// node's rendered `[nodes.config]` as `/data/node.toml`.
 pub fn content_tar(
     lab: &Lab,
     node: &str,
@@ -163,10 +164,34 @@ pub fn content_tar(
     let Some(n) = lab.node(node) else {
         return Ok(None);
     };
-    let Some(dir) = lab.content_dir(n) else {
+    let config = (!n.config.is_empty() || n.role.reads_config()).then(|| {
+        // The role reads its `[nodes.config]` as /data/node.toml.
+        let text = toml::to_string(&n.config).unwrap_or_default();
+        template::render(&text, params).map_err(|ph| {
+            anyhow::anyhow!(
+                "node {}: config uses unknown parameter {:?}",
+                n.name,
+                ph.name
+            )
+        })
+    });
+    let dir = lab.content_dir(n);
+    if config.is_none() && dir.is_none() {
         return Ok(None);
-    };
+    }
     let mut b = tar::Builder::new(Vec::new());
+    if let Some(text) = config {
+        let text = text?;
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(text.len() as u64);
+        h.set_mtime(crate::store::now() as u64);
+        b.append_data(&mut h, "node.toml", text.as_bytes())?;
+    }
+    let Some(dir) = dir else {
+        return Ok(Some(b.into_inner()?));
+    };
     let mut stack = vec![(dir.clone(), "content".to_string())];
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Directory);

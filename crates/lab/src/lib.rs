@@ -10,6 +10,7 @@
 mod model;
 pub mod params;
 mod raw;
+pub mod roles;
 pub mod template;
 mod validate;
 

@@ -43,6 +43,11 @@ impl Role {
     }
 
     /// The command line the container runs (after the binary).
+    /// Whether the role takes `--config /data/node.toml` (always written).
+    pub fn reads_config(self) -> bool {
+        matches!(self, Role::Origin)
+    }
+
     pub fn command(self) -> Vec<String> {
         let v: &[&str] = match self {
             Role::Origin => &[
@@ -51,6 +56,10 @@ impl Role {
                 "0.0.0.0:80",
                 "--root",
                 "/data/content",
+                "--config",
+                "/data/node.toml",
+                "--state",
+                "/data/state",
             ],
             Role::Workstation => &["workstation", "--echo", "0.0.0.0:7"],
         };

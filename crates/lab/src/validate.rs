@@ -402,11 +402,31 @@ impl Validator<'_> {
                 format!("node {:?} is attached to no network", n.name.get_ref()),
             );
         }
-        let config = n
+        let config: BTreeMap<String, serde_json::Value> = n
             .config
             .iter()
             .filter_map(|(k, v)| serde_json::to_value(v).ok().map(|v| (k.clone(), v)))
             .collect();
+        // Parameters may fill the config's strings; the role's schema is
+        // checked on the unrendered text, which placeholders keep valid.
+        let text = toml::to_string(&n.config).unwrap_or_default();
+        for p in placeholders(&text) {
+            if !vars.contains(&p.name) {
+                self.err(
+                    &n.name,
+                    format!(
+                        "node {:?}: config uses unknown parameter {:?}",
+                        n.name.get_ref(),
+                        p.name
+                    ),
+                );
+            }
+        }
+        if role == Some(Role::Origin) {
+            if let Err(e) = crate::roles::OriginConfig::from_table(&config) {
+                self.err(&n.name, format!("node {:?}: config: {e}", n.name.get_ref()));
+            }
+        }
         Some(Node {
             name: n.name.get_ref().clone(),
             role: role?,

@@ -142,6 +142,261 @@ pub fn parse_request_head(
     }
 }
 
+/// A parsed response head with owned fields (clients, the proxy, the decoder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl ResponseHead {
+    /// First value of a header, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        find_header(&self.headers, name)
+    }
+}
+
+fn find_header<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+pub fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Try to parse a response head from the start of `buf`.
+pub fn parse_response_head(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<(ResponseHead, usize)>, HeadError> {
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n > limits.max_head => {
+            Err(HeadError::HeadersTooLarge(limits.max_head))
+        }
+        Ok(httparse::Status::Complete(n)) => Ok(Some((
+            ResponseHead {
+                minor: resp.version.unwrap_or(1),
+                status: resp.code.unwrap_or(0),
+                reason: resp.reason.unwrap_or_default().to_string(),
+                headers: resp
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_string(), h.value.to_vec()))
+                    .collect(),
+            },
+            n,
+        ))),
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
+            Err(HeadError::HeadersTooLarge(limits.max_head))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::HeadersTooLarge(limits.max_head)),
+        Err(e) => Err(HeadError::Malformed(e.to_string())),
+    }
+}
+
+/// How a message body is delimited (RFC 9112 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body at all.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Everything until the connection closes (responses only).
+    UntilClose,
+}
+
+/// The framing of a request body. Both `Transfer-Encoding` and
+/// `Content-Length`, or conflicting lengths, are refused: that ambiguity is
+/// how request smuggling works (RFC 9112 §6.3).
+pub fn request_framing(head: &RequestHead) -> Result<Framing, HeadError> {
+    framing(&head.headers, false)
+}
+
+/// The framing of a response body, given the request method it answers.
+pub fn response_framing(method: &str, head: &ResponseHead) -> Result<Framing, HeadError> {
+    if method.eq_ignore_ascii_case("HEAD")
+        || (100..200).contains(&head.status)
+        || head.status == 204
+        || head.status == 304
+    {
+        return Ok(Framing::None);
+    }
+    framing(&head.headers, true)
+}
+
+fn framing(headers: &[(String, Vec<u8>)], response: bool) -> Result<Framing, HeadError> {
+    let te: Vec<&[u8]> = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    let mut length: Option<u64> = None;
+    for (_, v) in headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+    {
+        for part in v.split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) || part.len() > 18 {
+                return Err(HeadError::Malformed("bad Content-Length".into()));
+            }
+            let n: u64 = std::str::from_utf8(part)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| HeadError::Malformed("bad Content-Length".into()))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::Malformed("conflicting Content-Length".into()));
+            }
+            length = Some(n);
+        }
+    }
+    if !te.is_empty() {
+        if length.is_some() {
+            return Err(HeadError::Malformed(
+                "both Transfer-Encoding and Content-Length".into(),
+            ));
+        }
+        let last = te
+            .last()
+            .and_then(|v| v.split(|&b| b == b',').next_back())
+            .map(|t| t.trim_ascii().to_ascii_lowercase())
+            .unwrap_or_default();
+        return match (last.as_slice(), response) {
+            (b"chunked", _) => Ok(Framing::Chunked),
+            (_, true) => Ok(Framing::UntilClose),
+            _ => Err(HeadError::Malformed(
+                "Transfer-Encoding must end in chunked".into(),
+            )),
+        };
+    }
+    Ok(match length {
+        Some(n) => Framing::Length(n),
+        None if response => Framing::UntilClose,
+        None => Framing::None,
+    })
+}
+
+/// Incremental decoder of a chunked body (RFC 9112 §7.1).
+///
+/// Feed it bytes as they arrive; it appends the decoded data to `out` and
+/// says how many input bytes it used. Chunk-size lines, extensions and
+/// trailers are bounded, so a hostile peer cannot make it buffer forever.
+#[derive(Debug, Default)]
+pub struct ChunkedDecoder {
+    state: Chunk,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    #[default]
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailer,
+    Done,
+}
+
+const MAX_CHUNK_LINE: usize = 4096;
+
+impl ChunkedDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the last chunk and the trailer section were read.
+    pub fn is_done(&self) -> bool {
+        self.state == Chunk::Done
+    }
+
+    /// Decode from `input`, appending data to `out`; returns the bytes used.
+    /// Stops at the end of the body (the rest of `input` is the next message).
+    /// Bytes not used (an unfinished size line) must be fed again, with
+    /// what arrives after them.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, HeadError> {
+        let mut i = 0;
+        while i < input.len() && self.state != Chunk::Done {
+            match self.state {
+                Chunk::Size | Chunk::Trailer => {
+                    let Some(nl) = input[i..].iter().position(|&b| b == b'\n') else {
+                        // An unfinished line is left unconsumed: the caller
+                        // feeds it again with more bytes after it.
+                        if input.len() - i > MAX_CHUNK_LINE {
+                            return Err(HeadError::Malformed("chunk line too long".into()));
+                        }
+                        return Ok(i);
+                    };
+                    if nl > MAX_CHUNK_LINE {
+                        return Err(HeadError::Malformed("chunk line too long".into()));
+                    }
+                    let line = &input[i..i + nl];
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    i += nl + 1;
+                    if self.state == Chunk::Trailer {
+                        if line.is_empty() {
+                            self.state = Chunk::Done;
+                        }
+                        continue;
+                    }
+                    let hex = line
+                        .split(|&b| b == b';')
+                        .next()
+                        .unwrap_or(b"")
+                        .trim_ascii();
+                    if hex.is_empty() || hex.len() > 15 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return Err(HeadError::Malformed("bad chunk size".into()));
+                    }
+                    let size = u64::from_str_radix(std::str::from_utf8(hex).unwrap_or("0"), 16)
+                        .map_err(|_| HeadError::Malformed("bad chunk size".into()))?;
+                    self.state = if size == 0 {
+                        Chunk::Trailer
+                    } else {
+                        Chunk::Data(size)
+                    };
+                }
+                Chunk::Data(left) => {
+                    let take = (input.len() - i).min(left.min(usize::MAX as u64) as usize);
+                    out.extend_from_slice(&input[i..i + take]);
+                    i += take;
+                    self.state = if take as u64 == left {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left - take as u64)
+                    };
+                }
+                Chunk::DataEnd => {
+                    // CRLF after the data; a bare LF is tolerated.
+                    match input[i] {
+                        b'\r' => i += 1,
+                        b'\n' => {
+                            i += 1;
+                            self.state = Chunk::Size;
+                        }
+                        _ => {
+                            return Err(HeadError::Malformed("chunk data overruns its size".into()))
+                        }
+                    }
+                }
+                Chunk::Done => {}
+            }
+        }
+        Ok(i)
+    }
+}
+
 /// httparse rejects `HTTP/2.0` as a syntax error; RFC 9110 wants 505 for a
 /// well-formed version the server does not speak.
 fn check_version(line: &[u8]) -> Result<(), HeadError> {
@@ -238,5 +493,85 @@ mod tests {
         assert_eq!(parse_request_head(v2, &l).unwrap_err().status(), 505);
         let bad = b"GET\x01/ HTTP/1.1\r\n\r\n";
         assert_eq!(parse_request_head(bad, &l).unwrap_err().status(), 400);
+    }
+
+    fn chunked_all(input: &[u8], step: usize) -> Result<(Vec<u8>, usize), HeadError> {
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut used_total = 0;
+        for piece in input.chunks(step) {
+            pending.extend_from_slice(piece);
+            let used = d.feed(&pending, &mut out)?;
+            used_total += used;
+            pending.drain(..used);
+            if d.is_done() {
+                break;
+            }
+        }
+        assert!(d.is_done(), "body not finished");
+        Ok((out, used_total))
+    }
+
+    #[test]
+    fn chunked_bodies_decode_whatever_the_split() {
+        let body = b"4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+        for step in [1, 2, 3, 7, 100] {
+            let (out, used) = chunked_all(body, step).unwrap();
+            assert_eq!(out, b"Wikipedia in \r\n\r\nchunks.");
+            assert_eq!(&body[used..], b"NEXT", "step {step}");
+        }
+        assert!(chunked_all(b"zz\r\n", 10).is_err());
+        assert!(chunked_all(b"2\r\nabc\r\n0\r\n\r\n", 10).is_err());
+        let long = [b"1".repeat(5000), b"\r\n".to_vec()].concat();
+        assert!(ChunkedDecoder::new().feed(&long, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn framing_refuses_smuggling_shapes() {
+        let req = |raw: &[u8]| {
+            let (h, _) = parse_request_head(raw, &Limits::default())
+                .unwrap()
+                .unwrap();
+            request_framing(&h)
+        };
+        assert_eq!(req(b"GET / HTTP/1.1\r\n\r\n"), Ok(Framing::None));
+        assert_eq!(
+            req(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"),
+            Ok(Framing::Length(5))
+        );
+        assert_eq!(
+            req(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            Ok(Framing::Chunked)
+        );
+        for bad in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ] {
+            assert_eq!(req(bad).unwrap_err().status(), 400);
+        }
+    }
+
+    #[test]
+    fn response_heads_and_their_bodies() {
+        let raw = b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 10\r\n\r\n";
+        let (h, n) = parse_response_head(raw, &Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (h.status, h.reason.as_str(), n),
+            (304, "Not Modified", raw.len())
+        );
+        assert_eq!(response_framing("GET", &h), Ok(Framing::None));
+        let raw = b"HTTP/1.0 200 OK\r\n\r\n";
+        let (h, _) = parse_response_head(raw, &Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(response_framing("GET", &h), Ok(Framing::UntilClose));
+        assert_eq!(response_framing("HEAD", &h), Ok(Framing::None));
+        assert!(has_token(b"keep-alive, Upgrade", "upgrade"));
     }
 }

@@ -1,0 +1,482 @@
+//! The origin role: the lab's HTTP/1.0 and HTTP/1.1 web server.
+//!
+//! The connection loop (`conn`) follows RFC 9112: a request line, header
+//! lines, a body framed by `Content-Length` or chunked coding, persistent
+//! connections by default in 1.1 and on request in 1.0, pipelined requests
+//! answered in order. Everything a client sends is bounded (line and head
+//! size, header count, body size, time to send a head, connections).
+//!
+//! What the server answers is decided here (`Server::respond`): static files
+//! with validators and conditional GET (`files`), moved objects (301), the
+//! lecture's search-engine form (`forms`), the cookie shop (`shop`), the
+//! generated base page with N objects (`page`), and PUT/DELETE in the
+//! writable `uploads/` area.
+
+mod conn;
+mod files;
+mod forms;
+mod page;
+mod response;
+mod shop;
+
+use applab_lab::roles::OriginConfig;
+use applab_proto::http::{Limits, RequestHead};
+use bytes::Bytes;
+use files::{Files, Found};
+use response::{Body, Response};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:80")]
+    pub listen: String,
+    /// Directory whose files are served.
+    #[arg(long, default_value = "/data/content")]
+    pub root: PathBuf,
+    /// The role's configuration (TOML; see docs/lab-format.md, "origin").
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where the shop keeps its carts (none: in memory only).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Close a connection idle this many seconds.
+    #[arg(long, default_value_t = 15)]
+    pub idle_timeout: u64,
+    /// Seconds a client has to send a whole request head (slow clients get 408).
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Most requests on one persistent connection.
+    #[arg(long, default_value_t = 100)]
+    pub max_requests: u32,
+    /// Most simultaneous connections; more get 503.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
+    /// Longest request line, in bytes (longer: 414).
+    #[arg(long, default_value_t = 8192)]
+    pub max_request_line: usize,
+    /// Largest request head, in bytes (larger: 431).
+    #[arg(long, default_value_t = 32768)]
+    pub max_head: usize,
+    /// Most header fields in a request (more: 431).
+    #[arg(long, default_value_t = 100)]
+    pub max_headers: usize,
+    /// Memory for small files kept ready to send, in bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    pub file_cache: u64,
+}
+
+impl Args {
+    /// Defaults for serving `root` on `listen`.
+    #[cfg(test)]
+    pub fn new(listen: &str, root: PathBuf) -> Args {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct P {
+            #[command(flatten)]
+            a: Args,
+        }
+        let mut a = P::parse_from(["origin"]).a;
+        a.listen = listen.to_string();
+        a.root = root;
+        a
+    }
+}
+
+pub struct Server {
+    args: Args,
+    limits: Limits,
+    max_body: u64,
+    config: OriginConfig,
+    files: Files,
+    page: Option<page::Page>,
+    shop: Option<shop::Shop>,
+    started: SystemTime,
+    conn_ids: AtomicU64,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&args.listen).await?;
+    tracing::info!(addr = %args.listen, root = %args.root.display(), "origin listening");
+    serve(listener, args).await
+}
+
+pub async fn serve(listener: TcpListener, args: Args) -> anyhow::Result<()> {
+    let server = Arc::new(Server::new(args)?);
+    conn::accept_loop(listener, server).await
+}
+
+impl Server {
+    pub fn new(args: Args) -> anyhow::Result<Server> {
+        let config = match &args.config {
+            Some(p) => OriginConfig::load(p).map_err(anyhow::Error::msg)?,
+            None => OriginConfig::default(),
+        };
+        let page = config
+            .page
+            .as_ref()
+            .map(page::Page::new)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        let shop = match &config.shop {
+            Some(s) => Some(shop::Shop::open(
+                s.path.clone(),
+                s.items.clone(),
+                args.state.clone(),
+            )?),
+            None => None,
+        };
+        Ok(Server {
+            limits: Limits {
+                max_request_line: args.max_request_line,
+                max_head: args.max_head,
+                max_headers: args.max_headers,
+            },
+            max_body: config.max_body_bytes().map_err(anyhow::Error::msg)?,
+            files: Files::new(args.root.clone(), args.file_cache),
+            page,
+            shop,
+            started: SystemTime::now(),
+            conn_ids: AtomicU64::new(1),
+            config,
+            args,
+        })
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_secs(self.args.idle_timeout)
+    }
+
+    /// Decide the answer to one complete request.
+    async fn respond(&self, head: &RequestHead, body: Bytes) -> Response {
+        if head.minor == 1 && head.header("host").is_none() {
+            return Response::text(400, "an HTTP/1.1 request needs a Host header line");
+        }
+        let method = head.method.as_str();
+        if !matches!(
+            method,
+            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "OPTIONS"
+        ) {
+            return Response::text(
+                501,
+                &format!("this server does not implement the method {method}"),
+            );
+        }
+        if head.target == "*" {
+            return if method == "OPTIONS" {
+                Response::new(204).header("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
+            } else {
+                Response::text(400, "the target * is only for OPTIONS")
+            };
+        }
+        let Some((path, query)) = split_target(&head.target) else {
+            return Response::text(
+                400,
+                &format!(
+                    "bad request target {:?}: it must start with / or http://",
+                    head.target
+                ),
+            );
+        };
+        if let Some(to) = self.config.moved.get(&path) {
+            return Response::text(301, &format!("moved to {to}")).header("Location", to.clone());
+        }
+        if let Some(shop) = self.shop.as_ref().filter(|s| s.owns(&path)) {
+            let cookie = head
+                .header("cookie")
+                .and_then(|c| std::str::from_utf8(c).ok())
+                .and_then(|c| shop::cookie_value(c, shop::COOKIE));
+            let form: Vec<(String, String)> = if method == "POST" {
+                match forms::from_body(head.header("content-type"), body).await {
+                    Ok(f) => f.into_iter().map(|f| (f.name, f.value)).collect(),
+                    Err(e) => return Response::text(415, &e),
+                }
+            } else {
+                Vec::new()
+            };
+            return shop.handle(method, &path, cookie, &form);
+        }
+        if path == self.config.search {
+            return match method {
+                "GET" | "HEAD" => {
+                    forms::page(&path, "GET", &forms::from_query(query.unwrap_or("")))
+                }
+                "POST" => match forms::from_body(head.header("content-type"), body).await {
+                    Ok(f) => forms::page(&path, "POST", &f),
+                    Err(e) => Response::text(415, &e),
+                },
+                _ => allow(
+                    Response::text(405, "the search page takes GET and POST"),
+                    "GET, HEAD, POST",
+                ),
+            };
+        }
+        if let Some(p) = self.page.as_ref() {
+            let object = p.object(&path);
+            if path == p.path || object.is_some() {
+                if !matches!(method, "GET" | "HEAD") {
+                    return allow(Response::text(405, "the page is read-only"), "GET, HEAD");
+                }
+                let (ctype, etag, body) = match object {
+                    Some((index, len)) => (
+                        "image/jpeg",
+                        format!("\"obj-{index}-{len:x}\""),
+                        Body::Object { index, len },
+                    ),
+                    None => (
+                        "text/html; charset=utf-8",
+                        format!("\"page-{:x}\"", p.html().len()),
+                        Body::Bytes(Bytes::copy_from_slice(p.html().as_bytes())),
+                    ),
+                };
+                let meta = files::Meta {
+                    len: body.len(),
+                    mtime: self.started,
+                    last_modified: httpdate::fmt_http_date(self.started),
+                    etag,
+                    content_type: ctype,
+                };
+                let r = files::answer(
+                    &meta,
+                    body,
+                    head.header("if-none-match"),
+                    head.header("if-modified-since"),
+                );
+                return self.caching_headers(&path, r);
+            }
+        }
+        let Some(local) = self.files.local_path(&path) else {
+            return Response::text(400, "the path climbs above the server's root");
+        };
+        let writable = self.in_uploads(&path);
+        let allowed = if writable {
+            "GET, HEAD, PUT, DELETE, OPTIONS"
+        } else {
+            "GET, HEAD, OPTIONS"
+        };
+        match method {
+            "OPTIONS" => Response::new(204).header("Allow", allowed),
+            "GET" | "HEAD" => self.get_file(head, &path, &local),
+            "PUT" if writable && !path.ends_with('/') => match self.files.put(&local, &body) {
+                Ok(true) => {
+                    Response::text(201, &format!("created {path}")).header("Location", path.clone())
+                }
+                Ok(false) => Response::new(204),
+                Err(e) => Response::text(500, &format!("cannot store {path}: {e}")),
+            },
+            "DELETE" if writable && !path.ends_with('/') => match self.files.delete(&local) {
+                Ok(true) => Response::new(204),
+                Ok(false) => Response::text(404, &format!("no such object: {path}")),
+                Err(e) => Response::text(500, &format!("cannot delete {path}: {e}")),
+            },
+            _ => {
+                let why = if self.config.uploads.is_empty() {
+                    format!("{method} is not allowed here; this server is read-only")
+                } else {
+                    format!(
+                        "{method} is not allowed on {path}; files can be written under /{}/",
+                        self.config.uploads
+                    )
+                };
+                allow(Response::text(405, &why), allowed)
+            }
+        }
+    }
+
+    fn in_uploads(&self, path: &str) -> bool {
+        let up = self.config.uploads.trim_matches('/');
+        !up.is_empty()
+            && path
+                .strip_prefix('/')
+                .and_then(|p| p.strip_prefix(up))
+                .is_some_and(|r| r.starts_with('/'))
+    }
+
+    fn get_file(&self, head: &RequestHead, path: &str, local: &std::path::Path) -> Response {
+        let found = match self.files.lookup(local) {
+            Found::Dir if !path.ends_with('/') => {
+                // As every server does: a folder's URL ends in a slash.
+                let to = format!("{path}/");
+                return Response::text(301, &format!("moved to {to}")).header("Location", to);
+            }
+            Found::Dir => self.files.lookup(&local.join("index.html")),
+            f => f,
+        };
+        match found {
+            Found::File(meta, body) => {
+                let r = files::answer(
+                    &meta,
+                    body,
+                    head.header("if-none-match"),
+                    head.header("if-modified-since"),
+                );
+                self.caching_headers(path, r)
+            }
+            _ => Response::text(404, &format!("no such object: {path}")),
+        }
+    }
+
+    /// `Cache-Control` and `Expires` from the longest matching prefix.
+    fn caching_headers(&self, path: &str, mut r: Response) -> Response {
+        let Some(h) = self
+            .config
+            .headers
+            .iter()
+            .filter(|h| path.starts_with(&h.prefix))
+            .max_by_key(|h| h.prefix.len())
+        else {
+            return r;
+        };
+        if let Some(cc) = &h.cache_control {
+            r.headers.push(("Cache-Control", cc.clone()));
+        }
+        if let Some(us) = h.expires.as_deref().and_then(applab_lab::parse_duration_us) {
+            let at = SystemTime::now() + Duration::from_micros(us);
+            r.headers.push(("Expires", httpdate::fmt_http_date(at)));
+        }
+        r
+    }
+}
+
+fn allow(r: Response, methods: &'static str) -> Response {
+    r.header("Allow", methods)
+}
+
+/// The decoded path and raw query of an origin-form or absolute-form target.
+fn split_target(target: &str) -> Option<(String, Option<&str>)> {
+    let t = match target.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => {
+            rest.find('/').map(|j| &rest[j..]).unwrap_or("/")
+        }
+        Some(_) => return None,
+        None => target,
+    };
+    if !t.starts_with('/') {
+        return None;
+    }
+    let t = t.split('#').next().unwrap_or(t);
+    let (raw, query) = match t.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (t, None),
+    };
+    let path = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    if path.contains('\0') {
+        return None;
+    }
+    Some((path, query))
+}
+
+/// Escape text for HTML.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_and_decode() {
+        assert_eq!(
+            split_target("/a%20b/c.html?q=1#frag"),
+            Some(("/a b/c.html".to_string(), Some("q=1")))
+        );
+        assert_eq!(
+            split_target("http://www.x.lab/img/1.jpg"),
+            Some(("/img/1.jpg".to_string(), None))
+        );
+        assert_eq!(
+            split_target("http://www.x.lab"),
+            Some(("/".to_string(), None))
+        );
+        assert_eq!(split_target("ftp://x/y"), None);
+        assert_eq!(split_target("relative"), None);
+        assert_eq!(split_target("/%00"), None);
+        assert_eq!(split_target("/%ff"), None);
+    }
+
+    async fn start(root: &std::path::Path, tweak: impl FnOnce(&mut Args)) -> std::net::SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut args = Args::new(&addr.to_string(), root.to_path_buf());
+        tweak(&mut args);
+        tokio::spawn(serve(l, args));
+        addr
+    }
+
+    async fn exchange(addr: std::net::SocketAddr, req: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(req).await.unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn statuses(out: &str) -> Vec<&str> {
+        out.match_indices("HTTP/1.1 ")
+            .map(|(i, _)| &out[i + 9..i + 12])
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn pipelined_requests_are_answered_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "<p>hi</p>").unwrap();
+        let addr = start(dir.path(), |_| {}).await;
+        let out = exchange(
+            addr,
+            b"GET / HTTP/1.1\r\nHost: o\r\n\r\nHEAD /index.html HTTP/1.1\r\nHost: o\r\n\r\nPUT /uploads/a.txt HTTP/1.1\r\nHost: o\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /uploads/a.txt HTTP/1.1\r\nHost: o\r\n\r\nGET /nope HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(statuses(&out), ["200", "200", "201", "200", "404"], "{out}");
+        assert_eq!(
+            out.matches("<p>hi</p>").count(),
+            1,
+            "HEAD has no body: {out}"
+        );
+        assert!(out.contains("\r\n\r\nabc"), "{out}");
+        assert!(out.ends_with("no such object: /nope\n"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn request_limit_and_slow_heads() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = start(dir.path(), |a| {
+            a.max_requests = 2;
+            a.header_timeout = 1;
+        })
+        .await;
+        let out = exchange(
+            addr,
+            b"GET /a HTTP/1.1\r\nHost: o\r\n\r\nGET /b HTTP/1.1\r\nHost: o\r\n\r\nGET /c HTTP/1.1\r\nHost: o\r\n\r\n",
+        )
+        .await;
+        assert_eq!(
+            statuses(&out),
+            ["404", "404"],
+            "the second is the last: {out}"
+        );
+        assert!(out.contains("Keep-Alive: timeout=15, max=1") && out.contains("Connection: close"));
+        let slow = exchange(addr, b"GET / HTTP/1.1\r\nHost: o\r\n").await;
+        assert!(slow.starts_with("HTTP/1.1 408"), "{slow}");
+    }
+}
