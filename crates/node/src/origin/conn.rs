@@ -72,7 +72,16 @@ async fn refuse(mut sock: TcpStream) {
         },
     );
     response::append_small_body(&mut out, &r.body);
-    let _ = tokio::time::timeout(Duration::from_secs(2), sock.write_all(&out)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        sock.write_all(&out).await?;
+        sock.shutdown().await?;
+        // Drain what the client sent: closing with unread data would reset
+        // the connection and could destroy the 503 before it is read.
+        let mut sink = [0u8; 4096];
+        while sock.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 struct Conn<'a> {

@@ -1,0 +1,386 @@
+//! The origin on loopback, driven by clients that are not ours: curl and
+//! python3 (http.client and raw sockets). These tools must be installed
+//! (`.ci/run` installs them); a missing one fails the test.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Origin {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CONFIG: &str = r#"
+moved = { "/home.index" = "/index.html" }
+[[headers]]
+prefix = "/img/"
+cache_control = "max-age=30"
+expires = "30s"
+[page]
+path = "/page.html"
+objects = 10
+size = "100K"
+[shop]
+path = "/shop"
+items = ["tea", "a book"]
+"#;
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Origin {
+    fn start(extra: &[&str]) -> Origin {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("content");
+        std::fs::create_dir_all(root.join("img")).unwrap();
+        std::fs::write(
+            root.join("index.html"),
+            "<html><body><img src=\"/img/a.jpg\"></body></html>\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("img/a.jpg"), [0xFFu8, 0xD8, 0xFF, 0xD9]).unwrap();
+        std::fs::write(dir.path().join("node.toml"), CONFIG).unwrap();
+        Self::spawn(dir, free_addr(), extra)
+    }
+
+    fn spawn(dir: tempfile::TempDir, addr: SocketAddr, extra: &[&str]) -> Origin {
+        let d = dir.path();
+        let child = Command::new(env!("CARGO_BIN_EXE_applab-node"))
+            .arg("origin")
+            .args(["--listen", &addr.to_string()])
+            .args(["--root", &d.join("content").to_string_lossy()])
+            .args(["--config", &d.join("node.toml").to_string_lossy()])
+            .args(["--state", &d.join("state").to_string_lossy()])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("applab-node starts");
+        let t = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "origin never listened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Origin { child, addr, dir }
+    }
+
+    /// Stop and start again on the same address and folders.
+    fn restart(mut self) -> Origin {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let addr = self.addr;
+        // Move the folder out; `self`'s Drop then only kills a dead child.
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::spawn(dir, addr, &[])
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+fn tool(name: &str, args: &[&str], cwd: Option<&Path>) -> Output {
+    let mut c = Command::new(name);
+    c.args(args);
+    if let Some(d) = cwd {
+        c.current_dir(d);
+    }
+    c.output()
+        .unwrap_or_else(|e| panic!("{name} must be installed (.ci/run installs it): {e}"))
+}
+
+/// curl, returning (stdout, stderr) as text; `-s` always.
+fn curl(args: &[&str], cwd: Option<&Path>) -> (String, String) {
+    let mut all = vec!["-s", "--max-time", "10"];
+    all.extend_from_slice(args);
+    let o = tool("curl", &all, cwd);
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn python_http_client_and_raw_sockets_see_every_status() {
+    let o = Origin::start(&["--header-timeout", "2"]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/origin_python.py"
+    );
+    let out = tool(
+        "python3",
+        &[script, "127.0.0.1", &o.addr.port().to_string()],
+        None,
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("ok: "), "{text}");
+}
+
+#[test]
+fn curl_persistent_and_non_persistent_connections() {
+    let o = Origin::start(&[]);
+    let (a, b) = (o.url("/index.html"), o.url("/img/a.jpg"));
+    let (_, err) = curl(&["-v", "-o", "/dev/null", "-o", "/dev/null", &a, &b], None);
+    assert!(err.contains("Re-using existing connection"), "{err}");
+    let (_, err) = curl(
+        &[
+            "-v",
+            "-H",
+            "Connection: close",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            &a,
+            &b,
+        ],
+        None,
+    );
+    assert!(!err.contains("Re-using existing connection"), "{err}");
+    assert!(err.contains("< Connection: close"), "{err}");
+    let (_, err) = curl(&["-v", "--http1.0", "-o", "/dev/null", &a], None);
+    assert!(err.contains("> GET /index.html HTTP/1.0"), "{err}");
+    assert!(err.contains("< Connection: close"), "{err}");
+    // The per-connection limit is announced and kept.
+    let (head, _) = curl(&["-I", &a], None);
+    assert!(head.contains("Keep-Alive: timeout=15, max=99"), "{head}");
+}
+
+#[test]
+fn curl_conditional_get_and_caching_headers() {
+    let o = Origin::start(&[]);
+    let u = o.url("/img/a.jpg");
+    let code = |args: &[&str]| {
+        let mut a = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        a.extend_from_slice(args);
+        a.push(&u);
+        curl(&a, None).0
+    };
+    // -z DATE sends If-Modified-Since; -z -DATE sends If-Unmodified-Since.
+    assert_eq!(code(&["-z", "Fri, 01 Jan 2100 00:00:00 GMT"]), "304");
+    assert_eq!(code(&["-z", "Mon, 01 Jan 2001 00:00:00 GMT"]), "200");
+    let (head, _) = curl(&["-I", &u], None);
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("ETag: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(code(&["-H", &format!("If-None-Match: {etag}")]), "304");
+    assert_eq!(code(&["-H", "If-None-Match: \"other\""]), "200");
+    assert!(head.contains("Cache-Control: max-age=30"), "{head}");
+    assert!(head.contains("Expires: "), "{head}");
+    assert!(head.contains("Content-Type: image/jpeg"), "{head}");
+    assert!(head.contains("Content-Length: 4"), "{head}");
+}
+
+#[test]
+fn curl_forms_uploads_and_redirects() {
+    let o = Origin::start(&[]);
+    let (page, _) = curl(&[&o.url("/search?q=cheap+flights")], None);
+    assert!(
+        page.contains("Results for &quot;cheap flights&quot;"),
+        "{page}"
+    );
+    assert!(page.contains("in the URL"), "{page}");
+    let (page, _) = curl(&["-d", "q=<b>x</b>", &o.url("/search")], None);
+    assert!(
+        page.contains("&lt;b&gt;x&lt;/b&gt;") && page.contains("entity body"),
+        "{page}"
+    );
+    let file = o.path("upload.txt");
+    std::fs::write(&file, "file body").unwrap();
+    let form_file = format!("file=@{}", file.display());
+    let (page, _) = curl(
+        &["-F", "q=multi", "-F", &form_file, &o.url("/search")],
+        None,
+    );
+    assert!(page.contains("file upload.txt (9 bytes)"), "{page}");
+    // PUT then PUT again, GET, DELETE, DELETE again.
+    let put = |expect: &str| {
+        let (code, _) = curl(
+            &[
+                "-T",
+                &file.to_string_lossy(),
+                "-w",
+                "%{http_code}",
+                "-o",
+                "/dev/null",
+                &o.url("/uploads/u.txt"),
+            ],
+            None,
+        );
+        assert_eq!(code, expect);
+    };
+    put("201");
+    put("204");
+    assert_eq!(curl(&[&o.url("/uploads/u.txt")], None).0, "file body");
+    assert_eq!(
+        std::fs::read_to_string(o.path("content/uploads/u.txt")).unwrap(),
+        "file body"
+    );
+    let del = || {
+        curl(
+            &[
+                "-X",
+                "DELETE",
+                "-w",
+                "%{http_code}",
+                "-o",
+                "/dev/null",
+                &o.url("/uploads/u.txt"),
+            ],
+            None,
+        )
+        .0
+    };
+    assert_eq!(del(), "204");
+    assert_eq!(del(), "404");
+    let (out, _) = curl(
+        &[
+            "-L",
+            "-w",
+            "%{http_code} %{num_redirects}",
+            "-o",
+            "/dev/null",
+            &o.url("/home.index"),
+        ],
+        None,
+    );
+    assert_eq!(out, "200 1");
+}
+
+#[test]
+fn generated_page_references_its_objects() {
+    let o = Origin::start(&[]);
+    let (page, _) = curl(&[&o.url("/page.html")], None);
+    assert_eq!(
+        page.matches("<img src=\"/objects/object-").count(),
+        10,
+        "{page}"
+    );
+    let obj = o.path("obj.jpg");
+    let (out, _) = curl(
+        &[
+            "-o",
+            &obj.to_string_lossy(),
+            "-w",
+            "%{http_code} %{size_download} %{content_type}",
+            &o.url("/objects/object-07.jpg"),
+        ],
+        None,
+    );
+    assert_eq!(out, "200 102400 image/jpeg");
+    let bytes = std::fs::read(&obj).unwrap();
+    assert_eq!(
+        (&bytes[..2], &bytes[bytes.len() - 2..]),
+        (&[0xFF, 0xD8][..], &[0xFF, 0xD9][..])
+    );
+    let (code, _) = curl(
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &o.url("/objects/object-11.jpg"),
+        ],
+        None,
+    );
+    assert_eq!(code, "404");
+}
+
+#[test]
+fn shop_cart_follows_the_cookie_and_survives_a_restart() {
+    let o = Origin::start(&[]);
+    let jar = o.path("jar.txt");
+    let jar = jar.to_string_lossy().to_string();
+    let (_, err) = curl(&["-v", "-c", &jar, &o.url("/shop")], None);
+    assert!(err.contains("< Set-Cookie: cart="), "{err}");
+    let (code, err) = curl(
+        &[
+            "-v",
+            "-b",
+            &jar,
+            "-c",
+            &jar,
+            "-d",
+            "item=a book",
+            "-w",
+            "%{http_code}",
+            "-o",
+            "/dev/null",
+            &o.url("/shop/add"),
+        ],
+        None,
+    );
+    assert_eq!(code, "303");
+    assert!(err.contains("> Cookie: cart="), "{err}");
+    assert!(
+        !err.contains("< Set-Cookie"),
+        "a known cart keeps its cookie: {err}"
+    );
+    let o = o.restart();
+    let (page, _) = curl(&["-b", &jar, &o.url("/shop")], None);
+    assert!(
+        page.contains("<li>a book <form method=\"post\" action=\"/shop/remove\""),
+        "{page}"
+    );
+    let (page, _) = curl(&[&o.url("/shop")], None);
+    assert!(page.contains("Your cart is empty"), "{page}");
+    let store = std::fs::read_to_string(o.path("state/shop.json")).unwrap();
+    assert!(store.contains("a book"), "{store}");
+}
+
+#[test]
+fn connections_beyond_the_limit_get_503() {
+    let o = Origin::start(&["--max-connections", "2"]);
+    // Two connections that the server has surely taken (each got an answer
+    // and stays open), so the limit is reached whatever the accept order.
+    let hold = || {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(o.addr).unwrap();
+        s.write_all(b"GET /img/a.jpg HTTP/1.1\r\nHost: o\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        s
+    };
+    let _a = hold();
+    let _b = hold();
+    let (out, _) = curl(&["-i", &o.url("/")], None);
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+    drop((_a, _b));
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, _) = curl(
+        &["-o", "/dev/null", "-w", "%{http_code}", &o.url("/")],
+        None,
+    );
+    assert_eq!(code, "200");
+}
