@@ -384,3 +384,93 @@ fn connections_beyond_the_limit_get_503() {
     );
     assert_eq!(code, "200");
 }
+
+fn node_tool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_applab-node"));
+    c.arg("tool")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = c.spawn().unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn http_tool_counts_connections_persistent_and_not() {
+    let o = Origin::start(&[]);
+    let page = o.url("/page.html");
+    let run = |extra: &[&str]| {
+        let mut a = vec!["http", "--page", "--json"];
+        a.extend_from_slice(extra);
+        a.push(&page);
+        let (ok, out) = node_tool(&a, None);
+        assert!(ok, "{out}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let persistent = run(&[]);
+    assert_eq!(persistent["objects"], 10);
+    assert_eq!(persistent["connections"], 1);
+    let fetches = persistent["fetches"].as_array().unwrap();
+    assert_eq!(fetches.len(), 11);
+    assert!(fetches[1..]
+        .iter()
+        .all(|f| f["bytes"] == 102400 && f["new_connection"] == false));
+    let separate = run(&["--no-keepalive"]);
+    assert_eq!(separate["connections"], 11);
+    // Through a "proxy": the origin itself takes absolute-form targets.
+    let proxy = o.addr.to_string();
+    let (ok, out) = node_tool(
+        &[
+            "http",
+            "--proxy",
+            &proxy,
+            "http://www.example.lab/index.html",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("> GET http://www.example.lab/index.html HTTP/1.1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("< HTTP/1.1 200 OK") && out.contains("<img src"),
+        "{out}"
+    );
+    let (ok, out) = node_tool(&["http", "-X", "DELETE", &o.url("/index.html")], None);
+    assert!(!ok && out.contains("< Allow: GET, HEAD, OPTIONS"), "{out}");
+}
+
+#[test]
+fn tcp_tool_plays_a_hand_typed_dialogue_from_a_file() {
+    let o = Origin::start(&[]);
+    let port = o.addr.port().to_string();
+    // Bare LF line ends, as typed into a file: the tool sends CRLF.
+    let dialogue = "GET /index.html HTTP/1.1\nHost: www.example.lab\n\nHEAD /home.index HTTP/1.1\nHost: www.example.lab\nConnection: close\n\n";
+    let (ok, out) = node_tool(&["tcp", "127.0.0.1", &port], Some(dialogue));
+    assert!(ok, "{out}");
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(
+        out.contains("HTTP/1.1 301 Moved Permanently\r\n")
+            && out.contains("Location: /index.html\r\n"),
+        "{out}"
+    );
+}

@@ -143,8 +143,9 @@ impl Conn<'_> {
                     return Ok(());
                 }
             };
-            let keep = head.keep_alive() && self.served < s.args.max_requests;
             let resp = s.respond(&head, body).await;
+            // After a 400 the client's idea of the framing is suspect: close.
+            let keep = head.keep_alive() && self.served < s.args.max_requests && resp.status != 400;
             self.log(&line, resp.status, resp.body.len(), started);
             let conn = Persistence {
                 keep,
@@ -153,11 +154,12 @@ impl Conn<'_> {
                 left: s.args.max_requests.saturating_sub(self.served),
             };
             response::write_head(&mut self.out, &resp, &conn);
-            if head.method != "HEAD" && resp.has_body() {
-                if !response::append_small_body(&mut self.out, &resp.body) {
-                    self.flush().await?;
-                    self.stream_body(resp.body).await?;
-                }
+            if head.method != "HEAD"
+                && resp.has_body()
+                && !response::append_small_body(&mut self.out, &resp.body)
+            {
+                self.flush().await?;
+                self.stream_body(resp.body).await?;
             }
             if !keep {
                 return Ok(());

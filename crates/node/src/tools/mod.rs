@@ -1,5 +1,6 @@
 //! Workstation tools, busybox-style applets of `applab-node`.
 
+mod http;
 mod tcp;
 
 use clap::{Parser, Subcommand};
@@ -9,24 +10,37 @@ use std::process::ExitCode;
 pub enum Tool {
     /// Raw TCP client: lines typed are sent with CRLF, replies printed.
     Tcp(tcp::Args),
+    /// HTTP client that prints the messages as sent and received.
+    Http(http::Args),
 }
 
 /// If called as an applet (`tcp ...`), run it and return its exit code.
 pub fn dispatch_applet(name: &str) -> Option<ExitCode> {
-    match name {
-        "tcp" => {
-            #[derive(Parser)]
-            #[command(
-                name = "tcp",
-                version,
-                about = "Raw TCP client: lines typed are sent with CRLF"
-            )]
-            struct A {
-                #[command(flatten)]
-                args: tcp::Args,
-            }
-            Some(tcp::run(A::parse().args))
+    // The applet's own command line: `tcp --help` names `tcp`, not the role.
+    #[derive(Parser)]
+    #[command(version)]
+    struct Applet<A: clap::Args> {
+        #[command(flatten)]
+        args: A,
+    }
+    fn parse<A: clap::Args>(name: &'static str, about: &'static str) -> A {
+        use clap::{CommandFactory, FromArgMatches};
+        let cmd = Applet::<A>::command().name(name).about(about);
+        let m = cmd.get_matches();
+        match Applet::<A>::from_arg_matches(&m) {
+            Ok(a) => a.args,
+            Err(e) => e.exit(),
         }
+    }
+    match name {
+        "tcp" => Some(tcp::run(parse(
+            "tcp",
+            "Raw TCP client: lines typed are sent with CRLF",
+        ))),
+        "http" => Some(http::run(parse(
+            "http",
+            "HTTP client that prints the messages as sent and received",
+        ))),
         _ => None,
     }
 }
@@ -34,5 +48,6 @@ pub fn dispatch_applet(name: &str) -> Option<ExitCode> {
 pub fn run(tool: Tool) -> ExitCode {
     match tool {
         Tool::Tcp(a) => tcp::run(a),
+        Tool::Http(a) => http::run(a),
     }
 }
