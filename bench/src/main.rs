@@ -1,10 +1,16 @@
-//! `applab-bench launch`: applab against the raw engine, side by side.
+//! `applab-bench`: applab against its peers, side by side in one run.
+//!
+//! `origin` (in `origin.rs`) measures the origin role against nginx.
+//!
+//! `launch`: applab against the raw engine, side by side.
 //!
 //! The peer ("raw") creates the very same networks, volumes and containers
 //! as applab would for N students, straight through the engine API with
 //! maximum parallelism and no store, no reconcile, no health loop of its
 //! own. Both clocks stop when every container answers on its service port,
 //! probed the same way from here.
+
+mod origin;
 
 use anyhow::{bail, Context, Result};
 use applab_controller::{images, plan, store};
@@ -32,6 +38,8 @@ struct Cli {
 enum Cmd {
     /// Launch N students through applab and through the raw engine.
     Launch(LaunchArgs),
+    /// The origin role against nginx, driven by wrk.
+    Origin(origin::OriginArgs),
 }
 
 #[derive(clap::Args)]
@@ -58,6 +66,7 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     match cli.cmd {
         Cmd::Launch(a) => rt.block_on(launch(a)),
+        Cmd::Origin(a) => origin::run(a),
     }
 }
 

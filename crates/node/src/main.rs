@@ -5,11 +5,17 @@
 //! dispatches on the name it was called by; `applab-node tool tcp ...` is the
 //! same thing spelled out.
 
+mod logbuf;
 mod origin;
 mod tools;
 mod workstation;
 
 use clap::{Parser, Subcommand};
+
+// The static musl build's own malloc takes a global lock; every role
+// allocates per message, so use one made for threads.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -50,39 +56,43 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.role {
         Role::Tool { tool } => tools::run(tool),
-        Role::Origin(args) => serve(|| origin::run(args)),
-        Role::Workstation(args) => serve(|| workstation::run(args)),
+        Role::Origin(args) => serve(args.threads, || origin::run(args)),
+        Role::Workstation(args) => serve(None, || workstation::run(args)),
     }
 }
 
-/// Run a long-lived role on a tokio runtime with logs on stderr.
-fn serve<F, Fut>(f: F) -> ExitCode
+/// Run a long-lived role on a tokio runtime with logs on stderr; `threads`
+/// worker threads (default: one per core).
+fn serve<F, Fut>(threads: Option<usize>, f: F) -> ExitCode
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     init_logging("info");
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        b.worker_threads(n.max(1));
+    }
+    let rt = match b.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("applab-node: cannot start runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(async {
+    let result = rt.block_on(async {
         tokio::select! {
             r = f() => r,
             _ = shutdown_signal() => Ok(()),
         }
-    }) {
+    });
+    if let Err(e) = &result {
+        tracing::error!("{e:#}");
+    }
+    logbuf::flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
-        }
+        Err(_) => ExitCode::FAILURE,
     }
 }
 
@@ -106,12 +116,23 @@ fn init_logging(default: &str) {
         eprintln!("ignoring RUST_LOG={spec:?}: {e}");
         default.parse().expect("the default filter parses")
     });
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        )
-        .with(filter)
-        .init();
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let layer = tracing_subscriber::fmt::layer().with_ansi(terminal);
+    if terminal {
+        // Someone is watching: every line at once.
+        tracing_subscriber::registry()
+            .with(layer.with_writer(std::io::stderr))
+            .with(filter)
+            .init();
+    } else {
+        logbuf::start();
+        tracing_subscriber::registry()
+            .with(
+                layer
+                    .event_format(logbuf::Compact)
+                    .with_writer(logbuf::Batched),
+            )
+            .with(filter)
+            .init();
+    }
 }

@@ -88,6 +88,23 @@ impl RequestHead {
     }
 }
 
+/// Header slots up to this many live on the stack: a parse per request
+/// must not cost an allocation.
+const STACK_HEADERS: usize = 128;
+
+fn header_slots<'a, 'b>(
+    limits: &Limits,
+    stack: &'a mut [httparse::Header<'b>; STACK_HEADERS],
+    heap: &'a mut Vec<httparse::Header<'b>>,
+) -> &'a mut [httparse::Header<'b>] {
+    if limits.max_headers <= STACK_HEADERS {
+        &mut stack[..limits.max_headers]
+    } else {
+        heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
+        heap
+    }
+}
+
 /// Try to parse a head from the start of `buf`.
 ///
 /// `Ok(None)` means more bytes are needed; `Ok(Some((head, n)))` means the
@@ -111,8 +128,9 @@ pub fn parse_request_head(
     if let Some(n) = line_end {
         check_version(&buf[..n])?;
     }
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut headers);
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let mut req = httparse::Request::new(header_slots(limits, &mut stack, &mut heap));
     match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => {
             if n > limits.max_head {
@@ -178,8 +196,9 @@ pub fn parse_response_head(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<(ResponseHead, usize)>, HeadError> {
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut resp = httparse::Response::new(&mut headers);
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let mut resp = httparse::Response::new(header_slots(limits, &mut stack, &mut heap));
     match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) if n > limits.max_head => {
             Err(HeadError::HeadersTooLarge(limits.max_head))

@@ -10,7 +10,6 @@ use super::response::{self, Body, Persistence, Response};
 use super::Server;
 use applab_proto::http::{self, ChunkedDecoder, Framing, HeadError, RequestHead};
 use bytes::Bytes;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +21,29 @@ const FLUSH_AT: usize = 64 * 1024;
 
 pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) -> anyhow::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(server.args.max_connections));
+    let listener = Arc::new(listener);
+    // One accepting task per worker thread, so each thread takes its own
+    // connections and runs them where they arrived (as nginx's workers do).
+    let acceptors = server.args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..acceptors.max(1) {
+        tasks.spawn(accept(listener.clone(), server.clone(), slots.clone()));
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(())
+}
+
+async fn accept(
+    listener: Arc<TcpListener>,
+    server: Arc<Server>,
+    slots: Arc<tokio::sync::Semaphore>,
+) -> anyhow::Result<()> {
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -45,11 +67,12 @@ pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) -> anyhow::
             let mut c = Conn {
                 server: &server,
                 sock,
-                peer,
+                peer_text: peer.to_string(),
                 id,
                 buf: Vec::with_capacity(4096),
                 out: Vec::with_capacity(4096),
                 served: 0,
+                linger: false,
             };
             if let Err(e) = c.run().await {
                 tracing::debug!(client = %peer, conn = id, "connection ended: {e}");
@@ -87,13 +110,16 @@ async fn refuse(mut sock: TcpStream) {
 struct Conn<'a> {
     server: &'a Server,
     sock: TcpStream,
-    peer: SocketAddr,
+    /// The client's address as logged, formatted once per connection.
+    peer_text: String,
     id: u64,
     /// Bytes received and not yet used.
     buf: Vec<u8>,
     /// Responses waiting to be written.
     out: Vec<u8>,
     served: u32,
+    /// The client may have sent input we did not read (a refused body).
+    linger: bool,
 }
 
 /// Why the connection loop stops.
@@ -118,7 +144,16 @@ impl Conn<'_> {
             }
         }
         self.flush().await?;
-        let _ = self.sock.shutdown().await;
+        if self.linger || !self.buf.is_empty() {
+            // Closing with unread input makes the kernel send a reset, which
+            // can destroy the response before the client reads it: finish
+            // our side and drain theirs briefly (a lingering close).
+            let _ = self.sock.shutdown().await;
+            let mut sink = [0u8; 4096];
+            let drain =
+                async { while matches!(self.sock.read(&mut sink).await, Ok(n) if n > 0) {} };
+            let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+        }
         Ok(())
     }
 
@@ -181,6 +216,7 @@ impl Conn<'_> {
 
     /// Answer a request that cannot be served with `status`, then close.
     fn fail(&mut self, status: u16, msg: &str, line: &str, started: Instant) {
+        self.linger = true;
         let r = Response::text(status, msg);
         self.log(line, status, r.body.len(), started);
         let conn = Persistence {
@@ -355,7 +391,7 @@ impl Conn<'_> {
     fn log(&self, line: &str, status: u16, bytes: u64, started: Instant) {
         tracing::info!(
             target: "exchange",
-            client = %self.peer,
+            client = self.peer_text.as_str(),
             conn = self.id,
             reused = self.served > 1,
             request = line,

@@ -65,6 +65,9 @@ pub struct Args {
     /// Most header fields in a request (more: 431).
     #[arg(long, default_value_t = 100)]
     pub max_headers: usize,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Memory for small files kept ready to send, in bytes.
     #[arg(long, default_value_t = 8 << 20)]
     pub file_cache: u64,
