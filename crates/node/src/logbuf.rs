@@ -28,7 +28,11 @@ pub fn start() {
 /// Write out whatever is waiting.
 pub fn flush() {
     let pending = match BUF.lock() {
-        Ok(mut b) if !b.is_empty() => std::mem::take(&mut *b),
+        // The fresh buffer is made at full size: growing one line at a
+        // time would copy every byte again on each doubling.
+        Ok(mut b) if !b.is_empty() => {
+            std::mem::replace(&mut *b, Vec::with_capacity(2 * FLUSH_BYTES))
+        }
         _ => return,
     };
     let _ = std::io::stderr().lock().write_all(&pending);

@@ -56,7 +56,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.role {
         Role::Tool { tool } => tools::run(tool),
-        Role::Origin(args) => serve(args.threads, || origin::run(args)),
+        // The origin runs its own event loop per worker thread.
+        Role::Origin(args) => serve(Some(1), || origin::run(args)),
         Role::Workstation(args) => serve(None, || workstation::run(args)),
     }
 }

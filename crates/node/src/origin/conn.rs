@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 /// Write out once this much is waiting, even mid-pipeline.
 const FLUSH_AT: usize = 64 * 1024;
 
+#[cfg(test)]
 pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) -> anyhow::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(server.args.max_connections));
     let listener = Arc::new(listener);
@@ -39,7 +40,7 @@ pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) -> anyhow::
     Ok(())
 }
 
-async fn accept(
+pub async fn accept(
     listener: Arc<TcpListener>,
     server: Arc<Server>,
     slots: Arc<tokio::sync::Semaphore>,
@@ -54,7 +55,6 @@ async fn accept(
                 continue;
             }
         };
-        let _ = sock.set_nodelay(true);
         let id = server.conn_ids.fetch_add(1, Ordering::Relaxed);
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(client = %peer, conn = id, "too many connections: 503");
@@ -67,7 +67,7 @@ async fn accept(
             let mut c = Conn {
                 server: &server,
                 sock,
-                peer_text: peer.to_string(),
+                peer_text: addr_text(peer),
                 id,
                 buf: Vec::with_capacity(4096),
                 out: Vec::with_capacity(4096),
@@ -78,6 +78,26 @@ async fn accept(
                 tracing::debug!(client = %peer, conn = id, "connection ended: {e}");
             }
         });
+    }
+}
+
+/// "10.1.2.3:4567" without the general formatter (once per connection).
+fn addr_text(a: std::net::SocketAddr) -> String {
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            let mut s = String::with_capacity(21);
+            let mut b = itoa::Buffer::new();
+            for (i, o) in v4.ip().octets().iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                s.push_str(b.format(*o));
+            }
+            s.push(':');
+            s.push_str(b.format(v4.port()));
+            s
+        }
+        v6 => v6.to_string(),
     }
 }
 
@@ -100,7 +120,7 @@ async fn refuse(mut sock: TcpStream) {
         sock.shutdown().await?;
         // Drain what the client sent: closing with unread data would reset
         // the connection and could destroy the 503 before it is read.
-        let mut sink = [0u8; 4096];
+        let mut sink = vec![0u8; 4096];
         while sock.read(&mut sink).await? > 0 {}
         Ok::<_, std::io::Error>(())
     })
@@ -147,9 +167,11 @@ impl Conn<'_> {
         if self.linger || !self.buf.is_empty() {
             // Closing with unread input makes the kernel send a reset, which
             // can destroy the response before the client reads it: finish
-            // our side and drain theirs briefly (a lingering close).
+            // our side and drain theirs briefly (a lingering close). The
+            // buffer is on the heap: this future lives in every connection's
+            // task, and its size is copied on each spawn.
             let _ = self.sock.shutdown().await;
-            let mut sink = [0u8; 4096];
+            let mut sink = vec![0u8; 4096];
             let drain =
                 async { while matches!(self.sock.read(&mut sink).await, Ok(n) if n > 0) {} };
             let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
@@ -170,7 +192,20 @@ impl Conn<'_> {
             let started = Instant::now();
             self.buf.drain(..used);
             self.served += 1;
-            let line = format!("{} {} HTTP/1.{}", head.method, head.target, head.minor);
+            if self.served == 2 {
+                // A persistent connection: small responses must not wait
+                // for the previous one's ACK (Nagle). As nginx, only now.
+                let _ = self.sock.set_nodelay(true);
+            }
+            let mut line = String::with_capacity(head.method.len() + head.target.len() + 10);
+            line.push_str(&head.method);
+            line.push(' ');
+            line.push_str(&head.target);
+            line.push_str(if head.minor == 0 {
+                " HTTP/1.0"
+            } else {
+                " HTTP/1.1"
+            });
             let body = match self.read_body(&head).await? {
                 Ok(b) => b,
                 Err((status, msg)) => {

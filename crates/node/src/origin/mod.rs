@@ -102,12 +102,73 @@ pub struct Server {
     conn_ids: AtomicU64,
 }
 
+/// Serve with one single-threaded event loop per worker thread, each with
+/// its own listening socket on the same port (SO_REUSEPORT): the kernel
+/// spreads connections over them and a connection never changes thread,
+/// the model nginx's worker processes follow.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(&args.listen).await?;
-    tracing::info!(addr = %args.listen, root = %args.root.display(), "origin listening");
-    serve(listener, args).await
+    use std::net::ToSocketAddrs;
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let addr = args
+        .listen
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("--listen {}: no address", args.listen))?;
+    let first = reuseport_listener(addr)?;
+    // Port 0 picks a port: the other sockets must join that one.
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..threads.max(1) {
+        listeners.push(reuseport_listener(addr)?);
+    }
+    tracing::info!(%addr, root = %args.root.display(), threads, "origin listening");
+    let server = Arc::new(Server::new(args)?);
+    let slots = Arc::new(tokio::sync::Semaphore::new(server.args.max_connections));
+    let (failed, mut failure) = tokio::sync::mpsc::unbounded_channel::<anyhow::Error>();
+    for (i, l) in listeners.into_iter().enumerate() {
+        let (server, slots, failed) = (server.clone(), slots.clone(), failed.clone());
+        std::thread::Builder::new()
+            .name(format!("origin-{i}"))
+            .spawn(move || {
+                let run = || -> anyhow::Result<()> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    rt.block_on(async move {
+                        let l = TcpListener::from_std(l)?;
+                        conn::accept(Arc::new(l), server, slots).await
+                    })
+                };
+                if let Err(e) = run() {
+                    let _ = failed.send(e);
+                }
+            })?;
+    }
+    drop(failed);
+    match failure.recv().await {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
+fn reuseport_listener(addr: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
+/// Serve on an already bound listener from the current runtime (tests).
+#[cfg(test)]
 pub async fn serve(listener: TcpListener, args: Args) -> anyhow::Result<()> {
     let server = Arc::new(Server::new(args)?);
     conn::accept_loop(listener, server).await
@@ -194,7 +255,7 @@ impl Server {
                 .and_then(|c| std::str::from_utf8(c).ok())
                 .and_then(|c| shop::cookie_value(c, shop::COOKIE));
             let form: Vec<(String, String)> = if method == "POST" {
-                match forms::from_body(head.header("content-type"), body).await {
+                match Box::pin(forms::from_body(head.header("content-type"), body)).await {
                     Ok(f) => f.into_iter().map(|f| (f.name, f.value)).collect(),
                     Err(e) => return Response::text(415, &e),
                 }
@@ -208,7 +269,8 @@ impl Server {
                 "GET" | "HEAD" => {
                     forms::page(&path, "GET", &forms::from_query(query.unwrap_or("")))
                 }
-                "POST" => match forms::from_body(head.header("content-type"), body).await {
+                "POST" => match Box::pin(forms::from_body(head.header("content-type"), body)).await
+                {
                     Ok(f) => forms::page(&path, "POST", &f),
                     Err(e) => Response::text(415, &e),
                 },

@@ -84,15 +84,15 @@ pub struct Persistence {
     pub left: u32,
 }
 
-/// Append the status line and header section to `out`.
+/// Append the status line and header section to `out`. Called for every
+/// response, so numbers go through itoa rather than the formatter.
 pub fn write_head(out: &mut Vec<u8>, resp: &Response, conn: &Persistence) {
-    use std::io::Write;
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {}\r\nDate: ",
-        resp.status,
-        http::reason(resp.status)
-    );
+    let mut num = itoa::Buffer::new();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(num.format(resp.status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(http::reason(resp.status).as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
     push_date(out);
     out.extend_from_slice(b"\r\nServer: applab-origin\r\n");
     for (k, v) in &resp.headers {
@@ -102,17 +102,19 @@ pub fn write_head(out: &mut Vec<u8>, resp: &Response, conn: &Persistence) {
         out.extend_from_slice(b"\r\n");
     }
     if resp.has_body() {
-        let _ = write!(out, "Content-Length: {}\r\n", resp.body.len());
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(num.format(resp.body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if conn.keep {
         if conn.http10 {
             out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
-        let _ = write!(
-            out,
-            "Keep-Alive: timeout={}, max={}\r\n",
-            conn.timeout_secs, conn.left
-        );
+        out.extend_from_slice(b"Keep-Alive: timeout=");
+        out.extend_from_slice(num.format(conn.timeout_secs).as_bytes());
+        out.extend_from_slice(b", max=");
+        out.extend_from_slice(num.format(conn.left).as_bytes());
+        out.extend_from_slice(b"\r\n");
     } else {
         out.extend_from_slice(b"Connection: close\r\n");
     }
