@@ -313,6 +313,35 @@ fn generated_page_references_its_objects() {
         None,
     );
     assert_eq!(code, "404");
+    // A file too large for the memory cache is streamed with its length.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(o.path("content/big.bin"), &big).unwrap();
+    let got = o.path("big.out");
+    let (out, _) = curl(
+        &[
+            "-o",
+            &got.to_string_lossy(),
+            "-w",
+            "%{http_code} %{size_download}",
+            &o.url("/big.bin"),
+        ],
+        None,
+    );
+    assert_eq!(out, "200 3000000");
+    assert!(std::fs::read(&got).unwrap() == big, "streamed bytes differ");
+    let (code, _) = curl(
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-z",
+            "Fri, 01 Jan 2100 00:00:00 GMT",
+            &o.url("/objects/object-01.jpg"),
+        ],
+        None,
+    );
+    assert_eq!(code, "304", "generated objects have validators too");
 }
 
 #[test]
