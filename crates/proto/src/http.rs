@@ -36,7 +36,7 @@ pub enum HeadError {
     UriTooLong(usize),
     #[error("request head larger than {0} bytes or more than the allowed header fields")]
     HeadersTooLarge(usize),
-    #[error("malformed request: {0}")]
+    #[error("malformed HTTP message: {0}")]
     Malformed(String),
     #[error("HTTP version not supported: {0}")]
     Version(String),
