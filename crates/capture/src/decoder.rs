@@ -61,7 +61,7 @@ enum App {
 }
 
 /// The protocol a server port speaks in the labs.
-fn app_for_port(port: u16) -> App {
+fn default_app(port: u16) -> App {
     match port {
         80 | 8080 | 3128 | 8000 => App::Http,
         53 | 5353 => App::Dns,
@@ -98,6 +98,8 @@ fn key(a: SocketAddr, b: SocketAddr) -> Key {
 
 pub struct Decoder {
     limits: Limits,
+    /// Ports beyond the usual ones, and what they speak.
+    extra_ports: HashMap<u16, App>,
     flows: HashMap<Key, Flow>,
     udp_flows: HashMap<Key, u64>,
     next_flow: u64,
@@ -108,11 +110,31 @@ impl Decoder {
     pub fn new(limits: Limits) -> Decoder {
         Decoder {
             limits,
+            extra_ports: HashMap::new(),
             flows: HashMap::new(),
             udp_flows: HashMap::new(),
             next_flow: 1,
             frames: 0,
         }
+    }
+
+    /// Treat `port` as an HTTP server port too (a node on a test port).
+    pub fn http_port(mut self, port: u16) -> Decoder {
+        self.extra_ports.insert(port, App::Http);
+        self
+    }
+
+    /// Treat `port` as a DNS server port too.
+    pub fn dns_port(mut self, port: u16) -> Decoder {
+        self.extra_ports.insert(port, App::Dns);
+        self
+    }
+
+    fn app_for_port(&self, port: u16) -> App {
+        self.extra_ports
+            .get(&port)
+            .copied()
+            .unwrap_or_else(|| default_app(port))
     }
 
     /// Decode one Ethernet frame captured at `time` (seconds since the
@@ -205,7 +227,8 @@ impl Decoder {
                     t.payload().len()
                 );
                 let payload = t.payload();
-                if app_for_port(t.source_port().min(t.destination_port())) == App::Http
+                if (self.app_for_port(t.source_port()) == App::Http
+                    || self.app_for_port(t.destination_port()) == App::Http)
                     && starts_http(payload)
                 {
                     info.protocol = "HTTP".into();
@@ -242,9 +265,9 @@ impl Decoder {
                     self.udp_flows.clear();
                 }
                 info.flow = Some(flow);
-                let dns_server = if app_for_port(u.destination_port()) == App::Dns {
+                let dns_server = if self.app_for_port(u.destination_port()) == App::Dns {
                     Some((src, dst))
-                } else if app_for_port(u.source_port()) == App::Dns {
+                } else if self.app_for_port(u.source_port()) == App::Dns {
                     Some((dst, src))
                 } else {
                     None
@@ -295,7 +318,7 @@ impl Decoder {
             } else {
                 (dst, src)
             };
-            let app = match app_for_port(server.port()) {
+            let app = match self.app_for_port(server.port()) {
                 App::Http => AppState::Http(Box::default()),
                 App::Dns => AppState::Dns(Box::default()),
                 App::Other => AppState::Other,

@@ -1,0 +1,122 @@
+//! The origin started from its binary on loopback, and the real clients
+//! the tests drive it with.
+#![allow(dead_code)] // each test file uses part of it
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Origin {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CONFIG: &str = r#"
+moved = { "/home.index" = "/index.html" }
+[[headers]]
+prefix = "/img/"
+cache_control = "max-age=30"
+expires = "30s"
+[page]
+path = "/page.html"
+objects = 10
+size = "100K"
+[shop]
+path = "/shop"
+items = ["tea", "a book"]
+"#;
+
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Origin {
+    pub fn start(extra: &[&str]) -> Origin {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("content");
+        std::fs::create_dir_all(root.join("img")).unwrap();
+        std::fs::write(
+            root.join("index.html"),
+            "<html><body><img src=\"/img/a.jpg\"></body></html>\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("img/a.jpg"), [0xFFu8, 0xD8, 0xFF, 0xD9]).unwrap();
+        std::fs::write(dir.path().join("node.toml"), CONFIG).unwrap();
+        Self::spawn(dir, free_addr(), extra)
+    }
+
+    fn spawn(dir: tempfile::TempDir, addr: SocketAddr, extra: &[&str]) -> Origin {
+        let d = dir.path();
+        let child = Command::new(env!("CARGO_BIN_EXE_applab-node"))
+            .arg("origin")
+            .args(["--listen", &addr.to_string()])
+            .args(["--root", &d.join("content").to_string_lossy()])
+            .args(["--config", &d.join("node.toml").to_string_lossy()])
+            .args(["--state", &d.join("state").to_string_lossy()])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("applab-node starts");
+        let t = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "origin never listened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Origin { child, addr, dir }
+    }
+
+    /// Stop and start again on the same address and folders.
+    pub fn restart(mut self) -> Origin {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let addr = self.addr;
+        // Move the folder out; `self`'s Drop then only kills a dead child.
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::spawn(dir, addr, &[])
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+pub fn tool(name: &str, args: &[&str], cwd: Option<&Path>) -> Output {
+    let mut c = Command::new(name);
+    c.args(args);
+    if let Some(d) = cwd {
+        c.current_dir(d);
+    }
+    c.output()
+        .unwrap_or_else(|e| panic!("{name} must be installed (.ci/run installs it): {e}"))
+}
+
+/// curl, returning (stdout, stderr) as text; `-s` always.
+pub fn curl(args: &[&str], cwd: Option<&Path>) -> (String, String) {
+    let mut all = vec!["-s", "--max-time", "10"];
+    all.extend_from_slice(args);
+    let o = tool("curl", &all, cwd);
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
