@@ -13,6 +13,9 @@ pub mod dns;
 pub mod event;
 pub mod http;
 pub mod pcap;
+pub mod ring;
+pub mod session;
+pub mod tap;
 pub mod tcp;
 
 pub use decoder::{Decoder, FrameInfo, Limits};

@@ -1,7 +1,7 @@
-//! Pcap files: reading (pcap and pcapng) and writing (classic pcap, which
-//! every version of tshark and Wireshark opens).
+//! Pcap files: reading (pcap and pcapng, with the pcap-file crate) and
+//! writing (classic pcap, which every version of tshark and Wireshark opens).
 
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::DataLink;
 use std::io::{Read, Write};
@@ -80,32 +80,45 @@ pub fn read_file(path: &Path) -> Result<Vec<Captured>, PcapError> {
     Ok(out)
 }
 
-/// A classic pcap stream of Ethernet frames with microsecond timestamps.
+/// A classic pcap stream of Ethernet frames with microsecond timestamps
+/// (libpcap's format: a 24-byte file header, a 16-byte header per frame).
 pub struct Writer<W: Write> {
-    inner: PcapWriter<W>,
+    inner: W,
+    snaplen: u32,
 }
 
 impl<W: Write> Writer<W> {
-    pub fn new(w: W, snaplen: u32) -> std::io::Result<Writer<W>> {
-        let header = PcapHeader {
-            snaplen,
-            datalink: DataLink::ETHERNET,
-            ..Default::default()
-        };
-        let inner = PcapWriter::with_header(w, header).map_err(std::io::Error::other)?;
-        Ok(Writer { inner })
+    pub fn new(mut w: W, snaplen: u32) -> std::io::Result<Writer<W>> {
+        let mut h = Vec::with_capacity(24);
+        h.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        h.extend_from_slice(&2u16.to_le_bytes());
+        h.extend_from_slice(&4u16.to_le_bytes());
+        h.extend_from_slice(&0i32.to_le_bytes()); // thiszone
+        h.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
+        h.extend_from_slice(&snaplen.to_le_bytes());
+        h.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
+        w.write_all(&h)?;
+        Ok(Writer { inner: w, snaplen })
     }
 
     /// Append a frame; `orig_len` is its length on the wire.
     pub fn write(&mut self, time: Duration, orig_len: u32, data: &[u8]) -> std::io::Result<()> {
-        self.inner
-            .write_packet(&PcapPacket::new(time, orig_len, data))
-            .map(|_| ())
-            .map_err(std::io::Error::other)
+        let data = &data[..data.len().min(self.snaplen as usize)];
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&(time.as_secs() as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&time.subsec_micros().to_le_bytes());
+        h[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&orig_len.max(data.len() as u32).to_le_bytes());
+        self.inner.write_all(&h)?;
+        self.inner.write_all(data)
+    }
+
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
     }
 
     pub fn into_inner(self) -> W {
-        self.inner.into_writer()
+        self.inner
     }
 }
 
