@@ -6,7 +6,7 @@
 //! open on its own; [`Ring::export`] joins the frames of a time range into
 //! one pcap for download.
 
-use crate::pcap::{read_file, Writer};
+use crate::pcap::Writer;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -116,18 +116,44 @@ fn w_flush(w: &mut Writer<BufWriter<File>>) -> std::io::Result<()> {
 pub fn export(dir: &Path, from: Duration, to: Duration) -> std::io::Result<Vec<u8>> {
     let mut w = Writer::new(Vec::new(), SNAPLEN)?;
     for p in files(dir) {
-        // A file still being written may end mid-frame: keep what parses.
-        let frames = match read_file(&p) {
-            Ok(f) => f,
-            Err(_) => continue,
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
         };
-        for f in frames {
-            if f.time >= from && f.time <= to {
-                w.write(f.time, f.data.len() as u32, &f.data)?;
+        for (time, orig, data) in records(&bytes) {
+            if time >= from && time <= to {
+                w.write(time, orig, data)?;
             }
         }
     }
     Ok(w.into_inner())
+}
+
+/// The frames of a ring file as this module writes them (little-endian,
+/// microseconds). The newest file is being written and may end inside a
+/// frame: everything before that frame is kept.
+fn records(bytes: &[u8]) -> Vec<(Duration, u32, &[u8])> {
+    let mut out = Vec::new();
+    if bytes.len() < 24 || bytes[..4] != 0xa1b2_c3d4u32.to_le_bytes() {
+        return out;
+    }
+    let u32_at =
+        |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let mut i = 24;
+    while i + 16 <= bytes.len() {
+        let (sec, usec, incl, orig) = (
+            u32_at(i),
+            u32_at(i + 4),
+            u32_at(i + 8) as usize,
+            u32_at(i + 12),
+        );
+        if i + 16 + incl > bytes.len() {
+            break;
+        }
+        let time = Duration::from_secs(sec as u64) + Duration::from_micros(usec as u64);
+        out.push((time, orig, &bytes[i + 16..i + 16 + incl]));
+        i += 16 + incl;
+    }
+    out
 }
 
 #[cfg(test)]

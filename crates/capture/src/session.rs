@@ -24,6 +24,24 @@ pub struct Stats {
     pub drops: AtomicU64,
     /// Whether the tap is open now.
     pub open: AtomicBool,
+    /// Flushes asked for, and done: a download first has the ring flushed.
+    flush_asked: AtomicU64,
+    flush_done: AtomicU64,
+}
+
+impl Stats {
+    /// Have the thread write out buffered frames; wait up to `timeout`.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let want = self.flush_asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let t = Instant::now();
+        while self.flush_done.load(Ordering::SeqCst) < want {
+            if t.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
 }
 
 pub type Sink = Box<dyn FnMut(FrameInfo, Vec<Event>) + Send>;
@@ -55,8 +73,12 @@ impl Session {
                 let mut last_flush = Instant::now();
                 let mut events = Vec::new();
                 while !st.load(Ordering::Relaxed) {
+                    if tap.is_none() {
+                        let asked = sts.flush_asked.load(Ordering::SeqCst);
+                        sts.flush_done.store(asked, Ordering::SeqCst);
+                    }
                     let Some(t) = tap.as_ref() else {
-                        match Tap::open(&ifname, Duration::from_millis(200)) {
+                        match Tap::open(&ifname, Duration::from_millis(50)) {
                             Ok(t) => {
                                 tracing::debug!(ifname, "tap open");
                                 sts.open.store(true, Ordering::Relaxed);
@@ -84,6 +106,11 @@ impl Session {
                             sts.open.store(false, Ordering::Relaxed);
                             tap = None;
                         }
+                    }
+                    let asked = sts.flush_asked.load(Ordering::SeqCst);
+                    if asked > sts.flush_done.load(Ordering::SeqCst) {
+                        let _ = ring.flush();
+                        sts.flush_done.store(asked, Ordering::SeqCst);
                     }
                     if last_flush.elapsed() > Duration::from_millis(200) {
                         let _ = ring.flush();

@@ -79,4 +79,26 @@ impl Client {
             .await;
         self.finish(path, r).await
     }
+
+    /// A GET whose answer is a file (a pcap), not JSON.
+    pub async fn get_bytes(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<u8>> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .query(query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the controller at {}", self.base))?;
+        if !r.status().is_success() {
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            bail!(
+                "{}",
+                body.get("error")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or("no detail")
+            );
+        }
+        Ok(r.bytes().await?.to_vec())
+    }
 }

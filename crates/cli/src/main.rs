@@ -115,6 +115,8 @@ enum Cmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// A student's captured traffic: frames, protocol events, or a pcap.
+    Capture(verbs::CaptureArgs),
 }
 
 #[derive(Subcommand)]
@@ -183,6 +185,7 @@ fn main() -> ExitCode {
             } => verbs::exec(&conn, &student, &node, &cmd).await,
             Cmd::Credentials(a) => verbs::credentials(a).await,
             Cmd::Params { student, conn } => verbs::params(&conn, &student).await,
+            Cmd::Capture(a) => verbs::capture(a).await,
         }
     });
     match result {

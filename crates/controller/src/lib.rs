@@ -7,6 +7,7 @@
 //! (deterministic names, labels, stored subnets) and nothing is orphaned
 //! (labelled objects without a student in the store are collected).
 
+pub mod captures;
 pub mod credentials;
 pub mod images;
 pub mod plan;
@@ -40,6 +41,8 @@ pub struct Config {
     /// How often every topology is compared with its plan.
     pub interval: Duration,
     pub sources: images::Sources,
+    /// Bytes of pcap kept per student network (a ring of files).
+    pub capture_bytes: u64,
 }
 
 /// A credential handed out once, in plain text.
@@ -79,6 +82,8 @@ pub struct Controller {
     pub instance: String,
     pub store: Store,
     pub rt: Arc<dyn Runtime>,
+    /// Taps on every student network and what they recorded.
+    pub captures: captures::Captures,
     images: tokio::sync::Mutex<BTreeMap<String, images::Image>>,
     labs: Mutex<HashMap<String, Arc<Lab>>>,
     locks: Mutex<HashMap<StudentKey, Arc<tokio::sync::Mutex<()>>>>,
@@ -120,6 +125,7 @@ impl Controller {
         let store = Store::open(&cfg.data_dir.join("applab.db")).await?;
         let instance = instance_id(&cfg.data_dir)?;
         Ok(Arc::new(Controller {
+            captures: captures::Captures::new(cfg.data_dir.join("captures"), cfg.capture_bytes),
             instance,
             slots: tokio::sync::Semaphore::new(cfg.parallel.max(1)),
             cfg,
@@ -345,10 +351,12 @@ impl Controller {
                 let lock = self.lock_for(run, s);
                 let _g = lock.lock().await;
                 self.store.delete_student(run, s).await?;
+                self.captures.forget(run, Some(s));
                 self.collect(Some(run)).await?;
             }
             None => {
                 self.store.delete_run(run).await?;
+                self.captures.forget(run, None);
                 self.labs.lock().expect("labs lock").remove(run);
                 self.collect(Some(run)).await?;
                 let _ = std::fs::remove_dir_all(self.cfg.data_dir.join("runs").join(run));

@@ -94,6 +94,7 @@ impl Controller {
         // One listing of the engine for the whole pass: per-student listings
         // would load the engine exactly while it is busiest, during a launch.
         let snap = Arc::new(self.snapshot().await?);
+        self.sync_captures(&snap).await;
         let mut tasks = Vec::new();
         for run in self.store.runs().await? {
             for s in self.store.students(&run.name).await? {
@@ -113,6 +114,67 @@ impl Controller {
             let _ = t.await;
         }
         self.collect(None).await
+    }
+
+    /// A tap on every network of every student in the store (before their
+    /// containers start, so the first frames are seen), and the names of
+    /// the nodes' addresses as the engine reports them.
+    async fn sync_captures(&self, snap: &Snapshot) {
+        let mut wanted = Vec::new();
+        let Ok(runs) = self.store.runs().await else {
+            return;
+        };
+        for run in runs {
+            let Ok(lab) = self.lab(&run) else { continue };
+            let Ok(students) = self.store.students(&run.name).await else {
+                continue;
+            };
+            for s in students {
+                for n in &lab.networks {
+                    wanted.push(crate::captures::Wanted {
+                        run: run.name.clone(),
+                        student: s.id.clone(),
+                        network: n.name.clone(),
+                    });
+                }
+                let mut names = std::collections::HashMap::new();
+                for c in &snap.containers {
+                    if owned(&c.labels, &run.name, &s.id) {
+                        if let Some(node) = c.labels.get(plan::NODE) {
+                            for ip in c.addresses.values() {
+                                if let Ok(ip) = ip.parse() {
+                                    names.insert(ip, node.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+                self.captures.set_names(&run.name, &s.id, names);
+            }
+        }
+        self.captures.sync(&wanted);
+    }
+
+    /// Learn a student's node addresses from the engine now (the frames of
+    /// a topology that just started arrive before the next pass).
+    pub async fn refresh_capture_names(&self, run: &str, student: &str) -> Result<()> {
+        let labels = [
+            (plan::INSTANCE, self.instance.as_str()),
+            (plan::RUN, run),
+            (plan::STUDENT, student),
+        ];
+        let mut names = std::collections::HashMap::new();
+        for c in self.rt.list_containers(&labels).await? {
+            if let Some(node) = c.labels.get(plan::NODE) {
+                for ip in c.addresses.values() {
+                    if let Ok(ip) = ip.parse() {
+                        names.insert(ip, node.clone());
+                    }
+                }
+            }
+        }
+        self.captures.set_names(run, student, names);
+        Ok(())
     }
 
     /// This controller's engine objects, and the subnets of everyone else's networks.

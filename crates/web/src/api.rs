@@ -46,6 +46,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/exec", post(exec))
         .route("/api/credentials", post(credentials))
         .route("/api/params", get(params))
+        .route("/api/capture/frames", get(capture_frames))
+        .route("/api/capture/events", get(capture_events))
+        .route("/api/capture/pcap", get(capture_pcap))
         .layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/api/health", get(health))
@@ -247,4 +250,145 @@ async fn credentials(
             .await?;
         Ok(Json(json!({ "run": run.name, "students": info })))
     }
+}
+
+#[derive(Deserialize)]
+struct CaptureQuery {
+    run: Option<String>,
+    student: String,
+    network: Option<String>,
+    node: Option<String>,
+    protocol: Option<String>,
+    /// Seconds since the epoch.
+    since: Option<f64>,
+    until: Option<f64>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+impl CaptureQuery {
+    fn query(&self) -> applab_controller::captures::Query {
+        applab_controller::captures::Query {
+            network: self.network.clone(),
+            node: self.node.clone(),
+            protocol: self.protocol.clone(),
+            since: self.since,
+            until: self.until,
+            offset: self.offset,
+            limit: self.limit.unwrap_or(500).min(10_000),
+        }
+    }
+}
+
+async fn capture_frames(
+    State(st): State<AppState>,
+    Query(q): Query<CaptureQuery>,
+) -> ApiResult<serde_json::Value> {
+    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
+    st.ctrl
+        .store
+        .student(&run.name, &q.student)
+        .await?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no student {:?} in run {}", q.student, run.name),
+            )
+        })?;
+    st.ctrl.refresh_capture_names(&run.name, &q.student).await?;
+    let (total, frames) = st.ctrl.captures.frames(&run.name, &q.student, &q.query());
+    let taps = st.ctrl.captures.taps_open(&run.name, &q.student);
+    Ok(Json(
+        json!({ "run": run.name, "student": q.student, "total": total, "offset": q.offset, "taps": taps, "frames": frames }),
+    ))
+}
+
+async fn capture_events(
+    State(st): State<AppState>,
+    Query(q): Query<CaptureQuery>,
+) -> ApiResult<serde_json::Value> {
+    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
+    st.ctrl
+        .store
+        .student(&run.name, &q.student)
+        .await?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no student {:?} in run {}", q.student, run.name),
+            )
+        })?;
+    st.ctrl.refresh_capture_names(&run.name, &q.student).await?;
+    let (total, events) = st.ctrl.captures.events(&run.name, &q.student, &q.query());
+    Ok(Json(
+        json!({ "run": run.name, "student": q.student, "total": total, "offset": q.offset, "events": events }),
+    ))
+}
+
+/// One network's frames of a student as a pcap file (all of the ring, or
+/// the range `since`..`until`).
+async fn capture_pcap(
+    State(st): State<AppState>,
+    Query(q): Query<CaptureQuery>,
+) -> Result<Response, ApiError> {
+    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
+    st.ctrl
+        .store
+        .student(&run.name, &q.student)
+        .await?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no student {:?} in run {}", q.student, run.name),
+            )
+        })?;
+    let lab = st.ctrl.lab(&run)?;
+    let network = match &q.network {
+        Some(n) => n.clone(),
+        None if lab.networks.len() == 1 => lab.networks[0].name.clone(),
+        None => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "network is required: this lab has several".into(),
+            ))
+        }
+    };
+    if !lab.networks.iter().any(|n| n.name == network) {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no network {network:?} in lab {}", lab.name),
+        ));
+    }
+    let secs = |t: Option<f64>, d: f64| std::time::Duration::from_secs_f64(t.unwrap_or(d).max(0.0));
+    // Reading the ring (after its thread flushed it) blocks: keep it off
+    // the async workers.
+    let name = format!("{}-{}-{}.pcap", run.name, q.student, network);
+    let (ctrl, run_name, student) = (st.ctrl.clone(), run.name.clone(), q.student.clone());
+    let (from, to) = (secs(q.since, 0.0), secs(q.until, 4e9));
+    let pcap = tokio::task::spawn_blocking(move || {
+        ctrl.captures.pcap(&run_name, &student, &network, from, to)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the capture: {e}"),
+        )
+    })?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/vnd.tcpdump.pcap".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        pcap,
+    )
+        .into_response())
 }

@@ -1,0 +1,217 @@
+//! Taps on real student networks: what a student does appears as frames,
+//! as HTTP events between their own nodes, and in a pcap that tshark reads;
+//! nothing of it appears in another student's record; taps come back after
+//! a controller restart. Needs a Docker engine and tshark; fails without.
+
+mod common;
+
+use common::Server;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn events(s: &Server, run: &str, student: &str, protocol: &str) -> Vec<Value> {
+    let v = s.json(&[
+        "capture",
+        "events",
+        student,
+        "--run",
+        run,
+        "--protocol",
+        protocol,
+        "--limit",
+        "10000",
+    ]);
+    v["events"].as_array().cloned().unwrap_or_default()
+}
+
+fn requests(evs: &[Value]) -> Vec<&Value> {
+    evs.iter().filter(|e| e["type"] == "http_request").collect()
+}
+
+/// Wait until every tap of a student is open.
+fn taps_open(s: &Server, run: &str, student: &str) {
+    let t = Instant::now();
+    loop {
+        let v = s.json(&["capture", "frames", student, "--run", run, "--limit", "1"]);
+        let taps = v["taps"].as_object().cloned().unwrap_or_default();
+        if !taps.is_empty() && taps.values().all(|o| o == true) {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "taps not open: {v}\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Poll until at least `n` HTTP requests of `student` are recorded.
+fn wait_requests(s: &Server, run: &str, student: &str, n: usize) -> (Vec<Value>, Duration) {
+    let t = Instant::now();
+    loop {
+        let evs = events(s, run, student, "http");
+        if requests(&evs).len() >= n {
+            return (evs, t.elapsed());
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "only {} requests seen: {evs:?}",
+            requests(&evs).len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn each_student_sees_their_own_traffic_as_frames_events_and_pcap() {
+    let mut s = Server::start("10.226.0.0/20");
+    s.launch("cap", "http-basics", &["c1", "c2"]);
+    taps_open(&s, "cap", "c1");
+    taps_open(&s, "cap", "c2");
+    let p1 = s.json(&["params", "c1", "--run", "cap"]);
+    let p2 = s.json(&["params", "c2", "--run", "cap"]);
+    let site = format!("www.{}.lab", p1["site"].as_str().unwrap());
+    let (secret1, secret2) = (
+        p1["secret_word"].as_str().unwrap().to_string(),
+        p2["secret_word"].as_str().unwrap().to_string(),
+    );
+
+    // c1 fetches the page and its ten objects, one connection each.
+    let (code, out) = s.exec(
+        "cap",
+        "c1",
+        "ws",
+        &[
+            "http",
+            "--page",
+            "--json",
+            "--no-keepalive",
+            &format!("http://{site}/index.html"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (evs, waited) = wait_requests(&s, "cap", "c1", 11);
+    // Live within about a second of the traffic (the poll adds its own delay).
+    assert!(waited < Duration::from_secs(3), "events took {waited:?}");
+    let reqs = requests(&evs);
+    assert_eq!(reqs.len(), 11, "{reqs:?}");
+    for r in &reqs {
+        assert_eq!(r["client_node"], "ws", "{r}");
+        assert_eq!(r["server_node"], "origin", "{r}");
+        assert_eq!(r["host"], site.as_str(), "{r}");
+        assert_eq!(r["nth_on_connection"], 1, "non-persistent: {r}");
+    }
+    let responses: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["type"] == "http_response")
+        .collect();
+    assert_eq!(responses.len(), 11);
+    assert!(responses.iter().all(|r| r["status"] == 200));
+    let opens = events(&s, "cap", "c1", "tcp")
+        .iter()
+        .filter(|e| {
+            e["type"] == "tcp_open" && e["server_node"] == "origin" && e["client_node"] == "ws"
+        })
+        .count();
+    assert_eq!(opens, 11, "one TCP connection per object");
+    let frames = s.json(&[
+        "capture",
+        "frames",
+        "c1",
+        "--run",
+        "cap",
+        "--protocol",
+        "HTTP",
+        "--node",
+        "ws",
+        "--limit",
+        "1000",
+    ]);
+    assert!(frames["total"].as_u64().unwrap() >= 22, "{frames}");
+
+    // The other student saw none of it.
+    assert!(requests(&events(&s, "cap", "c2", "http")).is_empty());
+
+    // The pcap opens in tshark, holds the requests and c1's page only.
+    let pcap1 = s.data.path().join("c1.pcap");
+    let pcap2 = s.data.path().join("c2.pcap");
+    s.ok(&[
+        "capture",
+        "pcap",
+        "c1",
+        "--run",
+        "cap",
+        "-o",
+        pcap1.to_str().unwrap(),
+    ]);
+    s.ok(&[
+        "capture",
+        "pcap",
+        "c2",
+        "--run",
+        "cap",
+        "-o",
+        pcap2.to_str().unwrap(),
+    ]);
+    let out = std::process::Command::new("tshark")
+        .args([
+            "-r",
+            pcap1.to_str().unwrap(),
+            "-Y",
+            "http.request",
+            "-T",
+            "fields",
+            "-e",
+            "http.request.uri",
+        ])
+        .output()
+        .expect("tshark must be installed (scripts/setup installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uris = String::from_utf8_lossy(&out.stdout);
+    let all = std::process::Command::new("tshark")
+        .args(["-r", pcap1.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        uris.lines().count(),
+        11,
+        "{uris} ({} bytes of pcap): {}",
+        std::fs::metadata(&pcap1).unwrap().len(),
+        String::from_utf8_lossy(&all.stdout)
+            .lines()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let raw1 = std::fs::read(&pcap1).unwrap();
+    let raw2 = std::fs::read(&pcap2).unwrap();
+    let has = |hay: &[u8], w: &str| hay.windows(w.len()).any(|x| x == w.as_bytes());
+    assert!(has(&raw1, &secret1), "c1's page is in c1's pcap");
+    assert!(!has(&raw2, &secret1) && !has(&raw1, &secret2));
+
+    // After a controller restart the taps reopen and record again.
+    s.kill();
+    s.spawn();
+    taps_open(&s, "cap", "c1");
+    let (code, out) = s.exec(
+        "cap",
+        "c1",
+        "ws",
+        &["http", "-q", &format!("http://{site}/home.index")],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (evs, _) = wait_requests(&s, "cap", "c1", 1);
+    assert!(
+        requests(&evs).iter().any(|r| r["target"] == "/home.index"),
+        "{evs:?}"
+    );
+
+    // Teardown forgets the record.
+    s.ok(&["teardown", "--run", "cap"]);
+    assert!(!s.data.path().join("captures").join("cap").exists());
+}

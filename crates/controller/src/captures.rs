@@ -1,0 +1,362 @@
+//! Taps on every student network, and what they recorded.
+//!
+//! For each network of each student in the store there is one capture
+//! session on the network's bridge (decision 6): it writes a bounded pcap
+//! ring under `data/captures/<run>/<student>/<network>/` and decodes frames
+//! into the frame list and protocol events kept here per student, with
+//! addresses named after the student's nodes. Sessions follow the store:
+//! [`Captures::sync`] starts what is missing (a session waits for its
+//! bridge to appear, and reopens it if the bridge is recreated) and stops
+//! what is no longer wanted. Subscribers get each student's events live.
+
+use crate::plan;
+use applab_capture::session::Session;
+use applab_capture::{Decoder, Event, FrameInfo, Limits};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// Frames and events kept in memory per student (older ones are dropped;
+/// the pcap ring keeps the frames themselves).
+const KEEP_FRAMES: usize = 50_000;
+const KEEP_EVENTS: usize = 20_000;
+
+/// A frame of the list, with its network and the nodes it went between.
+#[derive(Debug, Clone, Serialize)]
+pub struct Frame {
+    pub network: String,
+    pub src_node: Option<String>,
+    pub dst_node: Option<String>,
+    #[serde(flatten)]
+    pub frame: FrameInfo,
+}
+
+/// A protocol event, with its network and the nodes at each end.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeEvent {
+    pub network: String,
+    pub client_node: Option<String>,
+    pub server_node: Option<String>,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+type Key = (String, String);
+/// A student's node names by address, shared with their tap threads.
+type Names = Arc<RwLock<HashMap<IpAddr, String>>>;
+
+struct StudentLog {
+    frames: VecDeque<Frame>,
+    events: VecDeque<NodeEvent>,
+    live: tokio::sync::broadcast::Sender<NodeEvent>,
+}
+
+impl StudentLog {
+    fn new() -> StudentLog {
+        StudentLog {
+            frames: VecDeque::new(),
+            events: VecDeque::new(),
+            live: tokio::sync::broadcast::channel(4096).0,
+        }
+    }
+}
+
+/// One student network to tap.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Wanted {
+    pub run: String,
+    pub student: String,
+    pub network: String,
+}
+
+pub struct Captures {
+    dir: PathBuf,
+    ring_bytes: u64,
+    sessions: Mutex<HashMap<Wanted, Session>>,
+    logs: Mutex<HashMap<Key, Arc<Mutex<StudentLog>>>>,
+    /// Per student: address → node name.
+    names: Mutex<HashMap<Key, Names>>,
+}
+
+/// Filters for the frame list and the events.
+#[derive(Debug, Default, Clone)]
+pub struct Query {
+    pub network: Option<String>,
+    pub node: Option<String>,
+    pub protocol: Option<String>,
+    pub since: Option<f64>,
+    pub until: Option<f64>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl Captures {
+    pub fn new(dir: PathBuf, ring_bytes: u64) -> Captures {
+        Captures {
+            dir,
+            ring_bytes,
+            sessions: Mutex::new(HashMap::new()),
+            logs: Mutex::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Where one network's pcap ring lives.
+    pub fn ring_dir(&self, run: &str, student: &str, network: &str) -> PathBuf {
+        self.dir.join(run).join(student).join(network)
+    }
+
+    fn log(&self, run: &str, student: &str) -> Arc<Mutex<StudentLog>> {
+        self.logs
+            .lock()
+            .expect("logs lock")
+            .entry((run.to_string(), student.to_string()))
+            .or_insert_with(|| Arc::new(Mutex::new(StudentLog::new())))
+            .clone()
+    }
+
+    fn names_of(&self, run: &str, student: &str) -> Names {
+        self.names
+            .lock()
+            .expect("names lock")
+            .entry((run.to_string(), student.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// Record which address is which node (from the engine's view).
+    pub fn set_names(&self, run: &str, student: &str, names: HashMap<IpAddr, String>) {
+        let n = self.names_of(run, student);
+        *n.write().expect("names lock") = names;
+    }
+
+    /// Start the sessions wanted and not running; stop the others.
+    pub fn sync(&self, wanted: &[Wanted]) {
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        sessions.retain(|w, _| wanted.contains(w));
+        for w in wanted {
+            if sessions.contains_key(w) {
+                continue;
+            }
+            let bridge = plan::bridge_name(&w.run, &w.student, &w.network);
+            let log = self.log(&w.run, &w.student);
+            let names = self.names_of(&w.run, &w.student);
+            let network = w.network.clone();
+            let sink = Box::new(move |frame: FrameInfo, events: Vec<Event>| {
+                let names = names.read().expect("names lock");
+                let name = |s: &str| {
+                    s.parse::<IpAddr>()
+                        .ok()
+                        .and_then(|ip| names.get(&ip).cloned())
+                };
+                let mut log = log.lock().expect("log lock");
+                let src_node = name(&frame.src);
+                let dst_node = name(&frame.dst);
+                log.frames.push_back(Frame {
+                    network: network.clone(),
+                    src_node,
+                    dst_node,
+                    frame,
+                });
+                while log.frames.len() > KEEP_FRAMES {
+                    log.frames.pop_front();
+                }
+                for event in events {
+                    let e = NodeEvent {
+                        network: network.clone(),
+                        client_node: names.get(&event.client.ip()).cloned(),
+                        server_node: names.get(&event.server.ip()).cloned(),
+                        event,
+                    };
+                    let _ = log.live.send(e.clone());
+                    log.events.push_back(e);
+                    while log.events.len() > KEEP_EVENTS {
+                        log.events.pop_front();
+                    }
+                }
+            });
+            let dir = self.ring_dir(&w.run, &w.student, &w.network);
+            match Session::spawn(
+                bridge.clone(),
+                dir,
+                self.ring_bytes,
+                Decoder::new(Limits::default()),
+                sink,
+            ) {
+                Ok(s) => {
+                    tracing::info!(
+                        run = w.run,
+                        student = w.student,
+                        network = w.network,
+                        bridge,
+                        "tap started"
+                    );
+                    sessions.insert(w.clone(), s);
+                }
+                Err(e) => tracing::warn!(bridge, "cannot start a tap: {e}"),
+            }
+        }
+    }
+
+    /// Forget a student's record (teardown): sessions, memory and pcaps.
+    pub fn forget(&self, run: &str, student: Option<&str>) {
+        let matches = |r: &str, s: &str| r == run && student.is_none_or(|x| x == s);
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .retain(|w, _| !matches(&w.run, &w.student));
+        self.logs
+            .lock()
+            .expect("logs lock")
+            .retain(|(r, s), _| !matches(r, s));
+        let dir = match student {
+            Some(s) => self.dir.join(run).join(s),
+            None => self.dir.join(run),
+        };
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Whether each of a student's taps is open now, by network.
+    pub fn taps_open(&self, run: &str, student: &str) -> HashMap<String, bool> {
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .iter()
+            .filter(|(w, _)| w.run == run && w.student == student)
+            .map(|(w, s)| {
+                (
+                    w.network.clone(),
+                    s.stats.open.load(std::sync::atomic::Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    /// Name what was recorded before the nodes' addresses were known (the
+    /// tap starts before the containers do).
+    fn name_late(&self, run: &str, student: &str) {
+        let names = self.names_of(run, student);
+        let names = names.read().expect("names lock");
+        if names.is_empty() {
+            return;
+        }
+        let name = |s: &str| {
+            s.parse::<IpAddr>()
+                .ok()
+                .and_then(|ip| names.get(&ip).cloned())
+        };
+        let log = self.log(run, student);
+        let mut log = log.lock().expect("log lock");
+        for f in log
+            .frames
+            .iter_mut()
+            .filter(|f| f.src_node.is_none() && f.dst_node.is_none())
+        {
+            f.src_node = name(&f.frame.src);
+            f.dst_node = name(&f.frame.dst);
+        }
+        for e in log
+            .events
+            .iter_mut()
+            .filter(|e| e.client_node.is_none() && e.server_node.is_none())
+        {
+            e.client_node = names.get(&e.event.client.ip()).cloned();
+            e.server_node = names.get(&e.event.server.ip()).cloned();
+        }
+    }
+
+    pub fn frames(&self, run: &str, student: &str, q: &Query) -> (usize, Vec<Frame>) {
+        self.name_late(run, student);
+        let log = self.log(run, student);
+        let log = log.lock().expect("log lock");
+        let keep = |f: &&Frame| {
+            q.network.as_ref().is_none_or(|n| *n == f.network)
+                && q.node.as_ref().is_none_or(|n| {
+                    f.src_node.as_ref() == Some(n) || f.dst_node.as_ref() == Some(n)
+                })
+                && q.protocol
+                    .as_ref()
+                    .is_none_or(|p| f.frame.protocol.eq_ignore_ascii_case(p))
+                && q.since.is_none_or(|t| f.frame.time >= t)
+                && q.until.is_none_or(|t| f.frame.time <= t)
+        };
+        let all: Vec<&Frame> = log.frames.iter().filter(keep).collect();
+        let total = all.len();
+        let page = all
+            .into_iter()
+            .skip(q.offset)
+            .take(q.limit.max(1))
+            .cloned()
+            .collect();
+        (total, page)
+    }
+
+    pub fn events(&self, run: &str, student: &str, q: &Query) -> (usize, Vec<NodeEvent>) {
+        self.name_late(run, student);
+        let log = self.log(run, student);
+        let log = log.lock().expect("log lock");
+        let keep = |e: &&NodeEvent| {
+            q.network.as_ref().is_none_or(|n| *n == e.network)
+                && q.node.as_ref().is_none_or(|n| {
+                    e.client_node.as_ref() == Some(n) || e.server_node.as_ref() == Some(n)
+                })
+                && q.protocol
+                    .as_ref()
+                    .is_none_or(|p| e.event.kind.protocol().eq_ignore_ascii_case(p))
+                && q.since.is_none_or(|t| e.event.time >= t)
+                && q.until.is_none_or(|t| e.event.time <= t)
+        };
+        let all: Vec<&NodeEvent> = log.events.iter().filter(keep).collect();
+        let total = all.len();
+        let page = all
+            .into_iter()
+            .skip(q.offset)
+            .take(q.limit.max(1))
+            .cloned()
+            .collect();
+        (total, page)
+    }
+
+    /// A student's events as they happen.
+    pub fn subscribe(
+        &self,
+        run: &str,
+        student: &str,
+    ) -> tokio::sync::broadcast::Receiver<NodeEvent> {
+        self.log(run, student)
+            .lock()
+            .expect("log lock")
+            .live
+            .subscribe()
+    }
+
+    /// One network's frames between two times, as a pcap file.
+    pub fn pcap(
+        &self,
+        run: &str,
+        student: &str,
+        network: &str,
+        from: Duration,
+        to: Duration,
+    ) -> std::io::Result<Vec<u8>> {
+        let wanted = Wanted {
+            run: run.to_string(),
+            student: student.to_string(),
+            network: network.to_string(),
+        };
+        let stats = self
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .get(&wanted)
+            .map(|s| s.stats.clone());
+        if let Some(st) = stats {
+            // Frames seen up to now are in the file before it is read.
+            st.flush(Duration::from_secs(1));
+        }
+        applab_capture::ring::export(&self.ring_dir(run, student, network), from, to)
+    }
+}
