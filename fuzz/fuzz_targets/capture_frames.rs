@@ -1,6 +1,6 @@
 //! The capture decoder on hostile frames: the input is cut into frames at
 //! 0xFF 0xFF pairs and each is decoded as Ethernet, then as TCP or UDP
-//! payload of the lab protocols (HTTP, DNS) through reassembly. It must
+//! payload of the lab protocols (HTTP, SMTP) through reassembly. It must
 //! never panic, and its memory stays bounded by its limits.
 #![no_main]
 use applab_capture::{Decoder, Limits};
@@ -37,7 +37,13 @@ fuzz_target!(|data: &[u8]| {
         d.frame(i as f64, piece, &mut events);
         let flags = piece.first().copied().unwrap_or(0x18) & 0x1F;
         let seq_jitter = piece.get(1).copied().unwrap_or(0) as u32;
-        let (s, p) = if i % 2 == 0 { (40000, 80) } else { (80, 40000) };
+        // HTTP and SMTP connections, both directions.
+        let (s, p) = match i % 4 {
+            0 => (40000, 80),
+            1 => (80, 40000),
+            2 => (40001, 25),
+            _ => (25, 40001),
+        };
         d.frame(i as f64, &tcp_frame(s, p, seq.wrapping_add(seq_jitter), flags, piece), &mut events);
         seq = seq.wrapping_add(piece.len() as u32);
     }

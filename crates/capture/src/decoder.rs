@@ -10,6 +10,7 @@
 use crate::dns::{self, DnsStream};
 use crate::event::{Event, EventKind, Transport};
 use crate::http::HttpFlow;
+use crate::smtp::SmtpFlow;
 use crate::tcp::{Delivery, HalfStream};
 use etherparse::{LinkSlice, NetSlice, SlicedPacket, TransportSlice};
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,7 @@ pub struct FrameInfo {
 enum App {
     Http,
     Dns,
+    Smtp,
     Other,
 }
 
@@ -65,6 +67,7 @@ fn default_app(port: u16) -> App {
     match port {
         80 | 8080 | 3128 | 8000 => App::Http,
         53 | 5353 => App::Dns,
+        25 | 587 | 2525 => App::Smtp,
         _ => App::Other,
     }
 }
@@ -72,6 +75,7 @@ fn default_app(port: u16) -> App {
 enum AppState {
     Http(Box<HttpFlow>),
     Dns(Box<[DnsStream; 2]>),
+    Smtp(Box<SmtpFlow>),
     Other,
 }
 
@@ -121,6 +125,12 @@ impl Decoder {
     /// Treat `port` as an HTTP server port too (a node on a test port).
     pub fn http_port(mut self, port: u16) -> Decoder {
         self.extra_ports.insert(port, App::Http);
+        self
+    }
+
+    /// Treat `port` as an SMTP server port too.
+    pub fn smtp_port(mut self, port: u16) -> Decoder {
+        self.extra_ports.insert(port, App::Smtp);
         self
     }
 
@@ -227,6 +237,13 @@ impl Decoder {
                     t.payload().len()
                 );
                 let payload = t.payload();
+                let smtp = self.app_for_port(t.source_port()) == App::Smtp
+                    || self.app_for_port(t.destination_port()) == App::Smtp;
+                if smtp && !payload.is_empty() {
+                    info.protocol = "SMTP".into();
+                    let line = payload.split(|&b| b == b'\n').next().unwrap_or(b"");
+                    info.info = String::from_utf8_lossy(line).trim_end().to_string();
+                }
                 if (self.app_for_port(t.source_port()) == App::Http
                     || self.app_for_port(t.destination_port()) == App::Http)
                     && starts_http(payload)
@@ -321,6 +338,7 @@ impl Decoder {
             let app = match self.app_for_port(server.port()) {
                 App::Http => AppState::Http(Box::default()),
                 App::Dns => AppState::Dns(Box::default()),
+                App::Smtp => AppState::Smtp(Box::default()),
                 App::Other => AppState::Other,
             };
             let id = self.next_flow;
@@ -448,6 +466,12 @@ impl Flow {
             AppState::Dns(s) => match d {
                 Delivery::Data(b) => s[dir].data(&b, out),
                 Delivery::Gap(n) => s[dir].gap(n, out),
+                Delivery::Fin => {}
+            },
+            AppState::Smtp(s) => match d {
+                Delivery::Data(b) if client => s.client_data(&b, out),
+                Delivery::Data(b) => s.server_data(&b, out),
+                Delivery::Gap(n) => s.gap(n, out),
                 Delivery::Fin => {}
             },
             AppState::Other => {}

@@ -70,6 +70,12 @@ pub enum EventKind {
         answers: Vec<String>,
         transport: Transport,
     },
+    /// A command line from an SMTP client (`MAIL FROM`, `RCPT TO`, ...).
+    SmtpCommand { verb: String, arg: String },
+    /// An SMTP reply, with the text of each of its lines.
+    SmtpReply { code: u16, lines: Vec<String> },
+    /// A message sent after DATA: its size (dot-stuffing undone) and header lines.
+    SmtpMessage { bytes: u64, headers: Vec<Header> },
     /// Traffic of a known protocol that does not parse: what was seen.
     Malformed {
         protocol: String,
@@ -93,6 +99,9 @@ impl EventKind {
             EventKind::TcpOpen | EventKind::TcpClose { .. } => "tcp",
             EventKind::HttpRequest { .. } | EventKind::HttpResponse { .. } => "http",
             EventKind::DnsQuery { .. } | EventKind::DnsResponse { .. } => "dns",
+            EventKind::SmtpCommand { .. }
+            | EventKind::SmtpReply { .. }
+            | EventKind::SmtpMessage { .. } => "smtp",
             EventKind::Malformed { .. } => "malformed",
         }
     }

@@ -5,6 +5,7 @@
 //! dispatches on the name it was called by; `applab-node tool tcp ...` is the
 //! same thing spelled out.
 
+mod alloc;
 mod logbuf;
 mod origin;
 mod tools;
@@ -12,10 +13,8 @@ mod workstation;
 
 use clap::{Parser, Subcommand};
 
-// The static musl build's own malloc takes a global lock; every role
-// allocates per message, so use one made for threads.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: alloc::Switch = alloc::Switch;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -57,7 +56,10 @@ fn main() -> ExitCode {
     match cli.role {
         Role::Tool { tool } => tools::run(tool),
         // The origin runs its own event loop per worker thread.
-        Role::Origin(args) => serve(Some(1), || origin::run(args)),
+        Role::Origin(args) => {
+            alloc::use_mimalloc();
+            serve(Some(1), || origin::run(args))
+        }
         Role::Workstation(args) => serve(None, || workstation::run(args)),
     }
 }

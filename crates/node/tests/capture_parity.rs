@@ -1,7 +1,7 @@
 //! Our decoder against tshark's dissection of the same capture.
 //!
 //! Real traffic (python3's http.client and raw sockets against the origin,
-//! DNS queries to a small responder) is captured on loopback by tcpdump;
+//! DNS queries to a small responder, smtplib and a typed SMTP dialogue) is captured on loopback by tcpdump;
 //! applab's decoder and tshark each read the pcap, and their requests,
 //! responses and DNS messages must agree field by field and frame by frame.
 //! tcpdump and tshark must be installed (scripts/setup installs them).
@@ -45,39 +45,10 @@ fn http_and_dns_events_agree_with_tshark() {
     let dns_port = free_addr().port();
     let pcap = o.path("parity.pcap");
     let pcap_s = pcap.to_string_lossy().to_string();
-    let mut dump = Command::new("tcpdump")
-        .args([
-            "-i",
-            "lo",
-            "-U",
-            "--immediate-mode",
-            "-n",
-            "-Z",
-            "root",
-            "-w",
-            &pcap_s,
-        ])
-        .arg(format!("tcp port {http_port} or udp port {dns_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tcpdump must be installed (scripts/setup installs it)");
-    // tcpdump says "listening on lo" once it captures.
-    let mut err = dump.stderr.take().unwrap();
-    let t = Instant::now();
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("listening on") {
-        use std::io::Read;
-        let mut b = [0u8; 256];
-        let n = err.read(&mut b).unwrap_or(0);
-        assert!(
-            n > 0 && t.elapsed() < Duration::from_secs(10),
-            "tcpdump: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.extend_from_slice(&b[..n]);
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    let mut dump = start_tcpdump(
+        &pcap_s,
+        &format!("tcp port {http_port} or udp port {dns_port}"),
+    );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/traffic.py");
     let out = tool(
         "python3",
@@ -89,11 +60,7 @@ fn http_and_dns_events_agree_with_tshark() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Without --immediate-mode libpcap hands over frames in blocks and an
-    // interrupted tcpdump drops the last block; with it, a short wait does.
-    std::thread::sleep(Duration::from_millis(500));
-    unsafe_interrupt(dump.id());
-    let _ = dump.wait();
+    stop_tcpdump(&mut dump);
 
     let frames = applab_capture::pcap::read_file(&pcap).unwrap();
     let mut d = Decoder::new(Limits::default())
@@ -212,8 +179,153 @@ fn http_and_dns_events_agree_with_tshark() {
         .any(|e| matches!(e.kind, EventKind::Malformed { .. })));
 }
 
+/// tcpdump on loopback writing `pcap`, once it says it is listening.
+fn start_tcpdump(pcap: &str, filter: &str) -> std::process::Child {
+    let mut dump = Command::new("tcpdump")
+        .args([
+            "-i",
+            "lo",
+            "-U",
+            "--immediate-mode",
+            "-n",
+            "-Z",
+            "root",
+            "-w",
+            pcap,
+        ])
+        .arg(filter)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpdump must be installed (scripts/setup installs it)");
+    let mut err = dump.stderr.take().unwrap();
+    let t = Instant::now();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("listening on") {
+        use std::io::Read;
+        let mut b = [0u8; 256];
+        let n = err.read(&mut b).unwrap_or(0);
+        assert!(
+            n > 0 && t.elapsed() < Duration::from_secs(10),
+            "tcpdump: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&b[..n]);
+    }
+    // Keep reading its stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    std::thread::sleep(Duration::from_millis(500));
+    dump
+}
+
+/// Stop tcpdump once the last frames are written. Without --immediate-mode
+/// libpcap hands frames over in blocks and an interrupted tcpdump drops the
+/// last block; with it, a short wait does.
+fn stop_tcpdump(dump: &mut std::process::Child) {
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe_interrupt(dump.id());
+    let _ = dump.wait();
+}
+
 fn unsafe_interrupt(pid: u32) {
     let _ = Command::new("kill")
         .args(["-INT", &pid.to_string()])
         .status();
+}
+
+#[test]
+fn smtp_commands_replies_and_messages_agree_with_tshark() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_addr().port();
+    let pcap = dir.path().join("smtp.pcap");
+    let pcap_s = pcap.to_string_lossy().to_string();
+    let mut dump = start_tcpdump(&pcap_s, &format!("tcp port {port}"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/smtp_traffic.py");
+    let out = tool("python3", &[script, &port.to_string()], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stop_tcpdump(&mut dump);
+
+    let frames = applab_capture::pcap::read_file(&pcap).unwrap();
+    let mut d = Decoder::new(Limits::default()).smtp_port(port);
+    let mut events = Vec::new();
+    for f in &frames {
+        d.frame(f.time.as_secs_f64(), &f.data, &mut events);
+    }
+    let decode_as = [format!("tcp.port=={port},smtp")];
+    // Commands: frame and verb (tshark names MAIL FROM as MAIL, with FROM: in the parameter).
+    // tshark keeps the case the client used (smtplib sends "ehlo"); verbs
+    // are case-insensitive and ours are upper-cased.
+    let theirs: Vec<Vec<String>> = tshark(
+        &pcap_s,
+        &decode_as,
+        "smtp.req.command",
+        &["frame.number", "smtp.req.command"],
+    )
+    .into_iter()
+    .map(|r| vec![r[0].clone(), r[1].to_ascii_uppercase()])
+    .collect();
+    let ours: Vec<Vec<String>> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::SmtpCommand { verb, .. } => Some(vec![
+                e.frame.to_string(),
+                verb.split(' ').next().unwrap_or("").to_string(),
+            ]),
+            _ => None,
+        })
+        .collect();
+    let verbs: Vec<&str> = ours.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(
+        verbs,
+        [
+            "EHLO", "MAIL", "RCPT", "RCPT", "DATA", "QUIT", "HELO", "NOOP", "VRFY", "RSET", "MAIL",
+            "RCPT", "QUIT"
+        ],
+        "{events:?}"
+    );
+    assert_eq!(ours, theirs, "commands differ");
+    // Replies: frame and code (tshark lists the code of each line of a
+    // multi-line reply; the first is the reply's).
+    let theirs: Vec<Vec<String>> = tshark(
+        &pcap_s,
+        &decode_as,
+        "smtp.response.code",
+        &["frame.number", "smtp.response.code"],
+    )
+    .into_iter()
+    .map(|r| {
+        vec![
+            r[0].clone(),
+            r[1].split(',').next().unwrap_or("").to_string(),
+        ]
+    })
+    .collect();
+    let ours: Vec<Vec<String>> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::SmtpReply { code, .. } => Some(vec![e.frame.to_string(), code.to_string()]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ours.len(), 16, "{ours:?}");
+    assert_eq!(ours, theirs, "replies differ");
+    // The message: one, its dot-stuffing undone, its Subject read.
+    let msgs: Vec<&EventKind> = events
+        .iter()
+        .map(|e| &e.kind)
+        .filter(|k| matches!(k, EventKind::SmtpMessage { .. }))
+        .collect();
+    assert_eq!(msgs.len(), 1);
+    if let EventKind::SmtpMessage { headers, .. } = msgs[0] {
+        assert!(
+            headers.contains(&("Subject".to_string(), "parity".to_string())),
+            "{headers:?}"
+        );
+    }
+    let imf = tshark(&pcap_s, &decode_as, "imf", &["imf.subject"]);
+    assert_eq!(imf, vec![vec!["parity".to_string()]]);
 }

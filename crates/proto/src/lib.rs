@@ -5,3 +5,4 @@
 //! grammar of each protocol lives in exactly one place.
 
 pub mod http;
+pub mod smtp;
