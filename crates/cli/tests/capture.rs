@@ -77,6 +77,37 @@ fn each_student_sees_their_own_traffic_as_frames_events_and_pcap() {
         p2["secret_word"].as_str().unwrap().to_string(),
     );
 
+    // A live subscriber, as the panel will be: each event's arrival is
+    // timed against the kernel timestamp of the frame that completed it.
+    let token = std::fs::read_to_string(s.data.path().join("instructor.token")).unwrap();
+    let mut curl = std::process::Command::new("curl")
+        .args(["-s", "-N", "--max-time", "20", "-H"])
+        .arg(format!("Authorization: Bearer {}", token.trim()))
+        .arg(format!(
+            "http://127.0.0.1:{}/api/capture/stream?run=cap&student=c1",
+            s.port
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl must be installed");
+    let out = curl.stdout.take().unwrap();
+    let (tx, live) = std::sync::mpsc::channel::<(f64, Value)>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(json) = line.strip_prefix("data: ") {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64();
+                if let Ok(v) = serde_json::from_str(json) {
+                    let _ = tx.send((now, v));
+                }
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
     // c1 fetches the page and its ten objects, one connection each.
     let (code, out) = s.exec(
         "cap",
@@ -115,6 +146,26 @@ fn each_student_sees_their_own_traffic_as_frames_events_and_pcap() {
         })
         .count();
     assert_eq!(opens, 11, "one TCP connection per object");
+    // The live stream delivered the same requests, each within a second
+    // of its frame.
+    let mut streamed = Vec::new();
+    let t = Instant::now();
+    while streamed.len() < 11 && t.elapsed() < Duration::from_secs(10) {
+        if let Ok((at, v)) = live.recv_timeout(Duration::from_millis(500)) {
+            if v["type"] == "http_request" {
+                streamed.push(at - v["time"].as_f64().unwrap());
+            }
+        }
+    }
+    let _ = curl.kill();
+    let _ = curl.wait();
+    assert_eq!(streamed.len(), 11, "streamed latencies {streamed:?}");
+    let worst = streamed.iter().cloned().fold(0.0, f64::max);
+    assert!(worst < 1.0, "an event arrived {worst:.3} s after its frame");
+    eprintln!(
+        "live events: worst latency {:.1} ms after the frame",
+        worst * 1e3
+    );
     let frames = s.json(&[
         "capture",
         "frames",

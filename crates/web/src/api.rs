@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/capture/frames", get(capture_frames))
         .route("/api/capture/events", get(capture_events))
         .route("/api/capture/pcap", get(capture_pcap))
+        .route("/api/capture/stream", get(capture_stream))
         .layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/api/health", get(health))
@@ -390,5 +391,46 @@ async fn capture_pcap(
         ],
         pcap,
     )
+        .into_response())
+}
+
+/// A student's protocol events as they are decoded, as server-sent events
+/// (one `data:` line of JSON per event). A subscriber that falls behind by
+/// more than the channel holds is told how many it missed.
+async fn capture_stream(
+    State(st): State<AppState>,
+    Query(q): Query<RunQuery>,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
+    let student = q
+        .student
+        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "student is required".into()))?;
+    st.ctrl
+        .store
+        .student(&run.name, &student)
+        .await?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no student {student:?} in run {}", run.name),
+            )
+        })?;
+    st.ctrl.refresh_capture_names(&run.name, &student).await?;
+    let rx = st.ctrl.captures.subscribe(&run.name, &student);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        let ev = match rx.recv().await {
+            Ok(e) => SseEvent::default()
+                .event("event")
+                .json_data(&e)
+                .unwrap_or_else(|_| SseEvent::default().comment("unserialisable")),
+            Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, std::convert::Infallible>(ev), rx))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
         .into_response())
 }
