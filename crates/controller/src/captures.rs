@@ -64,6 +64,19 @@ impl StudentLog {
     }
 }
 
+/// How many items matched, and the page of them the query asks for.
+fn page<'a, T: Clone + 'a>(matching: impl Iterator<Item = &'a T>, q: &Query) -> (usize, Vec<T>) {
+    let mut total = 0;
+    let mut out = Vec::new();
+    for item in matching {
+        if total >= q.offset && out.len() < q.limit.max(1) {
+            out.push(item.clone());
+        }
+        total += 1;
+    }
+    (total, out)
+}
+
 /// One student network to tap.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Wanted {
@@ -283,15 +296,7 @@ impl Captures {
                 && q.since.is_none_or(|t| f.frame.time >= t)
                 && q.until.is_none_or(|t| f.frame.time <= t)
         };
-        let all: Vec<&Frame> = log.frames.iter().filter(keep).collect();
-        let total = all.len();
-        let page = all
-            .into_iter()
-            .skip(q.offset)
-            .take(q.limit.max(1))
-            .cloned()
-            .collect();
-        (total, page)
+        page(log.frames.iter().filter(keep), q)
     }
 
     pub fn events(&self, run: &str, student: &str, q: &Query) -> (usize, Vec<NodeEvent>) {
@@ -309,15 +314,7 @@ impl Captures {
                 && q.since.is_none_or(|t| e.event.time >= t)
                 && q.until.is_none_or(|t| e.event.time <= t)
         };
-        let all: Vec<&NodeEvent> = log.events.iter().filter(keep).collect();
-        let total = all.len();
-        let page = all
-            .into_iter()
-            .skip(q.offset)
-            .take(q.limit.max(1))
-            .cloned()
-            .collect();
-        (total, page)
+        page(log.events.iter().filter(keep), q)
     }
 
     /// A student's events as they happen.

@@ -282,21 +282,27 @@ impl CaptureQuery {
     }
 }
 
+/// The run (named, or the only one) and a check that the student is in it.
+async fn student_run(
+    st: &AppState,
+    run: Option<&str>,
+    student: &str,
+) -> Result<applab_controller::store::RunRow, ApiError> {
+    let run = st.ctrl.resolve_run(run).await?;
+    if st.ctrl.store.student(&run.name, student).await?.is_none() {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no student {student:?} in run {}", run.name),
+        ));
+    }
+    Ok(run)
+}
+
 async fn capture_frames(
     State(st): State<AppState>,
     Query(q): Query<CaptureQuery>,
 ) -> ApiResult<serde_json::Value> {
-    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
-    st.ctrl
-        .store
-        .student(&run.name, &q.student)
-        .await?
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no student {:?} in run {}", q.student, run.name),
-            )
-        })?;
+    let run = student_run(&st, q.run.as_deref(), &q.student).await?;
     st.ctrl.refresh_capture_names(&run.name, &q.student).await?;
     let (total, frames) = st.ctrl.captures.frames(&run.name, &q.student, &q.query());
     let taps = st.ctrl.captures.taps_open(&run.name, &q.student);
@@ -309,17 +315,7 @@ async fn capture_events(
     State(st): State<AppState>,
     Query(q): Query<CaptureQuery>,
 ) -> ApiResult<serde_json::Value> {
-    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
-    st.ctrl
-        .store
-        .student(&run.name, &q.student)
-        .await?
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no student {:?} in run {}", q.student, run.name),
-            )
-        })?;
+    let run = student_run(&st, q.run.as_deref(), &q.student).await?;
     st.ctrl.refresh_capture_names(&run.name, &q.student).await?;
     let (total, events) = st.ctrl.captures.events(&run.name, &q.student, &q.query());
     Ok(Json(
@@ -333,17 +329,7 @@ async fn capture_pcap(
     State(st): State<AppState>,
     Query(q): Query<CaptureQuery>,
 ) -> Result<Response, ApiError> {
-    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
-    st.ctrl
-        .store
-        .student(&run.name, &q.student)
-        .await?
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no student {:?} in run {}", q.student, run.name),
-            )
-        })?;
+    let run = student_run(&st, q.run.as_deref(), &q.student).await?;
     let lab = st.ctrl.lab(&run)?;
     let network = match &q.network {
         Some(n) => n.clone(),
@@ -402,20 +388,10 @@ async fn capture_stream(
     Query(q): Query<RunQuery>,
 ) -> Result<Response, ApiError> {
     use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
     let student = q
         .student
         .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "student is required".into()))?;
-    st.ctrl
-        .store
-        .student(&run.name, &student)
-        .await?
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no student {student:?} in run {}", run.name),
-            )
-        })?;
+    let run = student_run(&st, q.run.as_deref(), &student).await?;
     st.ctrl.refresh_capture_names(&run.name, &student).await?;
     let rx = st.ctrl.captures.subscribe(&run.name, &student);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
