@@ -377,36 +377,17 @@ impl Decoder {
             flow.deliver(dir, d, &mut kinds);
         }
         if seg.rst && !flow.closed {
-            let mut rest = Vec::new();
-            for h in 0..2 {
-                flow.halves[h].close(&mut rest);
-                for d in std::mem::take(&mut rest) {
-                    if d != Delivery::Fin {
-                        flow.deliver(h, d, &mut kinds);
-                    }
-                }
-            }
+            flow.close_halves(&mut kinds);
             flow.closed = true;
             kinds.push(EventKind::TcpClose { reset: true });
         } else if !flow.closed && flow.halves.iter().all(|h| h.is_finished()) {
             flow.closed = true;
             kinds.push(EventKind::TcpClose { reset: false });
         }
-        let (id, client, server, closed) = (flow.id, flow.client, flow.server, flow.closed);
-        for kind in kinds {
-            events.push(Event {
-                time,
-                flow: id,
-                frame,
-                client,
-                server,
-                kind,
-            });
-        }
+        events.extend(kinds.into_iter().map(|k| flow.event(time, frame, k)));
         // A closed flow stays (its half streams hold nothing) so the last
         // ACKs are still numbered with it; eviction reclaims it later.
-        let _ = closed;
-        id
+        flow.id
     }
 
     /// Drop the least recently active quarter of the flows.
@@ -417,23 +398,8 @@ impl Decoder {
         for (_, k) in ages.iter().take((ages.len() / 4).max(1)) {
             if let Some(mut f) = self.flows.remove(k) {
                 let mut kinds = Vec::new();
-                for h in 0..2 {
-                    let mut rest = Vec::new();
-                    f.halves[h].close(&mut rest);
-                    for d in rest {
-                        f.deliver(h, d, &mut kinds);
-                    }
-                }
-                for kind in kinds {
-                    events.push(Event {
-                        time,
-                        flow: f.id,
-                        frame: f.last_frame,
-                        client: f.client,
-                        server: f.server,
-                        kind,
-                    });
-                }
+                f.close_halves(&mut kinds);
+                events.extend(kinds.into_iter().map(|k| f.event(time, f.last_frame, k)));
             }
         }
     }
@@ -454,6 +420,31 @@ struct Seg<'a> {
 }
 
 impl Flow {
+    fn event(&self, time: f64, frame: u64, kind: EventKind) -> Event {
+        Event {
+            time,
+            flow: self.id,
+            frame,
+            client: self.client,
+            server: self.server,
+            kind,
+        }
+    }
+
+    /// End both directions now (RST, eviction): held bytes are delivered
+    /// after their gaps; a FIN is not invented.
+    fn close_halves(&mut self, out: &mut Vec<EventKind>) {
+        for h in 0..2 {
+            let mut rest = Vec::new();
+            self.halves[h].close(&mut rest);
+            for d in rest {
+                if d != Delivery::Fin {
+                    self.deliver(h, d, out);
+                }
+            }
+        }
+    }
+
     fn deliver(&mut self, dir: usize, d: Delivery, out: &mut Vec<EventKind>) {
         let client = dir == 0;
         match &mut self.app {
