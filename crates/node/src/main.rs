@@ -6,6 +6,7 @@
 //! same thing spelled out.
 
 mod alloc;
+mod dns;
 mod logbuf;
 mod origin;
 mod tools;
@@ -32,6 +33,8 @@ struct Cli {
 enum Role {
     /// HTTP origin server serving a directory.
     Origin(origin::Args),
+    /// Authoritative DNS server for the lab's zones (UDP and TCP).
+    Dns(dns::Args),
     /// The student's workstation: stays up, answers an echo service, hosts the tools.
     Workstation(workstation::Args),
     /// Run a workstation tool (the same as calling it by its link name).
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             serve(Some(1), || origin::run(args))
         }
         Role::Workstation(args) => serve(None, || workstation::run(args)),
+        Role::Dns(args) => serve(Some(1), || dns::run(args)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Workstation tools, busybox-style applets of `applab-node`.
 
 mod http;
+mod lookup;
 mod tcp;
 
 use clap::{Parser, Subcommand};
@@ -12,6 +13,8 @@ pub enum Tool {
     Tcp(tcp::Args),
     /// HTTP client that prints the messages as sent and received.
     Http(http::Args),
+    /// DNS lookup (like dig): question, answer, authority, flags, UDP or TCP.
+    Lookup(lookup::Args),
 }
 
 /// If called as an applet (`tcp ...`), run it and return its exit code.
@@ -41,6 +44,10 @@ pub fn dispatch_applet(name: &str) -> Option<ExitCode> {
             "http",
             "HTTP client that prints the messages as sent and received",
         ))),
+        "lookup" => Some(lookup::run(parse(
+            "lookup",
+            "DNS lookup: question, answer, authority, flags, UDP or TCP",
+        ))),
         _ => None,
     }
 }
@@ -49,5 +56,6 @@ pub fn run(tool: Tool) -> ExitCode {
     match tool {
         Tool::Tcp(a) => tcp::run(a),
         Tool::Http(a) => http::run(a),
+        Tool::Lookup(a) => lookup::run(a),
     }
 }
