@@ -10,15 +10,19 @@ use std::path::PathBuf;
 pub enum Role {
     Origin,
     Workstation,
+    Mail,
+    Dns,
 }
 
 impl Role {
-    pub const ALL: &'static [Role] = &[Role::Origin, Role::Workstation];
+    pub const ALL: &'static [Role] = &[Role::Origin, Role::Workstation, Role::Mail, Role::Dns];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Origin => "origin",
             Role::Workstation => "workstation",
+            Role::Mail => "mail",
+            Role::Dns => "dns",
         }
     }
 
@@ -31,23 +35,25 @@ impl Role {
         match self {
             Role::Origin => 80,
             Role::Workstation => 7,
+            Role::Mail => 25,
+            Role::Dns => 53,
         }
     }
 
     /// Linux capabilities added back after dropping all.
     pub fn capabilities(self) -> &'static [&'static str] {
         match self {
-            // Both bind a port below 1024.
-            Role::Origin | Role::Workstation => &["NET_BIND_SERVICE"],
+            // All bind a port below 1024.
+            Role::Origin | Role::Workstation | Role::Mail | Role::Dns => &["NET_BIND_SERVICE"],
         }
     }
 
-    /// The command line the container runs (after the binary).
     /// Whether the role takes `--config /data/node.toml` (always written).
     pub fn reads_config(self) -> bool {
-        matches!(self, Role::Origin)
+        matches!(self, Role::Origin | Role::Mail)
     }
 
+    /// The command line the container runs (after the binary).
     pub fn command(self) -> Vec<String> {
         let v: &[&str] = match self {
             Role::Origin => &[
@@ -62,6 +68,17 @@ impl Role {
                 "/data/state",
             ],
             Role::Workstation => &["workstation", "--echo", "0.0.0.0:7"],
+            Role::Mail => &[
+                "mail",
+                "--config",
+                "/data/node.toml",
+                "--data",
+                "/data/mail",
+                "--smtp",
+                "0.0.0.0:25",
+            ],
+            // The controller renders the lab's zones into /data/zones.
+            Role::Dns => &["dns", "--listen", "0.0.0.0:53", "--zones", "/data/zones"],
         };
         v.iter().map(|s| s.to_string()).collect()
     }

@@ -204,6 +204,192 @@ impl PageConfig {
     }
 }
 
+/// The mail role's configuration (`applab-node mail --config FILE`); the
+/// command-line flags of the same names override it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// The mail domain this server receives for (`crepes.lab`).
+    #[serde(default)]
+    pub domain: String,
+    /// The name it greets with and puts in Received lines (default `mail.DOMAIN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The domain's users (mailboxes), with their passwords for SMTP AUTH.
+    #[serde(default)]
+    pub users: Vec<MailUser>,
+    /// Networks trusted to relay without AUTH (CIDR, `10.0.0.0/24`).
+    #[serde(default)]
+    pub relay_from: Vec<String>,
+    /// DNS server for MX lookups (`HOST:PORT`; default the system's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<String>,
+    /// Largest message accepted ("10M").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<String>,
+    /// Waits between delivery attempts, the last one repeating (the
+    /// lecture's "after a while, e.g. 30 minutes", scaled down).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retry: Vec<String>,
+    /// Give up and bounce a message still undelivered after this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire: Option<String>,
+}
+
+/// One mailbox of a mail domain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailUser {
+    pub name: String,
+    /// The password in clear (a lab's per-student parameter)...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// ...or an argon2 PHC string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+}
+
+/// A `--users` file: `[[users]]` tables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersFile {
+    #[serde(default)]
+    pub users: Vec<MailUser>,
+}
+
+impl MailConfig {
+    pub fn load(path: &Path) -> Result<MailConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let cfg: MailConfig =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        cfg.check()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    pub fn from_table(table: &BTreeMap<String, serde_json::Value>) -> Result<MailConfig, String> {
+        let v = serde_json::to_value(table).map_err(|e| e.to_string())?;
+        let cfg: MailConfig = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(s) = &self.max_size {
+            parse_size(s).ok_or_else(|| format!("max_size: {s:?} is not a size"))?;
+        }
+        for (i, r) in self.retry.iter().enumerate() {
+            parse_duration_us(r).ok_or_else(|| format!("retry[{i}]: {r:?} is not a duration"))?;
+        }
+        if let Some(e) = &self.expire {
+            parse_duration_us(e).ok_or_else(|| format!("expire: {e:?} is not a duration"))?;
+        }
+        for (i, u) in self.users.iter().enumerate() {
+            check_user(u).map_err(|e| format!("users[{i}]: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn check_user(u: &MailUser) -> Result<(), String> {
+    let ok = !u.name.is_empty()
+        && u.name.len() <= 64
+        && u.name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+        && !u.name.starts_with('.');
+    if !ok {
+        return Err(format!(
+            "name {:?}: letters, digits and . _ - + only (it names a mailbox folder)",
+            u.name
+        ));
+    }
+    if u.password.is_some() == u.password_hash.is_some() {
+        return Err(format!(
+            "user {:?}: give exactly one of password and password_hash",
+            u.name
+        ));
+    }
+    Ok(())
+}
+
+/// The dns role's zones as a lab file declares them; the controller renders
+/// each into an RFC 1035 master file the role reads with `--zones`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// The zone's origin (`crepes.lab`).
+    pub origin: String,
+    /// Default TTL in seconds.
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    /// Master-file lines relative to the origin (`"@ MX 10 mail"`,
+    /// `"mail A 10.0.0.3"`). A SOA is added when none is given.
+    #[serde(default)]
+    pub records: Vec<String>,
+}
+
+fn default_ttl() -> u32 {
+    60
+}
+
+impl DnsConfig {
+    pub fn from_table(table: &BTreeMap<String, serde_json::Value>) -> Result<DnsConfig, String> {
+        let v = serde_json::to_value(table).map_err(|e| e.to_string())?;
+        let cfg: DnsConfig = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        for (i, z) in cfg.zones.iter().enumerate() {
+            if z.origin.is_empty() || z.origin.contains(char::is_whitespace) {
+                return Err(format!(
+                    "zones[{i}].origin: {:?} is not a domain name",
+                    z.origin
+                ));
+            }
+            for (j, r) in z.records.iter().enumerate() {
+                if r.contains('\n') || r.trim().is_empty() {
+                    return Err(format!("zones[{i}].records[{j}]: one record per line"));
+                }
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+impl ZoneConfig {
+    /// The zone as an RFC 1035 master file.
+    pub fn master_file(&self) -> String {
+        let origin = format!("{}.", self.origin.trim_end_matches('.'));
+        let mut out = format!(
+            "; zone {origin}, rendered by applab from the lab file\n$ORIGIN {origin}\n$TTL {}\n",
+            self.ttl
+        );
+        let has_soa = self
+            .records
+            .iter()
+            .any(|r| r.split_whitespace().any(|w| w.eq_ignore_ascii_case("SOA")));
+        if !has_soa {
+            // serial refresh retry expire minimum; short negative TTL for labs.
+            out.push_str("@ IN SOA ns hostmaster 1 3600 600 86400 30\n");
+        }
+        for r in &self.records {
+            out.push_str(r.trim());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// File name for the rendered zone.
+    pub fn file_name(&self) -> String {
+        format!("{}.zone", self.origin.trim_end_matches('.'))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -422,10 +422,14 @@ impl Validator<'_> {
                 );
             }
         }
-        if role == Some(Role::Origin) {
-            if let Err(e) = crate::roles::OriginConfig::from_table(&config) {
-                self.err(&n.name, format!("node {:?}: config: {e}", n.name.get_ref()));
-            }
+        let checked = match role {
+            Some(Role::Origin) => crate::roles::OriginConfig::from_table(&config).map(|_| ()),
+            Some(Role::Mail) => crate::roles::MailConfig::from_table(&config).map(|_| ()),
+            Some(Role::Dns) => crate::roles::DnsConfig::from_table(&config).map(|_| ()),
+            _ => Ok(()),
+        };
+        if let Err(e) = checked {
+            self.err(&n.name, format!("node {:?}: config: {e}", n.name.get_ref()));
         }
         Some(Node {
             name: n.name.get_ref().clone(),
@@ -609,6 +613,8 @@ pub fn parse_duration_us(s: &str) -> Option<u64> {
         "us" => 1.0,
         "ms" => 1e3,
         "s" => 1e6,
+        "m" | "min" => 60e6,
+        "h" => 3600e6,
         _ => return None,
     };
     (v >= 0.0 && v.is_finite()).then(|| (v * mult).round() as u64)

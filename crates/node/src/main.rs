@@ -8,6 +8,7 @@
 mod alloc;
 mod dns;
 mod logbuf;
+mod mail;
 mod origin;
 mod tools;
 mod workstation;
@@ -33,6 +34,8 @@ struct Cli {
 enum Role {
     /// HTTP origin server serving a directory.
     Origin(origin::Args),
+    /// Mail server for one domain: SMTP, its queue and relay, Maildir delivery.
+    Mail(mail::Args),
     /// Authoritative DNS server for the lab's zones (UDP and TCP).
     Dns(dns::Args),
     /// The student's workstation: stays up, answers an echo service, hosts the tools.
@@ -65,6 +68,10 @@ fn main() -> ExitCode {
         }
         Role::Workstation(args) => serve(None, || workstation::run(args)),
         Role::Dns(args) => serve(Some(1), || dns::run(args)),
+        Role::Mail(args) => {
+            alloc::use_mimalloc();
+            serve(Some(1), || mail::run(args))
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod http;
 mod lookup;
+mod mail;
 mod tcp;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +16,8 @@ pub enum Tool {
     Http(http::Args),
     /// DNS lookup (like dig): question, answer, authority, flags, UDP or TCP.
     Lookup(lookup::Args),
+    /// Mail user agent: send a message over SMTP, showing the dialogue.
+    Mail(mail::Args),
 }
 
 /// If called as an applet (`tcp ...`), run it and return its exit code.
@@ -48,6 +51,10 @@ pub fn dispatch_applet(name: &str) -> Option<ExitCode> {
             "lookup",
             "DNS lookup: question, answer, authority, flags, UDP or TCP",
         ))),
+        "mail" => Some(mail::run(parse(
+            "mail",
+            "Mail user agent: send over SMTP, showing the dialogue",
+        ))),
         _ => None,
     }
 }
@@ -57,5 +64,6 @@ pub fn run(tool: Tool) -> ExitCode {
         Tool::Tcp(a) => tcp::run(a),
         Tool::Http(a) => http::run(a),
         Tool::Lookup(a) => lookup::run(a),
+        Tool::Mail(a) => mail::run(a),
     }
 }

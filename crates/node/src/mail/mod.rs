@@ -1,0 +1,172 @@
+//! The mail role: one domain's mail server.
+//!
+//! SMTP (`smtp`) receives: from the domain's own users (their user agents
+//! submit here, authenticated or from a trusted network) and from other
+//! domains' servers. Accepted messages are queued durably (`store`) and
+//! delivered by the queue (`queue`): into the users' Maildirs, or relayed
+//! to the other domain's server found through DNS (`client` speaks SMTP to
+//! it). POP3 and IMAP read the same Maildirs (the mail-access issue).
+
+pub mod client;
+mod message;
+pub use message::rfc5322_date;
+mod queue;
+mod smtp;
+mod store;
+mod users;
+
+use applab_lab::roles::MailConfig;
+use applab_lab::{parse_duration_us, parse_size};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The mail domain this server receives for (overrides the config's).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Where the queue and the mailboxes live.
+    #[arg(long, default_value = "/data/mail")]
+    pub data: PathBuf,
+    /// SMTP listening address.
+    #[arg(long, default_value = "0.0.0.0:25")]
+    pub smtp: String,
+    /// DNS server for MX lookups (`HOST[:PORT]`; default /etc/resolv.conf's).
+    #[arg(long)]
+    pub resolver: Option<String>,
+    /// A users file: `[[users]]` tables with `name` and `password` or `password_hash`.
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// The role's configuration (TOML: domain, users, relay_from, retry, expire, ...).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// A network trusted to relay without AUTH (CIDR; repeat for more).
+    #[arg(long)]
+    pub relay_from: Vec<String>,
+    /// The name in the greeting and in Received lines (default mail.DOMAIN).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Port of the servers we relay to (25 in a lab).
+    #[arg(long, default_value_t = 25)]
+    pub relay_port: u16,
+    /// Waits between delivery attempts, comma-separated, the last repeating ("5s,10s,30s").
+    #[arg(long, value_delimiter = ',')]
+    pub retry: Vec<String>,
+    /// Bounce what is still undelivered after this long ("10m").
+    #[arg(long)]
+    pub expire: Option<String>,
+    /// Largest message accepted ("10M").
+    #[arg(long)]
+    pub max_size: Option<String>,
+    /// Seconds a client may stay silent between commands.
+    #[arg(long, default_value_t = 300)]
+    pub idle_timeout: u64,
+    /// Most simultaneous SMTP connections.
+    #[arg(long, default_value_t = 100)]
+    pub max_connections: usize,
+}
+
+fn duration(s: &str, what: &str) -> anyhow::Result<Duration> {
+    parse_duration_us(s)
+        .map(Duration::from_micros)
+        .ok_or_else(|| anyhow::anyhow!("{what}: {s:?} is not a duration (\"30s\", \"5m\")"))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = match &args.config {
+        Some(p) => MailConfig::load(p).map_err(anyhow::Error::msg)?,
+        None => MailConfig::default(),
+    };
+    let domain = args
+        .domain
+        .clone()
+        .unwrap_or(cfg.domain.clone())
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    anyhow::ensure!(
+        !domain.is_empty(),
+        "no mail domain: give --domain or `domain` in --config"
+    );
+    let hostname = args
+        .hostname
+        .clone()
+        .or(cfg.hostname.clone())
+        .unwrap_or_else(|| format!("mail.{domain}"));
+    let mut users = users::Users::from_list(&cfg.users).map_err(anyhow::Error::msg)?;
+    if let Some(p) = &args.users {
+        users.merge(users::Users::load(p).map_err(anyhow::Error::msg)?);
+    }
+    let mut relay_from = Vec::new();
+    for n in cfg.relay_from.iter().chain(&args.relay_from) {
+        relay_from.push(
+            n.parse::<ipnet::IpNet>()
+                .map_err(|e| anyhow::anyhow!("relay_from {n:?}: {e}"))?,
+        );
+    }
+    let max_size = match args.max_size.as_ref().or(cfg.max_size.as_ref()) {
+        Some(s) => parse_size(s).ok_or_else(|| anyhow::anyhow!("max_size: {s:?} is not a size"))?,
+        None => 10 << 20,
+    };
+    let retry_spec = if args.retry.is_empty() {
+        cfg.retry.clone()
+    } else {
+        args.retry.clone()
+    };
+    let mut retry = Vec::new();
+    for r in &retry_spec {
+        retry.push(duration(r, "retry")?);
+    }
+    if retry.is_empty() {
+        // The lecture's "after a while, e.g. 30 minutes", scaled to a lab.
+        retry = vec![
+            Duration::from_secs(10),
+            Duration::from_secs(20),
+            Duration::from_secs(40),
+        ];
+    }
+    let expire = duration(
+        args.expire
+            .as_deref()
+            .or(cfg.expire.as_deref())
+            .unwrap_or("10m"),
+        "expire",
+    )?;
+    let store = store::Store::open(&args.data, &hostname)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.data.display()))?;
+    let queue = queue::Queue::open(
+        store,
+        queue::Settings {
+            domain: domain.clone(),
+            hostname: hostname.clone(),
+            resolver: args.resolver.clone().or(cfg.resolver.clone()),
+            relay_port: args.relay_port,
+            retry,
+            expire,
+            connect_timeout: Duration::from_secs(5),
+        },
+        users.clone(),
+    )?;
+    let server = Arc::new(smtp::Server {
+        domain: domain.clone(),
+        hostname,
+        users,
+        relay_from,
+        max_size,
+        queue: queue.clone(),
+        idle: Duration::from_secs(args.idle_timeout.max(1)),
+        max_connections: args.max_connections.max(1),
+    });
+    let listener = tokio::net::TcpListener::bind(&args.smtp)
+        .await
+        .map_err(|e| anyhow::anyhow!("smtp listen on {}: {e}", args.smtp))?;
+    tracing::info!(
+        domain = %domain,
+        smtp = %args.smtp,
+        users = server.users.names().count(),
+        queued = queue.snapshot().len(),
+        "mail server up"
+    );
+    tokio::spawn(queue.run());
+    smtp::serve(listener, server).await
+}

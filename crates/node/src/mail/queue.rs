@@ -1,0 +1,480 @@
+//! The mail queue: accepted messages wait here until every recipient is
+//! delivered or given up on.
+//!
+//! Local recipients go to their Maildir at once. For another domain the
+//! queue does what the lecture tells: find that domain's mail server
+//! through DNS (its MX, or its A when it has no MX), open a TCP connection
+//! to port 25 and transfer the message; several messages for one server go
+//! over one connection. When the other side is down or answers 4xx, the
+//! message stays queued and is tried again "after a while" (the `retry`
+//! schedule, seconds in a lab instead of the lecture's 30 minutes); a 5xx,
+//! or still failing when it `expire`s, sends a bounce to the sender.
+
+use super::client::{Client, Outcome};
+use super::message;
+use super::store::{Envelope, Rcpt, RcptState, Store};
+use super::users::Users;
+use crate::dns::client::{self as dns, MxError};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub struct Settings {
+    pub domain: String,
+    pub hostname: String,
+    /// DNS server for MX lookups (`HOST:PORT`); none: /etc/resolv.conf.
+    pub resolver: Option<String>,
+    /// Port of the other servers (25; tests use others).
+    pub relay_port: u16,
+    pub retry: Vec<Duration>,
+    pub expire: Duration,
+    pub connect_timeout: Duration,
+}
+
+pub struct Queue {
+    pub store: Arc<Store>,
+    s: Settings,
+    users: Users,
+    entries: Mutex<BTreeMap<String, Envelope>>,
+    wake: tokio::sync::Notify,
+    seq: AtomicU64,
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+impl Queue {
+    pub fn open(store: Store, s: Settings, users: Users) -> std::io::Result<Arc<Queue>> {
+        let entries: BTreeMap<String, Envelope> = store
+            .load_queue()?
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
+        if !entries.is_empty() {
+            tracing::info!(messages = entries.len(), "queue recovered from disk");
+        }
+        Ok(Arc::new(Queue {
+            store: Arc::new(store),
+            s,
+            users,
+            entries: Mutex::new(entries),
+            wake: tokio::sync::Notify::new(),
+            seq: AtomicU64::new(0),
+        }))
+    }
+
+    fn new_id(&self) -> String {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{:08X}{:05X}{:04X}",
+            t.as_secs() as u32,
+            t.subsec_micros(),
+            n & 0xFFFF
+        )
+    }
+
+    fn is_local(&self, addr: &str) -> Option<String> {
+        let (local, domain) = addr.rsplit_once('@')?;
+        domain
+            .eq_ignore_ascii_case(&self.s.domain)
+            .then(|| local.to_string())
+    }
+
+    /// Stamp, queue durably, and only then return the id (for the 250 reply).
+    pub async fn accept(
+        &self,
+        from: &str,
+        rcpts: &[String],
+        msg: &[u8],
+        helo: &str,
+        client_ip: &str,
+        protocol: &str,
+    ) -> std::io::Result<String> {
+        let id = self.new_id();
+        let stamped = message::stamp(
+            &message::Stamp {
+                helo,
+                client_ip,
+                hostname: &self.s.hostname,
+                protocol,
+                id: &id,
+                rcpt: (rcpts.len() == 1).then(|| rcpts[0].as_str()),
+            },
+            msg,
+        );
+        self.enqueue(id, from, rcpts, stamped, client_ip).await
+    }
+
+    async fn enqueue(
+        &self,
+        id: String,
+        from: &str,
+        rcpts: &[String],
+        msg: Vec<u8>,
+        client: &str,
+    ) -> std::io::Result<String> {
+        let env = Envelope {
+            id: id.clone(),
+            from: from.to_string(),
+            rcpts: rcpts
+                .iter()
+                .map(|r| Rcpt {
+                    address: r.clone(),
+                    state: RcptState::Pending,
+                    last: String::new(),
+                    relay: String::new(),
+                })
+                .collect(),
+            received: now() as u64,
+            attempts: 0,
+            next_attempt: 0.0,
+            client: client.to_string(),
+            size: msg.len() as u64,
+        };
+        let store = self.store.clone();
+        let e2 = env.clone();
+        tokio::task::spawn_blocking(move || store.enqueue(&e2, &msg))
+            .await
+            .map_err(std::io::Error::other)??;
+        tracing::info!(
+            id = %id, from = %from, to = %rcpts.join(","), size = env.size, client = %client,
+            "message queued"
+        );
+        self.entries
+            .lock()
+            .expect("queue lock")
+            .insert(id.clone(), env);
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Queue contents, for the `mailq`-like status.
+    pub fn snapshot(&self) -> Vec<Envelope> {
+        self.entries
+            .lock()
+            .expect("queue lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The delivery loop: runs forever.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let t = now();
+            let due: Vec<Envelope> = {
+                let e = self.entries.lock().expect("queue lock");
+                e.values()
+                    .filter(|e| e.next_attempt <= t)
+                    .cloned()
+                    .collect()
+            };
+            if !due.is_empty() {
+                self.attempt(due).await;
+                continue;
+            }
+            let next = {
+                let e = self.entries.lock().expect("queue lock");
+                e.values()
+                    .map(|e| e.next_attempt)
+                    .fold(f64::INFINITY, f64::min)
+            };
+            let wait = (next - now()).clamp(0.01, 30.0);
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs_f64(wait)) => {}
+            }
+        }
+    }
+
+    async fn attempt(self: &Arc<Self>, due: Vec<Envelope>) {
+        let mut messages: HashMap<String, Arc<Vec<u8>>> = HashMap::new();
+        for env in &due {
+            match tokio::fs::read(self.store.message_path(&env.id)).await {
+                Ok(m) => {
+                    messages.insert(env.id.clone(), Arc::new(m));
+                }
+                Err(e) => tracing::error!(id = %env.id, "queued message unreadable: {e}"),
+            }
+        }
+        let mut outcomes: Vec<(String, usize, Outcome)> = Vec::new();
+        let mut remote: BTreeMap<String, Vec<(Envelope, Vec<usize>, Arc<Vec<u8>>)>> =
+            BTreeMap::new();
+        for env in &due {
+            let Some(msg) = messages.get(&env.id) else {
+                continue;
+            };
+            let mut by_domain: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for (i, r) in env.rcpts.iter().enumerate() {
+                if r.state != RcptState::Pending {
+                    continue;
+                }
+                if let Some(local) = self.is_local(&r.address) {
+                    outcomes.push((
+                        env.id.clone(),
+                        i,
+                        self.deliver_local(env, i, &local, msg).await,
+                    ));
+                } else {
+                    let domain = r
+                        .address
+                        .rsplit_once('@')
+                        .map_or("", |x| x.1)
+                        .to_ascii_lowercase();
+                    by_domain.entry(domain).or_default().push(i);
+                }
+            }
+            for (d, idx) in by_domain {
+                remote
+                    .entry(d)
+                    .or_default()
+                    .push((env.clone(), idx, msg.clone()));
+            }
+        }
+        let relays = remote.into_iter().map(|(domain, work)| {
+            let me = self.clone();
+            async move { me.relay(&domain, work).await }
+        });
+        for r in futures_util::future::join_all(relays).await {
+            outcomes.extend(r);
+        }
+        self.apply(due, outcomes, &messages).await;
+    }
+
+    async fn deliver_local(&self, env: &Envelope, i: usize, local: &str, msg: &[u8]) -> Outcome {
+        let Some(user) = self.users.mailbox(local) else {
+            return Outcome::Permanent(format!("550 5.1.1 no mailbox {local} here"));
+        };
+        let rcpt = env.rcpts[i].address.clone();
+        let data = message::for_mailbox(&env.from, &rcpt, msg);
+        let store = self.store.clone();
+        let (id, received) = (env.id.clone(), env.received);
+        let u = user.clone();
+        let r =
+            tokio::task::spawn_blocking(move || store.deliver_local(&u, &id, i, received, &data))
+                .await;
+        match r {
+            Ok(Ok(_)) => Outcome::Delivered(format!("mailbox {user}")),
+            Ok(Err(e)) => {
+                Outcome::Temporary(format!("451 4.3.0 cannot write to mailbox {user}: {e}"))
+            }
+            Err(e) => Outcome::Temporary(format!("451 4.3.0 delivery task failed: {e}")),
+        }
+    }
+
+    async fn resolver(&self) -> anyhow::Result<SocketAddr> {
+        match &self.s.resolver {
+            Some(r) => dns::server_addr(r, 53).await,
+            None => dns::system_server().ok_or_else(|| anyhow::anyhow!("no DNS server configured")),
+        }
+    }
+
+    /// Everything due for one domain, over one connection when possible.
+    async fn relay(
+        &self,
+        domain: &str,
+        work: Vec<(Envelope, Vec<usize>, Arc<Vec<u8>>)>,
+    ) -> Vec<(String, usize, Outcome)> {
+        let all = |o: Outcome| -> Vec<(String, usize, Outcome)> {
+            work.iter()
+                .flat_map(|(e, idx, _)| idx.iter().map(move |&i| (e.id.clone(), i)))
+                .map(|(id, i)| (id, i, o.clone()))
+                .collect()
+        };
+        let resolver = match self.resolver().await {
+            Ok(r) => r,
+            Err(e) => return all(Outcome::Temporary(format!("DNS: {e}"))),
+        };
+        let hosts = match dns::mail_hosts(resolver, domain, Duration::from_secs(3)).await {
+            Ok(h) => h,
+            Err(MxError::Permanent(m)) => return all(Outcome::Permanent(format!("550 5.1.2 {m}"))),
+            Err(MxError::Temporary(m)) => return all(Outcome::Temporary(m)),
+        };
+        let mut client = None;
+        let mut last = String::new();
+        'hosts: for h in &hosts {
+            for a in &h.addrs {
+                let addr = SocketAddr::new(*a, self.s.relay_port);
+                let host = h.host.trim_end_matches('.').to_string();
+                let trace: super::client::Trace = {
+                    let host = host.clone();
+                    Box::new(
+                        move |sent, line| tracing::debug!(relay = %host, "{} {line}", if sent { "C:" } else { "S:" }),
+                    )
+                };
+                match Client::connect(addr, &self.s.hostname, self.s.connect_timeout, Some(trace))
+                    .await
+                {
+                    Ok(c) => {
+                        client = Some((c, format!("{host}[{a}]")));
+                        break 'hosts;
+                    }
+                    Err(e) => {
+                        tracing::info!(domain, host = %host, %addr, "relay connection failed: {e}");
+                        last = format!("{host}[{a}]: {e}");
+                    }
+                }
+            }
+        }
+        let Some((mut c, relay)) = client else {
+            return all(Outcome::Temporary(last));
+        };
+        let mut out = Vec::new();
+        let mut broken: Option<String> = None;
+        for (env, idx, msg) in &work {
+            if let Some(why) = &broken {
+                out.extend(
+                    idx.iter()
+                        .map(|&i| (env.id.clone(), i, Outcome::Temporary(why.clone()))),
+                );
+                continue;
+            }
+            let rcpts: Vec<String> = idx.iter().map(|&i| env.rcpts[i].address.clone()).collect();
+            match c.transaction(&env.from, &rcpts, msg).await {
+                Ok(res) => {
+                    for (&i, o) in idx.iter().zip(res) {
+                        let o = match o {
+                            Outcome::Delivered(t) => Outcome::Delivered(format!("{relay}: {t}")),
+                            Outcome::Temporary(t) => Outcome::Temporary(format!("{relay}: {t}")),
+                            Outcome::Permanent(t) => Outcome::Permanent(format!("{relay}: {t}")),
+                        };
+                        out.push((env.id.clone(), i, o));
+                    }
+                }
+                Err(e) => {
+                    let why = format!("{relay}: {e}");
+                    out.extend(
+                        idx.iter()
+                            .map(|&i| (env.id.clone(), i, Outcome::Temporary(why.clone()))),
+                    );
+                    broken = Some(why);
+                }
+            }
+        }
+        if broken.is_none() {
+            c.quit().await;
+        }
+        out
+    }
+
+    async fn apply(
+        &self,
+        due: Vec<Envelope>,
+        outcomes: Vec<(String, usize, Outcome)>,
+        messages: &HashMap<String, Arc<Vec<u8>>>,
+    ) {
+        let t = now();
+        for mut env in due {
+            let mut failed_now: Vec<(String, String)> = Vec::new();
+            for (_, i, o) in outcomes.iter().filter(|(id, _, _)| *id == env.id) {
+                let r = &mut env.rcpts[*i];
+                match o {
+                    Outcome::Delivered(t) => {
+                        r.state = RcptState::Delivered;
+                        r.relay = t.clone();
+                    }
+                    Outcome::Temporary(t) => r.last = t.clone(),
+                    Outcome::Permanent(t) => {
+                        r.state = RcptState::Failed;
+                        r.last = t.clone();
+                        failed_now.push((r.address.clone(), t.clone()));
+                    }
+                }
+                tracing::info!(
+                    id = %env.id, to = %r.address, status = ?r.state, attempt = env.attempts + 1,
+                    delay = format!("{:.1}s", t - env.received as f64),
+                    result = match o { Outcome::Delivered(x) | Outcome::Temporary(x) | Outcome::Permanent(x) => x.as_str() },
+                    "delivery attempt"
+                );
+            }
+            env.attempts += 1;
+            if env.pending().next().is_some() {
+                if t - env.received as f64 >= self.s.expire.as_secs_f64() {
+                    let attempts = env.attempts;
+                    for r in env
+                        .rcpts
+                        .iter_mut()
+                        .filter(|r| r.state == RcptState::Pending)
+                    {
+                        r.state = RcptState::Failed;
+                        failed_now.push((
+                            r.address.clone(),
+                            format!("gave up after {attempts} attempts; last: {}", r.last),
+                        ));
+                    }
+                } else {
+                    let k = (env.attempts as usize - 1).min(self.s.retry.len().saturating_sub(1));
+                    let wait = self
+                        .s
+                        .retry
+                        .get(k)
+                        .copied()
+                        .unwrap_or(Duration::from_secs(60));
+                    env.next_attempt = t + wait.as_secs_f64();
+                    tracing::info!(id = %env.id, retry_in = format!("{:.1}s", wait.as_secs_f64()), "message deferred");
+                }
+            }
+            if !failed_now.is_empty() {
+                self.bounce(
+                    &env,
+                    &failed_now,
+                    messages.get(&env.id).map(|m| &m[..]).unwrap_or(b""),
+                )
+                .await;
+            }
+            let store = self.store.clone();
+            let done = env.pending().next().is_none();
+            let e2 = env.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                if done {
+                    store.remove(&e2.id)
+                } else {
+                    store.update(&e2)
+                }
+            })
+            .await;
+            if let Ok(Err(e)) | Err(e) = r.map_err(std::io::Error::other) {
+                tracing::error!(id = %env.id, "cannot record delivery state: {e}");
+            }
+            let mut entries = self.entries.lock().expect("queue lock");
+            if done {
+                entries.remove(&env.id);
+            } else {
+                entries.insert(env.id.clone(), env);
+            }
+        }
+    }
+
+    /// Tell the sender (never for a bounce itself: its sender is `<>`).
+    async fn bounce(&self, env: &Envelope, failed: &[(String, String)], original: &[u8]) {
+        if env.from.is_empty() {
+            tracing::warn!(id = %env.id, "undeliverable bounce dropped");
+            return;
+        }
+        let id = self.new_id();
+        let m = message::bounce(&message::Bounce {
+            hostname: &self.s.hostname,
+            domain: &self.s.domain,
+            id: &env.id,
+            sender: &env.from,
+            failed,
+            original,
+        });
+        match self
+            .enqueue(id, "", std::slice::from_ref(&env.from), m, "localhost")
+            .await
+        {
+            Ok(b) => tracing::info!(id = %env.id, bounce = %b, to = %env.from, "bounce queued"),
+            Err(e) => tracing::error!(id = %env.id, "cannot queue the bounce: {e}"),
+        }
+    }
+}

@@ -1,0 +1,717 @@
+//! The SMTP server side (RFC 5321): one session per connection.
+//!
+//! The three phases the lecture names: handshake (220 greeting, EHLO or
+//! HELO), transfer (MAIL FROM, RCPT TO, DATA ending at CRLF.CRLF, any number
+//! of times), closure (QUIT). Commands out of order get 503, bad syntax 501,
+//! unknown commands 500, unknown users 550, relaying for strangers 550 with
+//! 5.7.1. Replies are buffered while more commands are already waiting and
+//! sent when the input runs dry, which is all PIPELINING (RFC 2920) asks of
+//! a server. A message is answered 250 only once the queue holds it on
+//! disk (see `store`).
+
+use super::queue::Queue;
+use super::users::Users;
+use applab_proto::smtp::{crlf_line, Command, DataReader, SmtpError, MAX_COMMAND_LINE};
+use base64::Engine;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What every session needs to know.
+pub struct Server {
+    pub domain: String,
+    pub hostname: String,
+    pub users: Users,
+    pub relay_from: Vec<ipnet::IpNet>,
+    pub max_size: u64,
+    pub queue: Arc<Queue>,
+    /// Idle time allowed between commands (RFC 5321 §4.5.3.2 says 5 minutes).
+    pub idle: Duration,
+    pub max_connections: usize,
+}
+
+/// More than this many failed commands ends the session (a confused or hostile client).
+const MAX_ERRORS: u32 = 20;
+const MAX_RCPTS: usize = 100;
+/// A text line longer than this in DATA makes the message refused (RFC 5321
+/// allows 1000; real mail sometimes has longer, so be generous but bounded).
+const MAX_DATA_LINE: usize = 64 << 10;
+/// Free disk kept in reserve beyond a message's size before accepting it.
+const DISK_RESERVE: u64 = 1 << 20;
+
+pub async fn serve(listener: TcpListener, server: Arc<Server>) -> anyhow::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("smtp accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let server = server.clone();
+        let permit = slots.clone().try_acquire_owned();
+        tokio::spawn(async move {
+            let mut sock = sock;
+            let Ok(_permit) = permit else {
+                let _ = sock
+                    .write_all(b"421 4.3.2 Too many connections, try again later\r\n")
+                    .await;
+                return;
+            };
+            if let Err(e) = Session::new(&server, peer).run(sock).await {
+                tracing::debug!(%peer, "smtp session ended: {e}");
+            }
+        });
+    }
+}
+
+enum Next {
+    Line(Vec<u8>),
+    TooLong,
+    Closed,
+    Idle,
+}
+
+/// The connection's input: CRLF lines out of a bounded buffer.
+struct Input {
+    rd: OwnedReadHalf,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl Input {
+    /// The next line up to `max` bytes; replies are flushed before waiting.
+    async fn line(
+        &mut self,
+        out: &mut BufWriter<OwnedWriteHalf>,
+        max: usize,
+        idle: Duration,
+    ) -> std::io::Result<Next> {
+        let mut discarding = false;
+        loop {
+            match crlf_line(&self.buf, max) {
+                Ok(Some((n, used))) => {
+                    let line = self.buf[..n].to_vec();
+                    self.buf.drain(..used);
+                    return Ok(if discarding {
+                        Next::TooLong
+                    } else {
+                        Next::Line(line)
+                    });
+                }
+                Ok(None) => {}
+                Err(SmtpError::LineTooLong(_)) => {
+                    if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                        self.buf.drain(..p + 2);
+                        return Ok(Next::TooLong);
+                    }
+                    // Drop what we have, keeping a possible CR of a CRLF.
+                    let keep = usize::from(self.buf.last() == Some(&b'\r'));
+                    let cut = self.buf.len() - keep;
+                    self.buf.drain(..cut);
+                    discarding = true;
+                }
+                Err(_) => return Ok(Next::TooLong),
+            }
+            if self.eof {
+                return Ok(Next::Closed);
+            }
+            out.flush().await?;
+            let mut chunk = [0u8; 8192];
+            match tokio::time::timeout(idle, self.rd.read(&mut chunk)).await {
+                Err(_) => return Ok(Next::Idle),
+                Ok(Ok(0)) => self.eof = true,
+                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+struct Session<'a> {
+    s: &'a Server,
+    peer: SocketAddr,
+    helo: Option<String>,
+    esmtp: bool,
+    user: Option<String>,
+    from: Option<String>,
+    rcpts: Vec<String>,
+    errors: u32,
+    messages: u32,
+}
+
+/// Ways a DATA transfer can end.
+enum DataEnd {
+    Message(Vec<u8>),
+    TooBig,
+    LineTooLong,
+    Closed,
+}
+
+impl<'a> Session<'a> {
+    fn new(s: &'a Server, peer: SocketAddr) -> Self {
+        Session {
+            s,
+            peer,
+            helo: None,
+            esmtp: false,
+            user: None,
+            from: None,
+            rcpts: Vec::new(),
+            errors: 0,
+            messages: 0,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.from = None;
+        self.rcpts.clear();
+    }
+
+    fn may_relay(&self) -> bool {
+        let ip = match self.peer.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        self.user.is_some() || self.s.relay_from.iter().any(|n| n.contains(&ip))
+    }
+
+    async fn run(mut self, sock: TcpStream) -> std::io::Result<()> {
+        let _ = sock.set_nodelay(true);
+        let (rd, wr) = sock.into_split();
+        let mut out = BufWriter::new(wr);
+        let mut input = Input {
+            rd,
+            buf: Vec::new(),
+            eof: false,
+        };
+        tracing::info!(peer = %self.peer, "smtp connection");
+        reply(
+            &mut out,
+            220,
+            &format!("{} ESMTP applab ready", self.s.hostname),
+        )
+        .await?;
+        loop {
+            let line = match input.line(&mut out, MAX_COMMAND_LINE, self.s.idle).await? {
+                Next::Line(l) => l,
+                Next::TooLong => {
+                    self.errors += 1;
+                    reply(&mut out, 500, "5.5.6 Line too long (512 octets at most)").await?;
+                    continue;
+                }
+                Next::Closed => break,
+                Next::Idle => {
+                    reply(&mut out, 421, "4.4.2 Idle too long, closing connection").await?;
+                    break;
+                }
+            };
+            let cmd = Command::parse(&line);
+            tracing::debug!(peer = %self.peer, verb = %cmd.verb, "smtp command");
+            let quit = self.command(cmd, &mut input, &mut out).await?;
+            if quit {
+                break;
+            }
+            if self.errors >= MAX_ERRORS {
+                reply(&mut out, 421, "4.7.0 Too many errors, closing connection").await?;
+                break;
+            }
+        }
+        out.flush().await?;
+        let _ = out.shutdown().await;
+        tracing::info!(peer = %self.peer, messages = self.messages, "smtp connection closed");
+        Ok(())
+    }
+
+    /// One command; true when the session is over.
+    async fn command(
+        &mut self,
+        cmd: Command,
+        input: &mut Input,
+        out: &mut BufWriter<OwnedWriteHalf>,
+    ) -> std::io::Result<bool> {
+        let arg = cmd.arg.trim().to_string();
+        let (code, text): (u16, String) = match cmd.verb.as_str() {
+            "EHLO" | "HELO" if arg.is_empty() => {
+                (501, format!("5.5.4 Syntax: {} hostname", cmd.verb))
+            }
+            "EHLO" => {
+                self.reset();
+                self.helo = Some(arg.clone());
+                self.esmtp = true;
+                let lines = [
+                    format!("{} greets {arg} [{}]", self.s.hostname, self.peer.ip()),
+                    format!("SIZE {}", self.s.max_size),
+                    "PIPELINING".into(),
+                    "8BITMIME".into(),
+                    "ENHANCEDSTATUSCODES".into(),
+                    "AUTH PLAIN LOGIN".into(),
+                    "HELP".into(),
+                ];
+                multi_reply(out, 250, &lines).await?;
+                return Ok(false);
+            }
+            "HELO" => {
+                self.reset();
+                self.helo = Some(arg.clone());
+                self.esmtp = false;
+                (
+                    250,
+                    format!("{} Hello {arg} [{}]", self.s.hostname, self.peer.ip()),
+                )
+            }
+            "MAIL FROM" => self.mail(&cmd),
+            "RCPT TO" => self.rcpt(&cmd),
+            "DATA" => return self.data(&arg, input, out).await,
+            "RSET" if !arg.is_empty() => (501, "5.5.4 Syntax: RSET (no argument)".into()),
+            "RSET" => {
+                self.reset();
+                (250, "2.0.0 OK, transaction reset".into())
+            }
+            "NOOP" => (250, "2.0.0 OK".into()),
+            "VRFY" => self.vrfy(&arg),
+            "HELP" => (
+                214,
+                "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT AUTH".into(),
+            ),
+            "QUIT" => {
+                reply(
+                    out,
+                    221,
+                    &format!("2.0.0 {} closing connection", self.s.hostname),
+                )
+                .await?;
+                return Ok(true);
+            }
+            "AUTH" => {
+                let (c, t) = self.auth(&arg, input, out).await?;
+                (c, t)
+            }
+            "EXPN" | "STARTTLS" | "TURN" | "ETRN" | "BDAT" => {
+                (502, format!("5.5.1 {} is not implemented here", cmd.verb))
+            }
+            "" => (500, "5.5.2 Empty command".into()),
+            _ => (500, "5.5.2 Command not recognized".into()),
+        };
+        if code >= 500 {
+            self.errors += 1;
+        }
+        reply(out, code, &text).await?;
+        Ok(false)
+    }
+
+    fn mail(&mut self, cmd: &Command) -> (u16, String) {
+        if self.helo.is_none() {
+            return (503, "5.5.1 Send HELO or EHLO first".into());
+        }
+        if self.from.is_some() {
+            return (
+                503,
+                "5.5.1 Sender already given (RSET to start over)".into(),
+            );
+        }
+        let Some((addr, params)) = cmd.path() else {
+            return (501, "5.5.4 Syntax: MAIL FROM:<address>".into());
+        };
+        if !addr.is_empty() && !valid_address(addr) {
+            return (501, format!("5.1.7 Bad sender address syntax: <{addr}>"));
+        }
+        let mut size = 0u64;
+        for p in params.split_whitespace() {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            match k.to_ascii_uppercase().as_str() {
+                "SIZE" => match v.parse::<u64>() {
+                    Ok(n) if n > self.s.max_size => {
+                        return (
+                            552,
+                            format!(
+                                "5.3.4 Message size exceeds the limit of {} bytes",
+                                self.s.max_size
+                            ),
+                        )
+                    }
+                    Ok(n) => size = n,
+                    Err(_) => return (501, "5.5.4 Bad SIZE value".into()),
+                },
+                "BODY" if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => {}
+                "AUTH" => {}
+                _ if !self.esmtp => {
+                    return (555, "5.5.4 Parameters need EHLO".into());
+                }
+                _ => return (555, format!("5.5.4 Unsupported parameter {p}")),
+            }
+        }
+        if !self.has_room(size) {
+            return (
+                452,
+                "4.3.1 Insufficient system storage, try again later".into(),
+            );
+        }
+        self.from = Some(addr.to_string());
+        (250, format!("2.1.0 Sender <{addr}> OK"))
+    }
+
+    fn has_room(&self, size: u64) -> bool {
+        self.s
+            .queue
+            .store
+            .free_bytes()
+            .is_none_or(|free| free >= size.max(self.s.max_size.min(1 << 20)) + DISK_RESERVE)
+    }
+
+    fn rcpt(&mut self, cmd: &Command) -> (u16, String) {
+        if self.from.is_none() {
+            return (503, "5.5.1 Need MAIL FROM first".into());
+        }
+        let Some((addr, _params)) = cmd.path() else {
+            return (501, "5.5.4 Syntax: RCPT TO:<address>".into());
+        };
+        if self.rcpts.len() >= MAX_RCPTS {
+            return (452, "4.5.3 Too many recipients".into());
+        }
+        // `<postmaster>` without a domain is always ours (RFC 5321 §4.1.1.3).
+        let full = if addr.eq_ignore_ascii_case("postmaster") {
+            format!("postmaster@{}", self.s.domain)
+        } else {
+            addr.to_string()
+        };
+        if !valid_address(&full) {
+            return (501, format!("5.1.3 Bad recipient address syntax: <{addr}>"));
+        }
+        let (local, domain) = full.rsplit_once('@').expect("checked");
+        if domain.eq_ignore_ascii_case(&self.s.domain) {
+            if self.s.users.mailbox(local).is_none() {
+                return (
+                    550,
+                    format!("5.1.1 <{full}>: no such user here in {}", self.s.domain),
+                );
+            }
+        } else if !self.may_relay() {
+            return (
+                550,
+                format!(
+                    "5.7.1 <{full}>: relay access denied (we accept mail for {} only)",
+                    self.s.domain
+                ),
+            );
+        }
+        self.rcpts.push(full.clone());
+        (250, format!("2.1.5 Recipient <{full}> OK"))
+    }
+
+    fn vrfy(&self, arg: &str) -> (u16, String) {
+        if arg.is_empty() {
+            return (501, "5.5.4 Syntax: VRFY user".into());
+        }
+        let a = arg.trim_start_matches('<').trim_end_matches('>');
+        let (local, domain) = a.rsplit_once('@').unwrap_or((a, &self.s.domain));
+        if !domain.eq_ignore_ascii_case(&self.s.domain) {
+            return (
+                252,
+                "2.1.5 Cannot verify, but will accept and attempt delivery".into(),
+            );
+        }
+        match self.s.users.mailbox(local) {
+            Some(u) => (250, format!("2.1.5 <{u}@{}>", self.s.domain)),
+            None => (550, format!("5.1.1 <{a}>: no such user here")),
+        }
+    }
+
+    async fn data(
+        &mut self,
+        arg: &str,
+        input: &mut Input,
+        out: &mut BufWriter<OwnedWriteHalf>,
+    ) -> std::io::Result<bool> {
+        let refuse = |code, text: &str| (code, text.to_string());
+        let early = if !arg.is_empty() {
+            Some(refuse(501, "5.5.4 Syntax: DATA (no argument)"))
+        } else if self.from.is_none() {
+            Some(refuse(503, "5.5.1 Need MAIL FROM first"))
+        } else if self.rcpts.is_empty() {
+            Some(refuse(554, "5.5.1 No valid recipients"))
+        } else if !self.has_room(0) {
+            Some(refuse(
+                452,
+                "4.3.1 Insufficient system storage, try again later",
+            ))
+        } else {
+            None
+        };
+        if let Some((code, text)) = early {
+            if code >= 500 {
+                self.errors += 1;
+            }
+            reply(out, code, &text).await?;
+            return Ok(false);
+        }
+        reply(out, 354, "End data with <CR><LF>.<CR><LF>").await?;
+        let end = self.read_data(input, out).await?;
+        let message = match end {
+            DataEnd::Message(m) => m,
+            DataEnd::Closed => return Ok(true),
+            DataEnd::TooBig => {
+                self.reset();
+                reply(
+                    out,
+                    552,
+                    &format!("5.3.4 Message too big (limit {} bytes)", self.s.max_size),
+                )
+                .await?;
+                return Ok(false);
+            }
+            DataEnd::LineTooLong => {
+                self.reset();
+                reply(out, 500, "5.5.6 Text line too long").await?;
+                return Ok(false);
+            }
+        };
+        let from = self.from.take().unwrap_or_default();
+        let rcpts = std::mem::take(&mut self.rcpts);
+        let protocol = match (self.esmtp, self.user.is_some()) {
+            (true, true) => "ESMTPA",
+            (true, false) => "ESMTP",
+            (false, _) => "SMTP",
+        };
+        let helo = self.helo.clone().unwrap_or_default();
+        let r = self
+            .s
+            .queue
+            .accept(
+                &from,
+                &rcpts,
+                &message,
+                &helo,
+                &self.peer.ip().to_string(),
+                protocol,
+            )
+            .await;
+        match r {
+            Ok(id) => {
+                self.messages += 1;
+                reply(out, 250, &format!("2.0.0 OK: queued as {id}")).await?;
+            }
+            Err(e) => {
+                tracing::error!(peer = %self.peer, "cannot queue a message: {e}");
+                let (code, text) = if e.raw_os_error() == Some(libc::ENOSPC)
+                    || e.raw_os_error() == Some(libc::EDQUOT)
+                {
+                    (
+                        452,
+                        "4.3.1 Insufficient system storage, message not accepted",
+                    )
+                } else {
+                    (451, "4.3.0 Local error in processing, message not accepted")
+                };
+                reply(out, code, text).await?;
+            }
+        }
+        Ok(false)
+    }
+
+    async fn read_data(
+        &mut self,
+        input: &mut Input,
+        out: &mut BufWriter<OwnedWriteHalf>,
+    ) -> std::io::Result<DataEnd> {
+        let mut reader = DataReader::default();
+        let mut too_big = false;
+        let mut too_long = false;
+        loop {
+            match input.line(out, MAX_DATA_LINE, self.s.idle).await? {
+                Next::Line(l) => {
+                    if too_big || too_long {
+                        // Keep reading to the end; discard the text.
+                        if l == b"." {
+                            break;
+                        }
+                        continue;
+                    }
+                    if reader.line(&l) {
+                        break;
+                    }
+                    if reader.message.len() as u64 > self.s.max_size {
+                        too_big = true;
+                        reader.message = Vec::new();
+                    }
+                }
+                Next::TooLong => too_long = true,
+                Next::Closed | Next::Idle => return Ok(DataEnd::Closed),
+            }
+        }
+        Ok(if too_big {
+            DataEnd::TooBig
+        } else if too_long {
+            DataEnd::LineTooLong
+        } else {
+            DataEnd::Message(reader.message)
+        })
+    }
+
+    /// AUTH PLAIN and LOGIN (RFC 4954, RFC 4616).
+    async fn auth(
+        &mut self,
+        arg: &str,
+        input: &mut Input,
+        out: &mut BufWriter<OwnedWriteHalf>,
+    ) -> std::io::Result<(u16, String)> {
+        if !self.esmtp {
+            return Ok((503, "5.5.1 Send EHLO first".into()));
+        }
+        if self.user.is_some() {
+            return Ok((503, "5.5.1 Already authenticated".into()));
+        }
+        if self.from.is_some() {
+            return Ok((503, "5.5.1 Not during a mail transaction".into()));
+        }
+        let (mech, initial) = match arg.split_once(' ') {
+            Some((m, i)) => (m.to_ascii_uppercase(), Some(i.trim().to_string())),
+            None => (arg.to_ascii_uppercase(), None),
+        };
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let (user, pass) = match mech.as_str() {
+            "PLAIN" => {
+                let resp = match initial {
+                    Some(i) => i,
+                    None => match self.challenge(input, out, "").await? {
+                        Some(r) => r,
+                        None => return Ok((501, "5.7.0 Authentication cancelled".into())),
+                    },
+                };
+                let Ok(raw) = b64.decode(resp.as_bytes()) else {
+                    return Ok((501, "5.5.2 Cannot decode the response (base64)".into()));
+                };
+                let mut parts = raw.split(|&b| b == 0);
+                let (_authz, Some(u), Some(p)) = (parts.next(), parts.next(), parts.next()) else {
+                    return Ok((
+                        501,
+                        "5.5.2 PLAIN needs authzid NUL user NUL password".into(),
+                    ));
+                };
+                (
+                    String::from_utf8_lossy(u).into_owned(),
+                    String::from_utf8_lossy(p).into_owned(),
+                )
+            }
+            "LOGIN" => {
+                let user = match initial {
+                    Some(i) => Some(i),
+                    None => self.challenge(input, out, "VXNlcm5hbWU6").await?,
+                };
+                let Some(user) = user else {
+                    return Ok((501, "5.7.0 Authentication cancelled".into()));
+                };
+                let Some(pass) = self.challenge(input, out, "UGFzc3dvcmQ6").await? else {
+                    return Ok((501, "5.7.0 Authentication cancelled".into()));
+                };
+                let (Ok(u), Ok(p)) = (b64.decode(user.as_bytes()), b64.decode(pass.as_bytes()))
+                else {
+                    return Ok((501, "5.5.2 Cannot decode the response (base64)".into()));
+                };
+                (
+                    String::from_utf8_lossy(&u).into_owned(),
+                    String::from_utf8_lossy(&p).into_owned(),
+                )
+            }
+            "" => return Ok((501, "5.5.4 Syntax: AUTH mechanism".into())),
+            _ => {
+                return Ok((
+                    504,
+                    format!("5.5.4 Mechanism {mech} not supported (PLAIN, LOGIN)"),
+                ))
+            }
+        };
+        let users = self.s.users.clone();
+        let domain = self.s.domain.clone();
+        let u2 = user.clone();
+        // argon2 takes tens of milliseconds of CPU: off the event loop.
+        let ok = tokio::task::spawn_blocking(move || users.verify(&u2, &domain, &pass))
+            .await
+            .ok()
+            .flatten();
+        match ok {
+            Some(name) => {
+                tracing::info!(peer = %self.peer, user = %name, "smtp auth ok");
+                self.user = Some(name);
+                Ok((235, "2.7.0 Authentication successful".into()))
+            }
+            None => {
+                tracing::info!(peer = %self.peer, user = %user, "smtp auth failed");
+                self.errors += 1;
+                Ok((535, "5.7.8 Authentication credentials invalid".into()))
+            }
+        }
+    }
+
+    /// Send a 334 challenge and read the client's line; `None` if cancelled.
+    async fn challenge(
+        &mut self,
+        input: &mut Input,
+        out: &mut BufWriter<OwnedWriteHalf>,
+        text: &str,
+    ) -> std::io::Result<Option<String>> {
+        // "334 " with its space even when the text is empty (RFC 4954 §4).
+        out.write_all(format!("334 {text}\r\n").as_bytes()).await?;
+        match input.line(out, MAX_COMMAND_LINE, self.s.idle).await? {
+            Next::Line(l) if l != b"*" => Ok(Some(String::from_utf8_lossy(&l).trim().to_string())),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// `local@domain` with nothing that would break a reply or a header.
+fn valid_address(a: &str) -> bool {
+    let Some((local, domain)) = a.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && a.len() <= 254
+        && a.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"<>()[],;:\\\"".contains(&b))
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
+async fn reply(out: &mut BufWriter<OwnedWriteHalf>, code: u16, text: &str) -> std::io::Result<()> {
+    let line = if text.is_empty() {
+        format!("{code}\r\n")
+    } else {
+        format!("{code} {text}\r\n")
+    };
+    out.write_all(line.as_bytes()).await
+}
+
+async fn multi_reply(
+    out: &mut BufWriter<OwnedWriteHalf>,
+    code: u16,
+    lines: &[String],
+) -> std::io::Result<()> {
+    for (i, l) in lines.iter().enumerate() {
+        let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+        out.write_all(format!("{code}{sep}{l}\r\n").as_bytes())
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_address;
+
+    #[test]
+    fn addresses() {
+        assert!(valid_address("bob@b.lab"));
+        assert!(!valid_address("bob"));
+        assert!(!valid_address("bob@"));
+        assert!(!valid_address("a b@c.lab"));
+        assert!(!valid_address("x@c..lab"));
+        assert!(!valid_address("x>@c.lab"));
+    }
+}

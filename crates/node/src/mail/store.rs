@@ -1,0 +1,247 @@
+//! Where mail rests: the queue (spool) and the users' Maildirs.
+//!
+//! A server may answer 250 to a message only once it cannot lose it
+//! (RFC 5321 §4.1.1.4, §6.1), so every step here is write to a temporary
+//! name, fsync the file, rename it into place, fsync the folder. A queued
+//! message is two files: `ID.eml` (the message as it will be delivered) and
+//! `ID.json` (its envelope and each recipient's state). The `.json` is the
+//! commit point: written last, after the `.eml` is safe. At start-up an
+//! `.eml` without its `.json` is a message never acknowledged, and removed.
+//!
+//! Local delivery goes to Maildir (`mailboxes/USER/{tmp,new,cur}`), the
+//! format POP3 and IMAP read: each message its own file, written in `tmp/`
+//! and renamed into `new/`. The file name is derived from the queue id and
+//! recipient, so a delivery repeated after a crash finds it already there
+//! instead of delivering it twice.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// State of one recipient of a queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RcptState {
+    Pending,
+    Delivered,
+    /// Permanently failed (a bounce was sent or is due).
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rcpt {
+    pub address: String,
+    pub state: RcptState,
+    /// The last reply or error, for the log and the bounce.
+    #[serde(default)]
+    pub last: String,
+    /// Where it went (`mailbox bob`, `mail.b.lab[10.0.0.3]`).
+    #[serde(default)]
+    pub relay: String,
+}
+
+/// A queued message's envelope and delivery state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: String,
+    /// Reverse path; empty for bounces (`MAIL FROM:<>`).
+    pub from: String,
+    pub rcpts: Vec<Rcpt>,
+    /// Unix seconds when accepted.
+    pub received: u64,
+    pub attempts: u32,
+    /// Unix seconds (fractional) of the next attempt.
+    pub next_attempt: f64,
+    /// The client that handed it to us, for the log.
+    #[serde(default)]
+    pub client: String,
+    pub size: u64,
+}
+
+impl Envelope {
+    pub fn pending(&self) -> impl Iterator<Item = &Rcpt> {
+        self.rcpts.iter().filter(|r| r.state == RcptState::Pending)
+    }
+}
+
+pub struct Store {
+    pub root: PathBuf,
+    queue: PathBuf,
+    tmp: PathBuf,
+    mailboxes: PathBuf,
+    host: String,
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Write `data` to `path` atomically and durably (tmp, fsync, rename, fsync dir).
+fn write_durable(tmp_dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().expect("a file path").to_string_lossy();
+    let tmp = tmp_dir.join(format!("{name}.{}.tmp", std::process::id()));
+    let r = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        fsync_dir(path.parent().expect("a parent folder"))
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+impl Store {
+    pub fn open(root: &Path, host: &str) -> std::io::Result<Store> {
+        let s = Store {
+            root: root.to_path_buf(),
+            queue: root.join("queue"),
+            tmp: root.join("tmp"),
+            mailboxes: root.join("mailboxes"),
+            host: host.replace(['/', ':'], "_"),
+        };
+        for d in [&s.queue, &s.tmp, &s.mailboxes] {
+            std::fs::create_dir_all(d)?;
+        }
+        // Leftovers of writes interrupted by a crash.
+        for e in std::fs::read_dir(&s.tmp)?.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+        Ok(s)
+    }
+
+    /// Bytes free on the queue's file system (statvfs).
+    pub fn free_bytes(&self) -> Option<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(self.root.as_os_str().as_bytes()).ok()?;
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid NUL-terminated path and a zeroed out-struct.
+        let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+        (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    }
+
+    /// Queue a message durably; returns only once both files are on disk.
+    pub fn enqueue(&self, env: &Envelope, message: &[u8]) -> std::io::Result<()> {
+        let eml = self.queue.join(format!("{}.eml", env.id));
+        let json = self.queue.join(format!("{}.json", env.id));
+        let r = write_durable(&self.tmp, &eml, message).and_then(|_| {
+            write_durable(
+                &self.tmp,
+                &json,
+                &serde_json::to_vec_pretty(env).map_err(std::io::Error::other)?,
+            )
+        });
+        if r.is_err() {
+            // Not acknowledged: leave nothing half-queued behind.
+            let _ = std::fs::remove_file(&json);
+            let _ = std::fs::remove_file(&eml);
+        }
+        r
+    }
+
+    /// Record a changed delivery state.
+    pub fn update(&self, env: &Envelope) -> std::io::Result<()> {
+        let json = self.queue.join(format!("{}.json", env.id));
+        write_durable(
+            &self.tmp,
+            &json,
+            &serde_json::to_vec_pretty(env).map_err(std::io::Error::other)?,
+        )
+    }
+
+    /// Remove a message whose every recipient is done.
+    pub fn remove(&self, id: &str) -> std::io::Result<()> {
+        std::fs::remove_file(self.queue.join(format!("{id}.json")))?;
+        let _ = std::fs::remove_file(self.queue.join(format!("{id}.eml")));
+        fsync_dir(&self.queue)
+    }
+
+    pub fn message_path(&self, id: &str) -> PathBuf {
+        self.queue.join(format!("{id}.eml"))
+    }
+
+    /// Every queued envelope; drops unacknowledged leftovers.
+    pub fn load_queue(&self) -> std::io::Result<Vec<Envelope>> {
+        let mut out = Vec::new();
+        let mut emls = Vec::new();
+        for e in std::fs::read_dir(&self.queue)?.flatten() {
+            let p = e.path();
+            match p.extension().and_then(|x| x.to_str()) {
+                Some("json") => match std::fs::read(&p)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Envelope>(&b).ok())
+                {
+                    Some(env) => out.push(env),
+                    None => {
+                        tracing::error!(file = %p.display(), "unreadable queue entry kept aside")
+                    }
+                },
+                Some("eml") => emls.push(p),
+                _ => {}
+            }
+        }
+        for p in emls {
+            let stem = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if !out.iter().any(|e| e.id == stem) {
+                tracing::info!(id = %stem, "removing a message that was never acknowledged");
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    pub fn maildir(&self, user: &str) -> PathBuf {
+        self.mailboxes.join(user)
+    }
+
+    /// Deliver into a user's Maildir `new/`, once per (message, recipient).
+    pub fn deliver_local(
+        &self,
+        user: &str,
+        id: &str,
+        rcpt_index: usize,
+        received: u64,
+        message: &[u8],
+    ) -> std::io::Result<PathBuf> {
+        let md = self.maildir(user);
+        for d in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(md.join(d))?;
+        }
+        let base = format!("{received}.{id}_{rcpt_index}.{}", self.host);
+        // Already delivered before a crash? (`cur/` names carry `:2,FLAGS`.)
+        let new = md.join("new").join(&base);
+        if new.exists() {
+            return Ok(new);
+        }
+        let prefix = format!("{base}:");
+        if let Some(p) = std::fs::read_dir(md.join("cur"))?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+            })
+        {
+            return Ok(p);
+        }
+        let tmp = md.join("tmp").join(&base);
+        let r = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(message)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &new)?;
+            fsync_dir(&md.join("new"))
+        })();
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r.map(|_| new)
+    }
+}

@@ -1,0 +1,87 @@
+//! The domain's users: who has a mailbox, and their passwords for SMTP AUTH.
+
+use applab_lab::roles::{MailUser, UsersFile};
+use std::collections::BTreeMap;
+
+#[derive(Clone)]
+enum Secret {
+    Clear(String),
+    Argon2(String),
+}
+
+#[derive(Clone, Default)]
+pub struct Users {
+    by_name: BTreeMap<String, Secret>,
+}
+
+/// Mailboxes every domain has (RFC 5321 §4.5.1), delivered like users.
+pub const POSTMASTER: &str = "postmaster";
+
+impl Users {
+    pub fn from_list(list: &[MailUser]) -> Result<Users, String> {
+        let mut by_name = BTreeMap::new();
+        for u in list {
+            applab_lab::roles::check_user(u)?;
+            let s = match (&u.password, &u.password_hash) {
+                (Some(p), None) => Secret::Clear(p.clone()),
+                (None, Some(h)) => {
+                    argon2::PasswordHash::new(h)
+                        .map_err(|e| format!("user {:?}: password_hash: {e}", u.name))?;
+                    Secret::Argon2(h.clone())
+                }
+                _ => unreachable!("check_user requires exactly one"),
+            };
+            if by_name.insert(u.name.to_ascii_lowercase(), s).is_some() {
+                return Err(format!("user {:?} listed twice", u.name));
+            }
+        }
+        Ok(Users { by_name })
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Users, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let f: UsersFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Users::from_list(&f.users).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn merge(&mut self, other: Users) {
+        self.by_name.extend(other.by_name);
+    }
+
+    /// The mailbox name for a local part, if there is one (case-insensitive).
+    pub fn mailbox(&self, local: &str) -> Option<String> {
+        let l = local.to_ascii_lowercase();
+        (self.by_name.contains_key(&l) || l == POSTMASTER).then_some(l)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.by_name.keys()
+    }
+
+    /// Check a password; `user` may be `alice` or `alice@domain`. Slow for
+    /// argon2 hashes: call from a blocking thread.
+    pub fn verify(&self, user: &str, domain: &str, password: &str) -> Option<String> {
+        let local = match user.rsplit_once('@') {
+            Some((l, d)) if d.eq_ignore_ascii_case(domain) => l,
+            Some(_) => return None,
+            None => user,
+        };
+        let name = local.to_ascii_lowercase();
+        let ok = match self.by_name.get(&name)? {
+            Secret::Clear(p) => constant_eq(p.as_bytes(), password.as_bytes()),
+            Secret::Argon2(h) => {
+                use argon2::PasswordVerifier;
+                let parsed = argon2::PasswordHash::new(h).ok()?;
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            }
+        };
+        ok.then_some(name)
+    }
+}
+
+/// Compare without stopping at the first difference (no timing oracle).
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
