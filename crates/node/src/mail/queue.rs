@@ -21,6 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Messages for one domain: each envelope with the indices of its
+/// recipients there, and the message bytes.
+type Work = Vec<(Envelope, Vec<usize>, Arc<Vec<u8>>)>;
+
 pub struct Settings {
     pub domain: String,
     pub hostname: String,
@@ -207,8 +211,7 @@ impl Queue {
             }
         }
         let mut outcomes: Vec<(String, usize, Outcome)> = Vec::new();
-        let mut remote: BTreeMap<String, Vec<(Envelope, Vec<usize>, Arc<Vec<u8>>)>> =
-            BTreeMap::new();
+        let mut remote: BTreeMap<String, Work> = BTreeMap::new();
         for env in &due {
             let Some(msg) = messages.get(&env.id) else {
                 continue;
@@ -279,11 +282,7 @@ impl Queue {
     }
 
     /// Everything due for one domain, over one connection when possible.
-    async fn relay(
-        &self,
-        domain: &str,
-        work: Vec<(Envelope, Vec<usize>, Arc<Vec<u8>>)>,
-    ) -> Vec<(String, usize, Outcome)> {
+    async fn relay(&self, domain: &str, work: Work) -> Vec<(String, usize, Outcome)> {
         let all = |o: Outcome| -> Vec<(String, usize, Outcome)> {
             work.iter()
                 .flat_map(|(e, idx, _)| idx.iter().map(move |&i| (e.id.clone(), i)))

@@ -2,6 +2,8 @@
 //! the tests drive it with.
 #![allow(dead_code)] // each test file uses part of it
 
+pub mod mail;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,302 @@
+//! Two mail domains and their DNS, from the binary, on loopback: a.lab's
+//! server on 127.0.0.1 and b.lab's on 127.0.0.2, on the same port (the
+//! port they relay to), and one DNS server authoritative for both.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Proc {
+    child: Option<Child>,
+    args: Vec<String>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(args: Vec<String>, log: PathBuf) -> Proc {
+        let mut p = Proc {
+            child: None,
+            args,
+            log,
+        };
+        p.start();
+        p
+    }
+
+    pub fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_applab-node"))
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("applab-node starts");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct MailLab {
+    pub dir: tempfile::TempDir,
+    pub dns: Proc,
+    pub a: Proc,
+    pub b: Proc,
+    pub port: u16,
+    pub dns_addr: SocketAddr,
+}
+
+pub fn wait_port(addr: SocketAddr) {
+    let t = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{addr} never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const ZONE_A: &str = "$ORIGIN a.lab.\n$TTL 60\n@ IN SOA ns hostmaster 1 3600 600 86400 30\n\
+    @ IN NS ns\nns IN A 127.0.0.1\n@ IN MX 10 mail\nmail IN A 127.0.0.1\nwww IN CNAME mail\n";
+const ZONE_B: &str = "$ORIGIN b.lab.\n$TTL 60\n@ IN SOA ns hostmaster 1 3600 600 86400 30\n\
+    @ IN MX 10 mail\nmail IN A 127.0.0.2\n";
+
+impl MailLab {
+    /// `a_args`: extra flags for a.lab's server (e.g. `--relay-from`).
+    pub fn start(a_args: &[&str]) -> MailLab {
+        Self::start_in(tempfile::tempdir().unwrap(), a_args)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, a_args: &[&str]) -> MailLab {
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("zones")).unwrap();
+        std::fs::write(d.join("zones/a.lab.zone"), ZONE_A).unwrap();
+        // A big TXT record: its answer does not fit in 512 bytes of UDP.
+        let big = (0..5)
+            .map(|_| format!("\"{}\"", "x".repeat(200)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        std::fs::write(
+            d.join("zones/b.lab.zone"),
+            format!("{ZONE_B}big IN TXT {big}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("a-users.toml"),
+            "[[users]]\nname = \"alice\"\npassword = \"alice-pw\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("b-users.toml"),
+            "[[users]]\nname = \"bob\"\npassword = \"bob-pw\"\n[[users]]\nname = \"carol\"\npassword = \"carol-pw\"\n",
+        )
+        .unwrap();
+        let port = super::free_addr().port();
+        let dns_addr = super::free_addr();
+        let s = |x: &str| x.to_string();
+        let dns = Proc::spawn(
+            vec![
+                s("dns"),
+                s("--listen"),
+                dns_addr.to_string(),
+                s("--zones"),
+                d.join("zones").to_string_lossy().into(),
+            ],
+            d.join("dns.log"),
+        );
+        let mail = |dom: &str, ip: &str, extra: &[&str]| {
+            let mut v = vec![
+                s("mail"),
+                s("--domain"),
+                format!("{dom}.lab"),
+                s("--data"),
+                d.join(format!("data-{dom}")).to_string_lossy().into(),
+                s("--smtp"),
+                format!("{ip}:{port}"),
+                s("--resolver"),
+                dns_addr.to_string(),
+                s("--users"),
+                d.join(format!("{dom}-users.toml")).to_string_lossy().into(),
+                s("--relay-port"),
+                port.to_string(),
+                s("--retry"),
+                s("1s"),
+            ];
+            v.extend(extra.iter().map(|x| x.to_string()));
+            Proc::spawn(v, d.join(format!("{dom}.log")))
+        };
+        let a = mail("a", "127.0.0.1", a_args);
+        let b = mail("b", "127.0.0.2", &[]);
+        let lab = MailLab {
+            dir,
+            dns,
+            a,
+            b,
+            port,
+            dns_addr,
+        };
+        wait_port(lab.a_addr());
+        wait_port(lab.b_addr());
+        wait_port(dns_addr);
+        lab
+    }
+
+    pub fn a_addr(&self) -> SocketAddr {
+        format!("127.0.0.1:{}", self.port).parse().unwrap()
+    }
+
+    pub fn b_addr(&self) -> SocketAddr {
+        format!("127.0.0.2:{}", self.port).parse().unwrap()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Messages in a user's Maildir (new/ and cur/), as text.
+    pub fn mailbox(&self, dom: &str, user: &str) -> Vec<String> {
+        let md = self.path(&format!("data-{dom}/mailboxes/{user}"));
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(rd) = std::fs::read_dir(md.join(sub)) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            files.sort();
+            for f in files {
+                out.push(String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned());
+            }
+        }
+        out
+    }
+
+    /// Wait until a mailbox holds `n` messages.
+    pub fn wait_mailbox(&self, dom: &str, user: &str, n: usize, within: Duration) -> Vec<String> {
+        let t = Instant::now();
+        loop {
+            let m = self.mailbox(dom, user);
+            if m.len() >= n {
+                return m;
+            }
+            assert!(
+                t.elapsed() < within,
+                "{user}@{dom}.lab has {} of {n} messages after {within:?}\na.log:\n{}\nb.log:\n{}",
+                m.len(),
+                self.a.log_text(),
+                self.b.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn queue_files(&self, dom: &str) -> usize {
+        std::fs::read_dir(self.path(&format!("data-{dom}/queue")))
+            .map(|r| r.flatten().count())
+            .unwrap_or(0)
+    }
+}
+
+/// A tiny SMTP dialogue by hand: send lines, read replies.
+pub struct Raw {
+    s: std::io::BufReader<TcpStream>,
+}
+
+impl Raw {
+    pub fn connect(addr: SocketAddr) -> (Raw, String) {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = Raw {
+            s: std::io::BufReader::new(s),
+        };
+        let greet = r.reply();
+        (r, greet)
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.s.get_mut().write_all(bytes).unwrap();
+    }
+
+    /// One whole reply, lines joined by '\n'.
+    pub fn reply(&mut self) -> String {
+        self.try_reply()
+            .expect("a whole reply before the connection ended")
+    }
+
+    /// A reply, or `None` if the connection broke first.
+    pub fn try_reply(&mut self) -> Option<String> {
+        use std::io::BufRead;
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self.s.read_line(&mut line).ok()?;
+            if n == 0 {
+                return None;
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Some(all.trim_end().to_string());
+            }
+        }
+    }
+
+    /// Send a command; `None` if the connection broke.
+    pub fn try_cmd(&mut self, line: &str) -> Option<String> {
+        use std::io::Write;
+        self.s
+            .get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .ok()?;
+        self.try_reply()
+    }
+
+    pub fn try_connect(addr: SocketAddr) -> Option<Raw> {
+        let s = TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let mut r = Raw {
+            s: std::io::BufReader::new(s),
+        };
+        r.try_reply()?;
+        Some(r)
+    }
+
+    /// Send one command line (CRLF added) and read its reply.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+}
+
+pub fn code(reply: &str) -> u16 {
+    reply.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+pub fn maildir_count(p: &Path) -> usize {
+    ["new", "cur"]
+        .iter()
+        .map(|s| std::fs::read_dir(p.join(s)).map(|r| r.count()).unwrap_or(0))
+        .sum()
+}
