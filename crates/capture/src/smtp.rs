@@ -23,6 +23,10 @@ pub struct SmtpFlow {
     /// PIPELINING several are in flight, and each reply answers the oldest.
     awaiting: std::collections::VecDeque<String>,
     data: Option<DataReader>,
+    /// DATA (or STARTTLS) was sent and its reply is not yet seen: what the
+    /// client sends meanwhile (a hand-typed dialogue piped in at once) is
+    /// a message or commands depending on that reply, so it waits.
+    held: bool,
     /// The server's greeting was seen.
     greeted: bool,
     dead: bool,
@@ -68,7 +72,11 @@ impl SmtpFlow {
             return;
         }
         self.client.extend_from_slice(data);
-        loop {
+        self.drain_client(out);
+    }
+
+    fn drain_client(&mut self, out: &mut Vec<EventKind>) {
+        while !self.held && !self.dead {
             let max = if self.data.is_some() {
                 MAX_TEXT_LINE
             } else {
@@ -99,6 +107,9 @@ impl SmtpFlow {
             let cmd = Command::parse(&line);
             if self.awaiting.len() < 1000 {
                 self.awaiting.push_back(cmd.verb.clone());
+            }
+            if (cmd.verb == "DATA" || cmd.verb == "STARTTLS") && cmd.arg.trim().is_empty() {
+                self.held = true;
             }
             out.push(EventKind::SmtpCommand {
                 verb: cmd.verb,
@@ -146,6 +157,11 @@ impl SmtpFlow {
                         // Encrypted from here on: nothing more to read.
                         self.dead = true;
                         return;
+                    }
+                    if matches!(answers.as_deref(), Some("DATA" | "STARTTLS")) && self.held {
+                        // Its reply decides what the held client bytes are.
+                        self.held = false;
+                        self.drain_client(out);
                     }
                 }
                 Err(e) => {
@@ -220,6 +236,43 @@ mod tests {
                 "221"
             ]
         );
+    }
+
+    #[test]
+    fn a_dialogue_piped_in_at_once_waits_for_the_354() {
+        let mut f = SmtpFlow::default();
+        let mut out = Vec::new();
+        f.server_data(b"220 mail.a.lab\r\n", &mut out);
+        // Everything before any reply, as `printf ... | tcp` sends it.
+        f.client_data(
+            b"HELO ws\r\nMAIL FROM:<a@a.lab>\r\nRCPT TO:<b@b.lab>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n",
+            &mut out,
+        );
+        f.server_data(
+            b"250 hi\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n221 bye\r\n",
+            &mut out,
+        );
+        let verbs: Vec<String> = out
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::SmtpCommand { verb, .. } => Some(verb.clone()),
+                EventKind::SmtpMessage { .. } => Some("message".into()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            verbs,
+            ["HELO", "MAIL FROM", "RCPT TO", "DATA", "message", "QUIT"]
+        );
+        // A refused DATA: what follows is commands again.
+        let mut f = SmtpFlow::default();
+        let mut out = Vec::new();
+        f.server_data(b"220 x\r\n", &mut out);
+        f.client_data(b"DATA\r\nNOOP\r\n", &mut out);
+        f.server_data(b"503 no\r\n250 ok\r\n", &mut out);
+        assert!(out
+            .iter()
+            .any(|e| matches!(e, EventKind::SmtpCommand { verb, .. } if verb == "NOOP")));
     }
 
     #[test]

@@ -405,6 +405,7 @@ fn a_network_is_removed_even_while_its_last_container_is_going() {
                     endpoints: vec![Endpoint {
                         network: net.clone(),
                         aliases: vec![],
+                        ipv4: None,
                     }],
                     memory_bytes: 32 << 20,
                     nano_cpus: 200_000_000,

@@ -73,7 +73,28 @@ pub fn plan(
     subnets: &BTreeMap<String, Ipv4Net>,
     images: &BTreeMap<String, Image>,
 ) -> Result<StudentPlan> {
-    let params = params::for_student(lab, &run.secret, &student.id);
+    let mut params = params::for_student(lab, &run.secret, &student.id);
+    // Every node has a fixed address on each of its networks: the n-th
+    // node of the lab takes the subnet's (n+2)-th host (the first is the
+    // gateway), so a zone's A records can name it before it exists.
+    let address = |node_index: usize, network: &str| -> Result<String> {
+        let subnet = subnets
+            .get(network)
+            .with_context(|| format!("no subnet for network {network}"))?;
+        subnet
+            .hosts()
+            .nth(node_index + 1)
+            .map(|a| a.to_string())
+            .with_context(|| format!("subnet {subnet} too small for {} nodes", lab.nodes.len()))
+    };
+    for (i, n) in lab.nodes.iter().enumerate() {
+        if let Some(a) = n.attach.first() {
+            params.insert(
+                format!("{}{}", params::ADDR_PREFIX, n.name),
+                address(i, &a.network)?,
+            );
+        }
+    }
     let mut networks = Vec::new();
     for n in &lab.networks {
         let subnet = subnets
@@ -94,7 +115,7 @@ pub fn plan(
         });
     }
     let mut nodes = Vec::new();
-    for n in &lab.nodes {
+    for (index, n) in lab.nodes.iter().enumerate() {
         let image = images
             .get(n.role.name())
             .with_context(|| format!("no image for role {}", n.role.name()))?;
@@ -113,6 +134,7 @@ pub fn plan(
             endpoints.push(Endpoint {
                 network: object_name(&run.name, &student.id, &a.network),
                 aliases,
+                ipv4: Some(address(index, &a.network)?),
             });
         }
         let volume = object_name(
@@ -176,18 +198,46 @@ pub fn content_tar(
         })
     });
     let dir = lab.content_dir(n);
-    if config.is_none() && dir.is_none() {
+    // The dns role's zones, rendered to master files in /data/zones.
+    let mut zones = Vec::new();
+    if n.role == Role::Dns {
+        let cfg = applab_lab::roles::DnsConfig::from_table(&n.config)
+            .map_err(|e| anyhow::anyhow!("node {}: {e}", n.name))?;
+        for z in &cfg.zones {
+            let text = template::render(&z.master_file(), params).map_err(|ph| {
+                anyhow::anyhow!("node {}: zone uses unknown parameter {:?}", n.name, ph.name)
+            })?;
+            let origin = template::render(&z.file_name(), params).map_err(|ph| {
+                anyhow::anyhow!("node {}: unknown parameter {:?}", n.name, ph.name)
+            })?;
+            zones.push((format!("zones/{origin}"), text));
+        }
+    }
+    if config.is_none() && dir.is_none() && zones.is_empty() {
         return Ok(None);
     }
     let mut b = tar::Builder::new(Vec::new());
-    if let Some(text) = config {
-        let text = text?;
+    let file = |b: &mut tar::Builder<Vec<u8>>, name: &str, text: &str| -> Result<()> {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
         h.set_mode(0o644);
         h.set_size(text.len() as u64);
         h.set_mtime(crate::store::now() as u64);
-        b.append_data(&mut h, "node.toml", text.as_bytes())?;
+        b.append_data(&mut h, name, text.as_bytes())?;
+        Ok(())
+    };
+    if let Some(text) = config {
+        file(&mut b, "node.toml", &text?)?;
+    }
+    if !zones.is_empty() {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, "zones", std::io::empty())?;
+        for (name, text) in &zones {
+            file(&mut b, name, text)?;
+        }
     }
     let Some(dir) = dir else {
         return Ok(Some(b.into_inner()?));

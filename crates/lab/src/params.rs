@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 /// The name under which the student's own id is available to templates.
 pub const STUDENT_ID: &str = "student_id";
 
+/// `addr.NODE`: the address the controller plans for a node on its first
+/// network, available to node configs (zone records, resolvers).
+pub const ADDR_PREFIX: &str = "addr.";
+
 /// The derived bytes for one (student, parameter).
 fn stream(secret: &[u8], student: &str, name: &str) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");

@@ -375,7 +375,7 @@ impl ZoneConfig {
             .any(|r| r.split_whitespace().any(|w| w.eq_ignore_ascii_case("SOA")));
         if !has_soa {
             // serial refresh retry expire minimum; short negative TTL for labs.
-            out.push_str("@ IN SOA ns hostmaster 1 3600 600 86400 30\n");
+            out.push_str("@ IN SOA dns hostmaster 1 3600 600 86400 30\n");
         }
         for r in &self.records {
             out.push_str(r.trim());

@@ -191,6 +191,12 @@ impl Validator<'_> {
             });
         }
 
+        // Node configs may also name the planned address of any node
+        // (`{{addr.mail-b}}`: a zone's A record, a resolver).
+        let mut config_vars = vars.clone();
+        for n in &raw.nodes {
+            config_vars.insert(format!("{}{}", params::ADDR_PREFIX, n.name.get_ref()));
+        }
         let mut nodes = Vec::new();
         let mut seen_nodes = BTreeSet::new();
         for n in &raw.nodes {
@@ -203,7 +209,7 @@ impl Validator<'_> {
             } else if !seen_nodes.insert(name.clone()) {
                 self.err(&n.name, format!("duplicate node name {name:?}"));
             }
-            if let Some(node) = self.node(n, &seen, &vars) {
+            if let Some(node) = self.node(n, &seen, &vars, &config_vars) {
                 nodes.push(node);
             }
         }
@@ -357,6 +363,7 @@ impl Validator<'_> {
         n: &RawNode,
         networks: &BTreeSet<String>,
         vars: &BTreeSet<String>,
+        config_vars: &BTreeSet<String>,
     ) -> Option<Node> {
         let role = Role::parse(n.role.get_ref());
         if role.is_none() {
@@ -411,7 +418,7 @@ impl Validator<'_> {
         // checked on the unrendered text, which placeholders keep valid.
         let text = toml::to_string(&n.config).unwrap_or_default();
         for p in placeholders(&text) {
-            if !vars.contains(&p.name) {
+            if !config_vars.contains(&p.name) {
                 self.err(
                     &n.name,
                     format!(

@@ -13,7 +13,9 @@ use bollard::container::{
 };
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::image::BuildImageOptions;
-use bollard::models::{EndpointSettings, HostConfig, Ipam, IpamConfig, Mount, MountTypeEnum};
+use bollard::models::{
+    EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount, MountTypeEnum,
+};
 use bollard::network::{ConnectNetworkOptions, CreateNetworkOptions, ListNetworksOptions};
 use bollard::volume::{CreateVolumeOptions, ListVolumesOptions, RemoveVolumeOptions};
 use bollard::Docker;
@@ -512,6 +514,10 @@ fn endpoints(
 fn endpoint_settings(e: &Endpoint) -> EndpointSettings {
     EndpointSettings {
         aliases: Some(e.aliases.clone()),
+        ipam_config: e.ipv4.as_ref().map(|a| EndpointIpamConfig {
+            ipv4_address: Some(a.clone()),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

@@ -67,6 +67,8 @@ pub struct NetworkInfo {
 pub struct Endpoint {
     pub network: String,
     pub aliases: Vec<String>,
+    /// A fixed address in the network's subnet (the plan's), or the engine picks.
+    pub ipv4: Option<String>,
 }
 
 #[derive(Debug, Clone)]

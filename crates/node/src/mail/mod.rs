@@ -12,7 +12,7 @@ mod message;
 pub use message::rfc5322_date;
 mod queue;
 mod smtp;
-mod store;
+pub mod store;
 mod users;
 
 use applab_lab::roles::MailConfig;

@@ -56,7 +56,7 @@ fn now() -> f64 {
 impl Queue {
     pub fn open(store: Store, s: Settings, users: Users) -> std::io::Result<Arc<Queue>> {
         let entries: BTreeMap<String, Envelope> = store
-            .load_queue()?
+            .recover_queue()?
             .into_iter()
             .map(|e| (e.id.clone(), e))
             .collect();

@@ -94,14 +94,20 @@ fn write_durable(tmp_dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()
 }
 
 impl Store {
-    pub fn open(root: &Path, host: &str) -> std::io::Result<Store> {
-        let s = Store {
+    /// The store at `root` as it is, creating and cleaning nothing.
+    pub fn at(root: &Path, host: &str) -> Store {
+        Store {
             root: root.to_path_buf(),
             queue: root.join("queue"),
             tmp: root.join("tmp"),
             mailboxes: root.join("mailboxes"),
             host: host.replace(['/', ':'], "_"),
-        };
+        }
+    }
+
+    /// Open for serving: create the folders, drop interrupted writes.
+    pub fn open(root: &Path, host: &str) -> std::io::Result<Store> {
+        let s = Store::at(root, host);
         for d in [&s.queue, &s.tmp, &s.mailboxes] {
             std::fs::create_dir_all(d)?;
         }
@@ -162,8 +168,8 @@ impl Store {
         self.queue.join(format!("{id}.eml"))
     }
 
-    /// Every queued envelope; drops unacknowledged leftovers.
-    pub fn load_queue(&self) -> std::io::Result<Vec<Envelope>> {
+    /// Every queued envelope, and the `.eml` files without one.
+    fn scan_queue(&self) -> std::io::Result<(Vec<Envelope>, Vec<PathBuf>)> {
         let mut out = Vec::new();
         let mut emls = Vec::new();
         for e in std::fs::read_dir(&self.queue)?.flatten() {
@@ -182,19 +188,27 @@ impl Store {
                 _ => {}
             }
         }
-        for p in emls {
-            let stem = p
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
-            if !out.iter().any(|e| e.id == stem) {
-                tracing::info!(id = %stem, "removing a message that was never acknowledged");
-                let _ = std::fs::remove_file(&p);
-            }
-        }
+        emls.retain(|p| {
+            let stem = p.file_stem().unwrap_or_default().to_string_lossy();
+            !out.iter().any(|e| e.id == stem)
+        });
         out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        Ok((out, emls))
+    }
+
+    /// At start-up: the queue, after removing messages never acknowledged.
+    pub fn recover_queue(&self) -> std::io::Result<Vec<Envelope>> {
+        let (envs, orphans) = self.scan_queue()?;
+        for p in orphans {
+            tracing::info!(file = %p.display(), "removing a message that was never acknowledged");
+            let _ = std::fs::remove_file(&p);
+        }
+        Ok(envs)
+    }
+
+    /// The queue as it is now, touching nothing (for `mailq`).
+    pub fn read_queue(&self) -> std::io::Result<Vec<Envelope>> {
+        Ok(self.scan_queue()?.0)
     }
 
     pub fn maildir(&self, user: &str) -> PathBuf {

@@ -3,6 +3,7 @@
 mod http;
 mod lookup;
 mod mail;
+mod mailq;
 mod tcp;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,8 @@ pub enum Tool {
     Lookup(lookup::Args),
     /// Mail user agent: send a message over SMTP, showing the dialogue.
     Mail(mail::Args),
+    /// A mail node's queue and mailboxes (run inside the node).
+    Mailq(mailq::Args),
 }
 
 /// If called as an applet (`tcp ...`), run it and return its exit code.
@@ -65,5 +68,6 @@ pub fn run(tool: Tool) -> ExitCode {
         Tool::Http(a) => http::run(a),
         Tool::Lookup(a) => lookup::run(a),
         Tool::Mail(a) => mail::run(a),
+        Tool::Mailq(a) => mailq::run(a),
     }
 }
