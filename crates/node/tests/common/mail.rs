@@ -81,6 +81,8 @@ pub fn wait_port(addr: SocketAddr) {
 
 const ZONE_A: &str = "$ORIGIN a.lab.\n$TTL 60\n@ IN SOA ns hostmaster 1 3600 600 86400 30\n\
     @ IN NS ns\nns IN A 127.0.0.1\n@ IN MX 10 mail\nmail IN A 127.0.0.1\nwww IN CNAME mail\n";
+const ZONE_C: &str = "$ORIGIN c.lab.\n$TTL 60\n@ IN SOA ns hostmaster 1 3600 600 86400 30\n\
+    @ IN MX 10 mail\nmail IN A 127.0.0.3\n";
 const ZONE_B: &str = "$ORIGIN b.lab.\n$TTL 60\n@ IN SOA ns hostmaster 1 3600 600 86400 30\n\
     @ IN MX 10 mail\nmail IN A 127.0.0.2\n";
 
@@ -94,6 +96,8 @@ impl MailLab {
         let d = dir.path();
         std::fs::create_dir_all(d.join("zones")).unwrap();
         std::fs::write(d.join("zones/a.lab.zone"), ZONE_A).unwrap();
+        // c.lab: a Postfix peer, in the tests that start one.
+        std::fs::write(d.join("zones/c.lab.zone"), ZONE_C).unwrap();
         // A big TXT record: its answer does not fit in 512 bytes of UDP.
         let big = (0..5)
             .map(|_| format!("\"{}\"", "x".repeat(200)))
