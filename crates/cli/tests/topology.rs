@@ -341,7 +341,10 @@ fn images_are_small_tagged_by_digest_and_not_rebuilt() {
         .iter()
         .map(|i| i["role"].as_str().unwrap())
         .collect();
-    assert_eq!(roles, ["controller", "origin", "workstation"]);
+    assert_eq!(
+        roles,
+        ["controller", "dns", "mail", "origin", "workstation"]
+    );
     for img in second.as_array().unwrap() {
         assert_eq!(
             img["built"], false,

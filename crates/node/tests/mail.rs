@@ -246,18 +246,20 @@ fn every_misuse_gets_its_reply_code() {
 fn the_queue_retries_while_the_peer_is_down_then_delivers_once() {
     let mut lab = MailLab::start(&["--relay-from", "127.0.0.0/8"]);
     lab.b.kill();
-    let out = swaks(
-        &lab,
-        &[
+    // Three messages for one server wait in the queue...
+    for n in 0..3 {
+        let subject = format!("Subject: patience {n}");
+        let args = [
             "--from",
             "alice@a.lab",
             "--to",
             "bob@b.lab",
             "--header",
-            "Subject: patience",
-        ],
-    );
-    assert!(out.contains("250 2.0.0 OK"), "{out}");
+            &subject,
+        ];
+        let out = swaks(&lab, &args);
+        assert!(out.contains("250 2.0.0 OK"), "{out}");
+    }
     // At least two failed attempts (retry every 1 s).
     let t = std::time::Instant::now();
     while lab.a.log_text().matches("message deferred").count() < 2 {
@@ -268,14 +270,33 @@ fn the_queue_retries_while_the_peer_is_down_then_delivers_once() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(lab.queue_files("a"), 2, "still queued (.eml and .json)");
+    assert_eq!(
+        lab.queue_files("a"),
+        6,
+        "still queued (.eml and .json each):\n{}",
+        lab.a.log_text()
+    );
     assert!(lab.mailbox("b", "bob").is_empty());
     lab.b.start();
-    let m = lab.wait_mailbox("b", "bob", 1, Duration::from_secs(15));
-    assert!(m[0].contains("Subject: patience"));
+    let m = lab.wait_mailbox("b", "bob", 3, Duration::from_secs(15));
+    for n in 0..3 {
+        assert!(m
+            .iter()
+            .any(|x| x.contains(&format!("Subject: patience {n}"))));
+    }
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(lab.mailbox("b", "bob").len(), 1, "delivered exactly once");
+    assert_eq!(
+        lab.mailbox("b", "bob").len(),
+        3,
+        "each delivered exactly once"
+    );
     assert_eq!(lab.queue_files("a"), 0);
+    // ...and then go over one connection.
+    let b_log = lab.b.log_text();
+    assert!(
+        b_log.contains("messages=3"),
+        "one connection for all three:\n{b_log}"
+    );
 }
 
 #[test]
@@ -306,6 +327,34 @@ fn a_permanent_failure_bounces_to_the_sender() {
         m[0].contains("Subject: to nobody"),
         "the original's headers ride along"
     );
+}
+
+#[test]
+fn a_message_still_undelivered_when_it_expires_bounces() {
+    let mut lab = MailLab::start(&["--relay-from", "127.0.0.0/8", "--expire", "3s"]);
+    lab.b.kill();
+    let out = swaks(
+        &lab,
+        &[
+            "--from",
+            "alice@a.lab",
+            "--to",
+            "bob@b.lab",
+            "--header",
+            "Subject: too late",
+        ],
+    );
+    assert!(out.contains("250 2.0.0 OK"), "{out}");
+    let m = lab.wait_mailbox("a", "alice", 1, Duration::from_secs(15));
+    assert!(
+        m[0].contains("Undelivered Mail Returned to Sender"),
+        "{}",
+        m[0]
+    );
+    assert!(m[0].contains("gave up after"), "{}", m[0]);
+    assert!(m[0].contains("Status: 4.4.7"), "{}", m[0]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lab.queue_files("a"), 0, "nothing left in the queue");
 }
 
 #[test]

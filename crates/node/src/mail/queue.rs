@@ -86,6 +86,12 @@ impl Queue {
         )
     }
 
+    fn domain_of(&self, addr: &str) -> String {
+        addr.rsplit_once('@')
+            .map_or("", |x| x.1)
+            .to_ascii_lowercase()
+    }
+
     fn is_local(&self, addr: &str) -> Option<String> {
         let (local, domain) = addr.rsplit_once('@')?;
         domain
@@ -177,8 +183,20 @@ impl Queue {
             let t = now();
             let due: Vec<Envelope> = {
                 let e = self.entries.lock().expect("queue lock");
-                e.values()
+                // A server we are about to contact also gets the messages
+                // for it that are not yet due: one connection carries all.
+                let domains: std::collections::BTreeSet<String> = e
+                    .values()
                     .filter(|e| e.next_attempt <= t)
+                    .flat_map(|e| e.pending().map(|r| self.domain_of(&r.address)))
+                    .filter(|d| *d != self.s.domain)
+                    .collect();
+                e.values()
+                    .filter(|e| {
+                        e.next_attempt <= t
+                            || e.pending()
+                                .any(|r| domains.contains(&self.domain_of(&r.address)))
+                    })
                     .cloned()
                     .collect()
             };
@@ -228,12 +246,10 @@ impl Queue {
                         self.deliver_local(env, i, &local, msg).await,
                     ));
                 } else {
-                    let domain = r
-                        .address
-                        .rsplit_once('@')
-                        .map_or("", |x| x.1)
-                        .to_ascii_lowercase();
-                    by_domain.entry(domain).or_default().push(i);
+                    by_domain
+                        .entry(self.domain_of(&r.address))
+                        .or_default()
+                        .push(i);
                 }
             }
             for (d, idx) in by_domain {

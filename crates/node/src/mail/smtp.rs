@@ -471,6 +471,11 @@ impl<'a> Session<'a> {
                 return Ok(false);
             }
         };
+        if hops(&message) > MAX_HOPS {
+            self.reset();
+            reply(out, 554, "5.4.6 Too many hops (Received lines): mail loop?").await?;
+            return Ok(false);
+        }
         let from = self.from.take().unwrap_or_default();
         let rcpts = std::mem::take(&mut self.rcpts);
         let protocol = match (self.esmtp, self.user.is_some()) {
@@ -664,6 +669,18 @@ impl<'a> Session<'a> {
     }
 }
 
+/// More Received lines than this means a mail loop (RFC 5321 §6.3).
+const MAX_HOPS: usize = 30;
+
+/// Received lines in a message's header section.
+fn hops(message: &[u8]) -> usize {
+    message
+        .split(|&b| b == b'\n')
+        .take_while(|l| !l.is_empty() && *l != b"\r")
+        .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
+        .count()
+}
+
 /// `local@domain` with nothing that would break a reply or a header.
 fn valid_address(a: &str) -> bool {
     let Some((local, domain)) = a.rsplit_once('@') else {
@@ -704,6 +721,12 @@ async fn multi_reply(
 #[cfg(test)]
 mod tests {
     use super::valid_address;
+
+    #[test]
+    fn hops_are_counted_in_the_header_only() {
+        let m = b"Received: a\r\nreceived: b\r\nSubject: x\r\n\r\nReceived: body\r\n";
+        assert_eq!(super::hops(m), 2);
+    }
 
     #[test]
     fn addresses() {
