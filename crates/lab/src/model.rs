@@ -76,6 +76,8 @@ impl Role {
                 "/data/mail",
                 "--smtp",
                 "0.0.0.0:25",
+                "--pop3",
+                "0.0.0.0:110",
             ],
             // The controller renders the lab's zones into /data/zones.
             Role::Dns => &["dns", "--listen", "0.0.0.0:53", "--zones", "/data/zones"],

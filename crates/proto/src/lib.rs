@@ -5,4 +5,5 @@
 //! grammar of each protocol lives in exactly one place.
 
 pub mod http;
+pub mod pop3;
 pub mod smtp;

@@ -5,10 +5,12 @@
 //! domains' servers. Accepted messages are queued durably (`store`) and
 //! delivered by the queue (`queue`): into the users' Maildirs, or relayed
 //! to the other domain's server found through DNS (`client` speaks SMTP to
-//! it). POP3 and IMAP read the same Maildirs (the mail-access issue).
+//! it). POP3 (`pop3`) reads the same Maildirs (`maildir`); IMAP will too.
 
 pub mod client;
+pub mod maildir;
 mod message;
+mod pop3;
 pub use message::rfc5322_date;
 mod queue;
 mod smtp;
@@ -32,6 +34,9 @@ pub struct Args {
     /// SMTP listening address.
     #[arg(long, default_value = "0.0.0.0:25")]
     pub smtp: String,
+    /// POP3 listening address (none: no POP3).
+    #[arg(long)]
+    pub pop3: Option<String>,
     /// DNS server for MX lookups (`HOST[:PORT]`; default /etc/resolv.conf's).
     #[arg(long)]
     pub resolver: Option<String>,
@@ -147,6 +152,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
         users.clone(),
     )?;
+    if let Some(addr) = &args.pop3 {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("pop3 listen on {addr}: {e}"))?;
+        let p = Arc::new(pop3::Server {
+            domain: domain.clone(),
+            hostname: hostname.clone(),
+            users: users.clone(),
+            store: queue.store.clone(),
+            locks: Default::default(),
+            idle: Duration::from_secs(600),
+            max_connections: args.max_connections.max(1),
+        });
+        tracing::info!(pop3 = %addr, "pop3 listening");
+        tokio::spawn(async move {
+            if let Err(e) = pop3::serve(l, p).await {
+                tracing::error!("pop3: {e:#}");
+            }
+        });
+    }
     let server = Arc::new(smtp::Server {
         domain: domain.clone(),
         hostname,

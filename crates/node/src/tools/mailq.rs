@@ -71,15 +71,15 @@ fn collect(data: &Path) -> anyhow::Result<serde_json::Value> {
         let mut users: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
         users.sort();
         for u in users {
-            let mut msgs = Vec::new();
-            for sub in ["new", "cur"] {
-                let Ok(rd) = std::fs::read_dir(u.join(sub)) else {
-                    continue;
-                };
-                let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
-                files.sort();
-                msgs.extend(files.iter().map(|f| message_summary(f)));
-            }
+            let msgs: Vec<serde_json::Value> = crate::mail::maildir::list(&u)
+                .unwrap_or_default()
+                .iter()
+                .map(|e| {
+                    let mut v = message_summary(&e.path);
+                    v["flags"] = e.flags.clone().into();
+                    v
+                })
+                .collect();
             let name = u
                 .file_name()
                 .unwrap_or_default()

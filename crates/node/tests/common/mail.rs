@@ -65,6 +65,8 @@ pub struct MailLab {
     pub a: Proc,
     pub b: Proc,
     pub port: u16,
+    /// POP3 port of both servers.
+    pub pop3_port: u16,
     pub dns_addr: SocketAddr,
 }
 
@@ -119,6 +121,7 @@ impl MailLab {
         )
         .unwrap();
         let port = super::free_addr().port();
+        let pop3_port = super::free_addr().port();
         let dns_addr = super::free_addr();
         let s = |x: &str| x.to_string();
         let dns = Proc::spawn(
@@ -148,6 +151,8 @@ impl MailLab {
                 port.to_string(),
                 s("--retry"),
                 s("1s"),
+                s("--pop3"),
+                format!("{ip}:{pop3_port}"),
             ];
             v.extend(extra.iter().map(|x| x.to_string()));
             Proc::spawn(v, d.join(format!("{dom}.log")))
@@ -160,16 +165,22 @@ impl MailLab {
             a,
             b,
             port,
+            pop3_port,
             dns_addr,
         };
         wait_port(lab.a_addr());
         wait_port(lab.b_addr());
+        wait_port(lab.b_pop3());
         wait_port(dns_addr);
         lab
     }
 
     pub fn a_addr(&self) -> SocketAddr {
         format!("127.0.0.1:{}", self.port).parse().unwrap()
+    }
+
+    pub fn b_pop3(&self) -> SocketAddr {
+        format!("127.0.0.2:{}", self.pop3_port).parse().unwrap()
     }
 
     pub fn b_addr(&self) -> SocketAddr {
