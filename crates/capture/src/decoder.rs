@@ -10,6 +10,7 @@
 use crate::dns::{self, DnsStream};
 use crate::event::{Event, EventKind, Transport};
 use crate::http::HttpFlow;
+use crate::pop3::Pop3Flow;
 use crate::smtp::SmtpFlow;
 use crate::tcp::{Delivery, HalfStream};
 use etherparse::{LinkSlice, NetSlice, SlicedPacket, TransportSlice};
@@ -59,6 +60,7 @@ enum App {
     Http,
     Dns,
     Smtp,
+    Pop3,
     Other,
 }
 
@@ -68,6 +70,7 @@ fn default_app(port: u16) -> App {
         80 | 8080 | 3128 | 8000 => App::Http,
         53 | 5353 => App::Dns,
         25 | 587 | 2525 => App::Smtp,
+        110 | 1110 => App::Pop3,
         _ => App::Other,
     }
 }
@@ -76,6 +79,7 @@ enum AppState {
     Http(Box<HttpFlow>),
     Dns(Box<[DnsStream; 2]>),
     Smtp(Box<SmtpFlow>),
+    Pop3(Box<Pop3Flow>),
     Other,
 }
 
@@ -131,6 +135,12 @@ impl Decoder {
     /// Treat `port` as an SMTP server port too.
     pub fn smtp_port(mut self, port: u16) -> Decoder {
         self.extra_ports.insert(port, App::Smtp);
+        self
+    }
+
+    /// Treat `port` as a POP3 server port too.
+    pub fn pop3_port(mut self, port: u16) -> Decoder {
+        self.extra_ports.insert(port, App::Pop3);
         self
     }
 
@@ -239,8 +249,11 @@ impl Decoder {
                 let payload = t.payload();
                 let smtp = self.app_for_port(t.source_port()) == App::Smtp
                     || self.app_for_port(t.destination_port()) == App::Smtp;
-                if smtp && !payload.is_empty() {
-                    info.protocol = "SMTP".into();
+                let pop = self.app_for_port(t.source_port()) == App::Pop3
+                    || self.app_for_port(t.destination_port()) == App::Pop3;
+                if (smtp || pop) && !payload.is_empty() {
+                    // tshark's names for them.
+                    info.protocol = if smtp { "SMTP" } else { "POP" }.into();
                     let line = payload.split(|&b| b == b'\n').next().unwrap_or(b"");
                     info.info = String::from_utf8_lossy(line).trim_end().to_string();
                 }
@@ -339,6 +352,7 @@ impl Decoder {
                 App::Http => AppState::Http(Box::default()),
                 App::Dns => AppState::Dns(Box::default()),
                 App::Smtp => AppState::Smtp(Box::default()),
+                App::Pop3 => AppState::Pop3(Box::default()),
                 App::Other => AppState::Other,
             };
             let id = self.next_flow;
@@ -460,6 +474,12 @@ impl Flow {
                 Delivery::Fin => {}
             },
             AppState::Smtp(s) => match d {
+                Delivery::Data(b) if client => s.client_data(&b, out),
+                Delivery::Data(b) => s.server_data(&b, out),
+                Delivery::Gap(n) => s.gap(n, out),
+                Delivery::Fin => {}
+            },
+            AppState::Pop3(s) => match d {
                 Delivery::Data(b) if client => s.client_data(&b, out),
                 Delivery::Data(b) => s.server_data(&b, out),
                 Delivery::Gap(n) => s.gap(n, out),

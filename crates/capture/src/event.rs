@@ -76,6 +76,16 @@ pub enum EventKind {
     SmtpReply { code: u16, lines: Vec<String> },
     /// A message sent after DATA: its size (dot-stuffing undone) and header lines.
     SmtpMessage { bytes: u64, headers: Vec<Header> },
+    /// A POP3 command (`USER`, `RETR 1`, ...).
+    Pop3Command { verb: String, args: Vec<String> },
+    /// A POP3 answer; a multi-line one (RETR, LIST, ...) with its line count
+    /// and size once whole.
+    Pop3Response {
+        ok: bool,
+        text: String,
+        lines: Option<u64>,
+        bytes: u64,
+    },
     /// Traffic of a known protocol that does not parse: what was seen.
     Malformed {
         protocol: String,
@@ -102,6 +112,7 @@ impl EventKind {
             EventKind::SmtpCommand { .. }
             | EventKind::SmtpReply { .. }
             | EventKind::SmtpMessage { .. } => "smtp",
+            EventKind::Pop3Command { .. } | EventKind::Pop3Response { .. } => "pop3",
             EventKind::Malformed { .. } => "malformed",
         }
     }

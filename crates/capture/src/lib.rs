@@ -3,8 +3,9 @@
 //! Frames come from a tap on a student's bridge or from a pcap file; the
 //! [`decoder::Decoder`] turns each into a line of the frame list and feeds
 //! TCP segments through reassembly ([`tcp`]) into the protocol decoders
-//! ([`http`], [`dns`], [`smtp`]), which emit [`event::Event`]s: an HTTP request and
-//! its response, a DNS query and its answer, an SMTP command, reply or message. Events point back to their
+//! ([`http`], [`dns`], [`smtp`], [`pop3`]), which emit [`event::Event`]s: an HTTP request and
+//! its response, a DNS query and its answer, an SMTP command, reply or message,
+//! a POP3 command or answer. Events point back to their
 //! flow and frame. Decoding uses the same `applab_proto` codecs as the lab
 //! servers, so the labs' grammar lives in one place.
 
@@ -13,6 +14,7 @@ pub mod dns;
 pub mod event;
 pub mod http;
 pub mod pcap;
+pub mod pop3;
 pub mod ring;
 pub mod session;
 pub mod smtp;

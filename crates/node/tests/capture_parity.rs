@@ -329,3 +329,86 @@ fn smtp_commands_replies_and_messages_agree_with_tshark() {
     let imf = tshark(&pcap_s, &decode_as, "imf", &["imf.subject"]);
     assert_eq!(imf, vec![vec!["parity".to_string()]]);
 }
+
+#[test]
+fn pop3_commands_and_responses_agree_with_tshark() {
+    // Our mail server this time: mail for bob, then poplib and a typed session.
+    let lab = common::mail::MailLab::start(&[]);
+    for i in 0..2 {
+        let (mut r, _) = common::mail::Raw::connect(lab.b_addr());
+        r.cmd("HELO t");
+        r.cmd("MAIL FROM:<carol@b.lab>");
+        r.cmd("RCPT TO:<bob@b.lab>");
+        r.cmd("DATA");
+        r.cmd(&format!("Subject: parity {i}\r\n\r\nbody\r\n..dotted\r\n."));
+    }
+    lab.wait_mailbox("b", "bob", 2, Duration::from_secs(10));
+    let port = lab.pop3_port;
+    let pcap = lab.path("pop3.pcap");
+    let pcap_s = pcap.to_string_lossy().to_string();
+    let mut dump = start_tcpdump(&pcap_s, &format!("tcp port {port}"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/pop3_client.py");
+    let out = tool(
+        "python3",
+        &[script, "127.0.0.2", &port.to_string(), "keep"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut r, _) = common::mail::Raw::connect(lab.b_pop3());
+    for c in [
+        "USER bob",
+        "PASS bob-pw",
+        "LIST 1",
+        "RETR 7",
+        "NOOP",
+        "QUIT",
+    ] {
+        r.cmd(c);
+    }
+    stop_tcpdump(&mut dump);
+
+    let frames = applab_capture::pcap::read_file(&pcap).unwrap();
+    let mut d = Decoder::new(Limits::default()).pop3_port(port);
+    let mut events = Vec::new();
+    for f in &frames {
+        d.frame(f.time.as_secs_f64(), &f.data, &mut events);
+    }
+    let decode_as = [format!("tcp.port=={port},pop")];
+    let theirs = tshark(
+        &pcap_s,
+        &decode_as,
+        "pop.request.command",
+        &["frame.number", "pop.request.command"],
+    );
+    let ours: Vec<Vec<String>> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Pop3Command { verb, .. } => Some(vec![e.frame.to_string(), verb.clone()]),
+            _ => None,
+        })
+        .collect();
+    assert!(ours.len() >= 16, "{ours:?}");
+    assert_eq!(ours, theirs, "commands differ");
+    let theirs = tshark(
+        &pcap_s,
+        &decode_as,
+        "pop.response.indicator",
+        &["frame.number", "pop.response.indicator"],
+    );
+    let ours: Vec<Vec<String>> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Pop3Response { ok, .. } => Some(vec![
+                e.frame.to_string(),
+                if *ok { "+OK" } else { "-ERR" }.to_string(),
+            ]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ours, theirs, "responses differ");
+    assert!(ours.iter().any(|r| r[1] == "-ERR"), "RETR 7 is refused");
+}
