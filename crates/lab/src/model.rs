@@ -78,6 +78,8 @@ impl Role {
                 "0.0.0.0:25",
                 "--pop3",
                 "0.0.0.0:110",
+                "--imap",
+                "0.0.0.0:143",
             ],
             // The controller renders the lab's zones into /data/zones.
             Role::Dns => &["dns", "--listen", "0.0.0.0:53", "--zones", "/data/zones"],

@@ -5,5 +5,6 @@
 //! grammar of each protocol lives in exactly one place.
 
 pub mod http;
+pub mod imap;
 pub mod pop3;
 pub mod smtp;

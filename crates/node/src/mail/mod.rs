@@ -5,9 +5,10 @@
 //! domains' servers. Accepted messages are queued durably (`store`) and
 //! delivered by the queue (`queue`): into the users' Maildirs, or relayed
 //! to the other domain's server found through DNS (`client` speaks SMTP to
-//! it). POP3 (`pop3`) reads the same Maildirs (`maildir`); IMAP will too.
+//! it). POP3 (`pop3`) and IMAP (`imap`) read the same Maildirs (`maildir`).
 
 pub mod client;
+mod imap;
 pub mod maildir;
 mod message;
 mod pop3;
@@ -37,6 +38,9 @@ pub struct Args {
     /// POP3 listening address (none: no POP3).
     #[arg(long)]
     pub pop3: Option<String>,
+    /// IMAP listening address (none: no IMAP).
+    #[arg(long)]
+    pub imap: Option<String>,
     /// DNS server for MX lookups (`HOST[:PORT]`; default /etc/resolv.conf's).
     #[arg(long)]
     pub resolver: Option<String>,
@@ -169,6 +173,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tokio::spawn(async move {
             if let Err(e) = pop3::serve(l, p).await {
                 tracing::error!("pop3: {e:#}");
+            }
+        });
+    }
+    if let Some(addr) = &args.imap {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("imap listen on {addr}: {e}"))?;
+        let i = Arc::new(imap::Server::new(
+            domain.clone(),
+            hostname.clone(),
+            users.clone(),
+            queue.store.clone(),
+            args.max_connections.max(1),
+        ));
+        tracing::info!(imap = %addr, "imap listening");
+        tokio::spawn(async move {
+            if let Err(e) = imap::serve(l, i).await {
+                tracing::error!("imap: {e:#}");
             }
         });
     }

@@ -70,6 +70,8 @@ pub struct Store {
     tmp: PathBuf,
     mailboxes: PathBuf,
     host: String,
+    /// Bumped after every local delivery: IMAP sessions in IDLE wake up.
+    pub delivered: tokio::sync::watch::Sender<u64>,
 }
 
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
@@ -102,6 +104,7 @@ impl Store {
             tmp: root.join("tmp"),
             mailboxes: root.join("mailboxes"),
             host: host.replace(['/', ':'], "_"),
+            delivered: tokio::sync::watch::channel(0).0,
         }
     }
 
@@ -255,6 +258,8 @@ impl Store {
         })();
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
+        } else {
+            self.delivered.send_modify(|n| *n += 1);
         }
         r.map(|_| new)
     }

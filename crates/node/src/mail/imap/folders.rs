@@ -1,0 +1,517 @@
+//! A user's IMAP folders over Maildir, with what IMAP adds to it: unique
+//! identifiers (UIDs, strictly ascending in a folder, never reused, valid
+//! while UIDVALIDITY stays the same), flags, and the \Recent claim.
+//!
+//! INBOX is the user's Maildir (`mailboxes/USER`); a folder `Work.2024` is
+//! the Maildir++ sub-folder `mailboxes/USER/.Work.2024` (the hierarchy
+//! delimiter is "."). Each folder keeps its UIDs and flags in
+//! `applab-imap.json` beside its `cur/` and `new/`. Messages arrive by SMTP
+//! delivery or APPEND and leave by EXPUNGE or POP3; `sync` reconciles the
+//! index with the files. All sessions of the server share one `Folder` per
+//! folder (behind a lock), so what one session changes, the others see;
+//! `version` grows with every change so they can tell.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const DELIMITER: char = '.';
+const INDEX: &str = "applab-imap.json";
+const SUBSCRIPTIONS: &str = "applab-subscriptions";
+
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub uid: u32,
+    pub base: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub flags: BTreeSet<String>,
+    /// INTERNALDATE, unix seconds.
+    pub internal: i64,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct IndexFile {
+    uidvalidity: u32,
+    uidnext: u32,
+    recent_upto: u32,
+    msgs: BTreeMap<String, IndexEntry>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct IndexEntry {
+    uid: u32,
+    flags: BTreeSet<String>,
+    internal: i64,
+}
+
+pub struct FolderState {
+    pub dir: PathBuf,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    /// Messages up to this UID have been announced as \Recent to a session.
+    pub recent_upto: u32,
+    pub msgs: Vec<Msg>,
+    pub version: u64,
+}
+
+pub struct Folder {
+    pub state: Mutex<FolderState>,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Maildir info flags to IMAP system flags.
+fn maildir_flags(f: &str) -> BTreeSet<String> {
+    f.chars()
+        .filter_map(|c| match c {
+            'S' => Some("\\Seen"),
+            'R' => Some("\\Answered"),
+            'F' => Some("\\Flagged"),
+            'T' => Some("\\Deleted"),
+            'D' => Some("\\Draft"),
+            _ => None,
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+impl FolderState {
+    fn load(dir: &Path) -> FolderState {
+        let idx: IndexFile = std::fs::read(dir.join(INDEX))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let uidvalidity = if idx.uidvalidity == 0 {
+            // New folder: a fresh UIDVALIDITY (seconds are fine, RFC 3501 §2.3.1.1).
+            (now() as u32).max(1)
+        } else {
+            idx.uidvalidity
+        };
+        let mut st = FolderState {
+            dir: dir.to_path_buf(),
+            uidvalidity,
+            uidnext: idx.uidnext.max(1),
+            recent_upto: idx.recent_upto,
+            msgs: Vec::new(),
+            version: 0,
+        };
+        for (base, e) in idx.msgs {
+            st.msgs.push(Msg {
+                uid: e.uid,
+                path: dir.join("cur").join(&base),
+                base,
+                size: 0,
+                flags: e.flags,
+                internal: e.internal,
+            });
+        }
+        st.msgs.sort_by_key(|m| m.uid);
+        st
+    }
+
+    fn save(&self) {
+        let idx = IndexFile {
+            uidvalidity: self.uidvalidity,
+            uidnext: self.uidnext,
+            recent_upto: self.recent_upto,
+            msgs: self
+                .msgs
+                .iter()
+                .map(|m| {
+                    (
+                        m.base.clone(),
+                        IndexEntry {
+                            uid: m.uid,
+                            flags: m.flags.clone(),
+                            internal: m.internal,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let tmp = self.dir.join(format!("{INDEX}.tmp"));
+        let ok = serde_json::to_vec(&idx)
+            .ok()
+            .and_then(|b| std::fs::write(&tmp, b).ok())
+            .and_then(|_| std::fs::rename(&tmp, self.dir.join(INDEX)).ok());
+        if ok.is_none() {
+            tracing::error!(dir = %self.dir.display(), "cannot save the IMAP index");
+        }
+    }
+
+    /// Bring the index in line with the files: new files get the next UIDs
+    /// (in delivery order), vanished ones are dropped. True if anything changed.
+    pub fn sync(&mut self) -> bool {
+        let files = match super::super::maildir::list(&self.dir) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), "cannot list a folder: {e}");
+                return false;
+            }
+        };
+        let by_base: HashMap<&str, &super::super::maildir::Entry> =
+            files.iter().map(|e| (e.base.as_str(), e)).collect();
+        let before = self.msgs.len();
+        self.msgs.retain(|m| by_base.contains_key(m.base.as_str()));
+        let mut changed = self.msgs.len() != before;
+        let known: BTreeSet<String> = self.msgs.iter().map(|m| m.base.clone()).collect();
+        for m in &mut self.msgs {
+            if let Some(e) = by_base.get(m.base.as_str()) {
+                m.path = e.path.clone();
+                m.size = e.size;
+            }
+        }
+        for e in &files {
+            if known.contains(&e.base) {
+                continue;
+            }
+            let internal = std::fs::metadata(&e.path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(now(), |d| d.as_secs() as i64);
+            self.msgs.push(Msg {
+                uid: self.uidnext,
+                base: e.base.clone(),
+                path: e.path.clone(),
+                size: e.size,
+                flags: maildir_flags(&e.flags),
+                internal,
+            });
+            self.uidnext += 1;
+            changed = true;
+        }
+        if changed {
+            self.version += 1;
+            self.save();
+        }
+        changed
+    }
+
+    pub fn touch(&mut self) {
+        self.version += 1;
+        self.save();
+    }
+
+    pub fn by_uid(&self, uid: u32) -> Option<&Msg> {
+        self.msgs
+            .binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| &self.msgs[i])
+    }
+
+    pub fn by_uid_mut(&mut self, uid: u32) -> Option<&mut Msg> {
+        self.msgs
+            .binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| &mut self.msgs[i])
+    }
+
+    /// Add a message (APPEND, COPY): written durably into `new/`.
+    pub fn add(
+        &mut self,
+        data: &[u8],
+        flags: BTreeSet<String>,
+        internal: i64,
+    ) -> std::io::Result<u32> {
+        let base = format!("{}.I{}_{}.imap", now(), self.uidnext, rand::random::<u32>());
+        let tmp = self.dir.join("tmp").join(&base);
+        let path = self.dir.join("new").join(&base);
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        let uid = self.uidnext;
+        self.uidnext += 1;
+        self.msgs.push(Msg {
+            uid,
+            base,
+            path,
+            size: data.len() as u64,
+            flags,
+            internal,
+        });
+        self.touch();
+        Ok(uid)
+    }
+
+    /// Remove the messages flagged \Deleted (optionally only those in `only`);
+    /// their UIDs, ascending.
+    pub fn expunge(&mut self, only: Option<&BTreeSet<u32>>) -> Vec<u32> {
+        let mut gone = Vec::new();
+        self.msgs.retain(|m| {
+            let del = m.flags.contains("\\Deleted") && only.is_none_or(|o| o.contains(&m.uid));
+            if del {
+                match std::fs::remove_file(&m.path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(file = %m.path.display(), "expunge: {e}");
+                        return true;
+                    }
+                }
+                gone.push(m.uid);
+            }
+            !del
+        });
+        if !gone.is_empty() {
+            self.touch();
+        }
+        gone
+    }
+
+    pub fn unseen(&self) -> usize {
+        self.msgs
+            .iter()
+            .filter(|m| !m.flags.contains("\\Seen"))
+            .count()
+    }
+}
+
+/// Where folders live on disk, and the folders in use.
+pub struct Mailstore {
+    root: PathBuf,
+    open: Mutex<HashMap<PathBuf, Arc<Folder>>>,
+}
+
+/// A folder name is safe to become a path: no separators, no dot tricks.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && name
+            .chars()
+            .all(|c| c >= ' ' && c != '/' && c != '\\' && c != '\x7f' && c != '*' && c != '%')
+        && name.split(DELIMITER).all(|p| !p.is_empty())
+}
+
+impl Mailstore {
+    pub fn new(root: PathBuf) -> Mailstore {
+        Mailstore {
+            root,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn user_dir(&self, user: &str) -> PathBuf {
+        self.root.join(user)
+    }
+
+    /// The folder's directory; INBOX is case-insensitive (RFC 3501 §5.1).
+    pub fn dir(&self, user: &str, name: &str) -> Option<PathBuf> {
+        if name.eq_ignore_ascii_case("INBOX") {
+            return Some(self.user_dir(user));
+        }
+        valid_name(name).then(|| self.user_dir(user).join(format!(".{name}")))
+    }
+
+    pub fn exists(&self, user: &str, name: &str) -> bool {
+        if name.eq_ignore_ascii_case("INBOX") {
+            return true;
+        }
+        self.dir(user, name).is_some_and(|d| d.join("cur").is_dir())
+    }
+
+    /// The shared state of a folder (which must exist), synced with its files.
+    pub fn folder(&self, user: &str, name: &str) -> Option<Arc<Folder>> {
+        if !self.exists(user, name) {
+            return None;
+        }
+        let dir = self.dir(user, name)?;
+        for sub in ["cur", "new", "tmp"] {
+            let _ = std::fs::create_dir_all(dir.join(sub));
+        }
+        let f = self
+            .open
+            .lock()
+            .expect("folders")
+            .entry(dir.clone())
+            .or_insert_with(|| {
+                Arc::new(Folder {
+                    state: Mutex::new(FolderState::load(&dir)),
+                })
+            })
+            .clone();
+        f.state.lock().expect("folder").sync();
+        Some(f)
+    }
+
+    pub fn create(&self, user: &str, name: &str) -> Result<(), String> {
+        let name = name.trim_end_matches(DELIMITER);
+        if name.eq_ignore_ascii_case("INBOX") || self.exists(user, name) {
+            return Err("[ALREADYEXISTS] folder exists".into());
+        }
+        let dir = self.dir(user, name).ok_or("[CANNOT] bad folder name")?;
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("[SERVERBUG] {e}"))?;
+        }
+        // Parents exist too (RFC 3501 §6.3.3: CREATE a.b makes a).
+        let parts: Vec<&str> = name.split(DELIMITER).collect();
+        for i in 1..parts.len() {
+            let parent = parts[..i].join(&DELIMITER.to_string());
+            if let Some(d) = self.dir(user, &parent) {
+                for sub in ["cur", "new", "tmp"] {
+                    let _ = std::fs::create_dir_all(d.join(sub));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn delete(&self, user: &str, name: &str) -> Result<(), String> {
+        if name.eq_ignore_ascii_case("INBOX") {
+            return Err("[CANNOT] INBOX cannot be deleted".into());
+        }
+        if !self.exists(user, name) {
+            return Err("[NONEXISTENT] no such folder".into());
+        }
+        let dir = self.dir(user, name).ok_or("[CANNOT] bad folder name")?;
+        self.open.lock().expect("folders").remove(&dir);
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("[SERVERBUG] {e}"))
+    }
+
+    pub fn rename(&self, user: &str, from: &str, to: &str) -> Result<(), String> {
+        if !self.exists(user, from) {
+            return Err("[NONEXISTENT] no such folder".into());
+        }
+        if self.exists(user, to) || to.eq_ignore_ascii_case("INBOX") {
+            return Err("[ALREADYEXISTS] the new name exists".into());
+        }
+        let to_dir = self.dir(user, to).ok_or("[CANNOT] bad folder name")?;
+        if from.eq_ignore_ascii_case("INBOX") {
+            // RFC 3501 §6.3.5: INBOX's messages move; INBOX stays, empty.
+            self.create(user, to)?;
+            let src = self.folder(user, "INBOX").ok_or("[SERVERBUG] no INBOX")?;
+            let dst = self
+                .folder(user, to)
+                .ok_or("[SERVERBUG] new folder missing")?;
+            let mut s = src.state.lock().expect("folder");
+            let mut d = dst.state.lock().expect("folder");
+            for m in std::mem::take(&mut s.msgs) {
+                let data = std::fs::read(&m.path).map_err(|e| format!("[SERVERBUG] {e}"))?;
+                d.add(&data, m.flags.clone(), m.internal)
+                    .map_err(|e| format!("[SERVERBUG] {e}"))?;
+                let _ = std::fs::remove_file(&m.path);
+            }
+            s.touch();
+            return Ok(());
+        }
+        let from_dir = self.dir(user, from).ok_or("[CANNOT] bad folder name")?;
+        // Children move with their parent.
+        let prefix = format!(".{from}{DELIMITER}");
+        let user_dir = self.user_dir(user);
+        let mut moves = vec![(from_dir.clone(), to_dir)];
+        if let Ok(rd) = std::fs::read_dir(&user_dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().to_string();
+                if let Some(rest) = n.strip_prefix(&prefix) {
+                    moves.push((e.path(), user_dir.join(format!(".{to}{DELIMITER}{rest}"))));
+                }
+            }
+        }
+        let mut open = self.open.lock().expect("folders");
+        for (a, b) in moves {
+            open.remove(&a);
+            std::fs::rename(&a, &b).map_err(|e| format!("[SERVERBUG] {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Every folder of the user, INBOX first.
+    pub fn list(&self, user: &str) -> Vec<String> {
+        let mut out = vec!["INBOX".to_string()];
+        let mut rest: Vec<String> = std::fs::read_dir(self.user_dir(user))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("cur").is_dir())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .strip_prefix('.')
+                    .map(str::to_string)
+            })
+            .filter(|n| valid_name(n))
+            .collect();
+        rest.sort();
+        out.extend(rest);
+        out
+    }
+
+    pub fn subscriptions(&self, user: &str) -> BTreeSet<String> {
+        std::fs::read_to_string(self.user_dir(user).join(SUBSCRIPTIONS))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn set_subscribed(&self, user: &str, name: &str, on: bool) -> Result<(), String> {
+        let mut subs = self.subscriptions(user);
+        if on {
+            subs.insert(name.to_string());
+        } else {
+            subs.remove(name);
+        }
+        let text: String = subs.iter().map(|s| format!("{s}\n")).collect();
+        let _ = std::fs::create_dir_all(self.user_dir(user));
+        std::fs::write(self.user_dir(user).join(SUBSCRIPTIONS), text)
+            .map_err(|e| format!("[SERVERBUG] {e}"))
+    }
+}
+
+/// IMAP LIST pattern match: `*` matches anything, `%` anything but the delimiter.
+pub fn pattern_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
+            Some('%') => (0..=n.len())
+                .take_while(|&i| i == 0 || n[i - 1] != DELIMITER)
+                .any(|i| go(&p[1..], &n[i..])),
+            Some(&c) => n.first() == Some(&c) && go(&p[1..], &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // INBOX matches case-insensitively.
+    if name == "INBOX" {
+        let up: Vec<char> = pattern.to_ascii_uppercase().chars().collect();
+        return go(&up, &n);
+    }
+    go(&p, &n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_patterns() {
+        assert!(pattern_match("*", "Work.2024"));
+        assert!(pattern_match("%", "Work"));
+        assert!(!pattern_match("%", "Work.2024"));
+        assert!(pattern_match("Work.%", "Work.2024"));
+        assert!(pattern_match("inbox", "INBOX"));
+        assert!(!pattern_match("W", "Work"));
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("Work.2024"));
+        assert!(!valid_name("../x"));
+        assert!(!valid_name("a..b"));
+        assert!(!valid_name(""));
+    }
+}
