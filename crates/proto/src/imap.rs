@@ -110,15 +110,10 @@ impl<'a> Lexer<'a> {
     }
 
     fn skip_spaces(&mut self) {
-        while let Some(Piece::Line(l)) = self.pieces.get(self.i) {
+        if let Some(Piece::Line(l)) = self.pieces.get(self.i) {
             while self.pos < l.len() && l[self.pos] == b' ' {
                 self.pos += 1;
             }
-            if self.pos < l.len() {
-                return;
-            }
-            // End of this line piece: a literal may follow.
-            return;
         }
     }
 
@@ -310,7 +305,7 @@ pub fn in_set(set: &[Range], n: u32) -> bool {
 /// Quote a string for a response: a quoted string when it is short, plain
 /// text, else a literal.
 pub fn astring(s: &[u8]) -> Vec<u8> {
-    if s.len() < 200 && s.iter().all(|&b| b >= 0x20 && b < 0x7f) {
+    if s.len() < 200 && s.iter().all(|b| (0x20..0x7f).contains(b)) {
         let mut out = Vec::with_capacity(s.len() + 2);
         out.push(b'"');
         for &b in s {
