@@ -67,6 +67,8 @@ pub struct MailLab {
     pub port: u16,
     /// POP3 port of both servers.
     pub pop3_port: u16,
+    /// IMAP port of both servers.
+    pub imap_port: u16,
     pub dns_addr: SocketAddr,
 }
 
@@ -122,6 +124,7 @@ impl MailLab {
         .unwrap();
         let port = super::free_addr().port();
         let pop3_port = super::free_addr().port();
+        let imap_port = super::free_addr().port();
         let dns_addr = super::free_addr();
         let s = |x: &str| x.to_string();
         let dns = Proc::spawn(
@@ -153,6 +156,8 @@ impl MailLab {
                 s("1s"),
                 s("--pop3"),
                 format!("{ip}:{pop3_port}"),
+                s("--imap"),
+                format!("{ip}:{imap_port}"),
             ];
             v.extend(extra.iter().map(|x| x.to_string()));
             Proc::spawn(v, d.join(format!("{dom}.log")))
@@ -166,17 +171,23 @@ impl MailLab {
             b,
             port,
             pop3_port,
+            imap_port,
             dns_addr,
         };
         wait_port(lab.a_addr());
         wait_port(lab.b_addr());
         wait_port(lab.b_pop3());
+        wait_port(lab.b_imap());
         wait_port(dns_addr);
         lab
     }
 
     pub fn a_addr(&self) -> SocketAddr {
         format!("127.0.0.1:{}", self.port).parse().unwrap()
+    }
+
+    pub fn b_imap(&self) -> SocketAddr {
+        format!("127.0.0.2:{}", self.imap_port).parse().unwrap()
     }
 
     pub fn b_pop3(&self) -> SocketAddr {

@@ -448,6 +448,14 @@ impl<'a> Session<'a> {
             ));
         };
         let ms = &self.s.mailstore;
+        // What changed since the client last looked comes first, so a
+        // command's results cover every message it could know of.
+        let quiet = matches!(name, "FETCH" | "STORE" | "SEARCH");
+        if let Some(sel) = self.sel.as_mut() {
+            if !matches!(name, "SELECT" | "EXAMINE" | "CLOSE" | "UNSELECT" | "IDLE") {
+                sel.updates(!quiet, name == "UID", out);
+            }
+        }
         let done = match name {
             "LOGIN" | "AUTHENTICATE" => Done::Bad("already authenticated".into()),
             "SELECT" | "EXAMINE" => match (arg(0), n_args(1)) {
@@ -567,9 +575,7 @@ impl<'a> Session<'a> {
         // EXPUNGE during FETCH, STORE or SEARCH: sequence numbers must not
         // shift under them (RFC 3501 §7.4.1).
         if let Some(sel) = self.sel.as_mut() {
-            let quiet = matches!(name, "FETCH" | "STORE" | "SEARCH");
-            let uid = name == "UID";
-            sel.updates(!quiet, uid, out);
+            sel.updates(!quiet, name == "UID", out);
         }
         Ok((done, false))
     }
