@@ -340,3 +340,75 @@ fn curl_reads_over_imap() {
     let s = run(&["-X", "SEARCH SUBJECT curl"], &format!("{base}INBOX"));
     assert!(s.contains("* SEARCH 1"), "{s}");
 }
+
+#[test]
+fn the_mail_tool_reads_over_pop3_and_imap() {
+    let lab = MailLab::start(&[]);
+    for s in ["one", "two", "three"] {
+        deliver(&lab, s);
+    }
+    lab.wait_mailbox("b", "bob", 3, Duration::from_secs(10));
+    let node = env!("CARGO_BIN_EXE_applab-node");
+    let pop = format!("127.0.0.2:{}", lab.pop3_port);
+    let imap = format!("127.0.0.2:{}", lab.imap_port);
+    let mail = |args: &[&str]| {
+        let mut all = vec!["tool", "mail"];
+        all.extend_from_slice(args);
+        let o = tool(node, &all, None);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "mail {args:?}: {out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out
+    };
+    let acct = |server: &str| {
+        vec![
+            "--server".to_string(),
+            server.to_string(),
+            "-u".into(),
+            "bob".into(),
+            "-p".into(),
+            "bob-pw".into(),
+        ]
+    };
+    let p = acct(&pop);
+    let p: Vec<&str> = p.iter().map(String::as_str).collect();
+    let i = acct(&imap);
+    let i: Vec<&str> = i.iter().map(String::as_str).collect();
+    // POP3: list, read and keep, read and delete.
+    let list = mail(&[&["list", "--json", "-q"][..], &p].concat());
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert_eq!(v[0]["subject"], "one");
+    let kept = mail(&[&["read", "1", "--keep"][..], &p].concat());
+    assert!(
+        kept.contains("C: RETR 1") && !kept.contains("C: DELE") && kept.contains("C: QUIT"),
+        "{kept}"
+    );
+    assert!(kept.contains("S: Subject: one"), "{kept}");
+    assert_eq!(lab.mailbox("b", "bob").len(), 3);
+    let gone = mail(&[&["read", "1"][..], &p].concat());
+    assert!(gone.contains("C: DELE 1"), "{gone}");
+    assert_eq!(lab.mailbox("b", "bob").len(), 2);
+    // IMAP: folders, move, headers only.
+    let l = mail(&[&["list", "--imap", "--json", "-q"][..], &i].concat());
+    let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+    let uid = v[0]["id"].as_u64().unwrap().to_string();
+    assert_eq!(v[0]["subject"], "two");
+    mail(&[&["move", &uid, "Keep"][..], &i].concat());
+    let f = mail(&[&["folders", "-q"][..], &i].concat());
+    assert!(f.lines().any(|l| l == "Keep"), "{f}");
+    let h = mail(
+        &[
+            &["read", "1", "--imap", "--folder", "Keep", "--headers"][..],
+            &i,
+        ]
+        .concat(),
+    );
+    assert!(
+        h.contains("BODY.PEEK[HEADER]") && h.contains("Subject: two") && !h.contains("body of two"),
+        "{h}"
+    );
+}

@@ -2,7 +2,7 @@
 //! message (header lines and body) and submits it over SMTP to the
 //! student's own domain's server, printing the whole dialogue, so the
 //! three phases can be seen before they are typed by hand with `tcp`.
-//! Reading mail (POP3, IMAP) comes with the mail-access issue.
+//! Reading mail (POP3 and IMAP) is in `mailread`.
 
 use crate::dns::client::server_addr;
 use crate::mail::client::Client;
@@ -20,6 +20,40 @@ pub struct Args {
 pub enum Cmd {
     /// Compose and send a message over SMTP, showing the dialogue.
     Send(SendArgs),
+    /// List the messages of a mailbox (POP3, or IMAP with --imap).
+    List {
+        #[command(flatten)]
+        account: super::mailread::Account,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a message: over POP3 by number, deleted at QUIT unless --keep;
+    /// over IMAP by UID, left on the server.
+    Read {
+        /// POP3 message number, or IMAP UID.
+        id: u32,
+        #[command(flatten)]
+        account: super::mailread::Account,
+        /// Keep the message on the server (POP3 download-and-keep).
+        #[arg(long)]
+        keep: bool,
+        /// Only the header lines (POP3 TOP n 0; IMAP BODY.PEEK[HEADER]).
+        #[arg(long)]
+        headers: bool,
+    },
+    /// IMAP: the folders of a mailbox.
+    Folders {
+        #[command(flatten)]
+        account: super::mailread::Account,
+    },
+    /// IMAP: move a message (by UID) into a folder, created if missing.
+    Move {
+        uid: u32,
+        to: String,
+        #[command(flatten)]
+        account: super::mailread::Account,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -77,6 +111,42 @@ pub fn run(args: Args) -> ExitCode {
     };
     let r = match args.cmd {
         Cmd::Send(a) => rt.block_on(send(a)),
+        Cmd::List { account, json } => super::mailread::list(&account).map(|l| {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&l).unwrap_or_default());
+            } else {
+                for m in l {
+                    println!("{:>5} {:>8} {:<30} {}", m.id, m.size, m.from, m.subject);
+                }
+            }
+            ExitCode::SUCCESS
+        }),
+        Cmd::Read {
+            id,
+            account,
+            keep,
+            headers,
+        } => super::mailread::read(&account, id, headers, keep).map(|m| {
+            if account.quiet {
+                println!("{m}");
+            }
+            ExitCode::SUCCESS
+        }),
+        Cmd::Folders { mut account } => super::mailread::folders({
+            account.imap = true;
+            &account
+        })
+        .map(|f| {
+            for x in f {
+                println!("{x}");
+            }
+            ExitCode::SUCCESS
+        }),
+        Cmd::Move { uid, to, account } => {
+            let mut a = account;
+            a.imap = true;
+            super::mailread::move_to(&a, uid, &to).map(|_| ExitCode::SUCCESS)
+        }
     };
     match r {
         Ok(code) => code,

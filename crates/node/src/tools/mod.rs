@@ -4,6 +4,7 @@ mod http;
 mod lookup;
 mod mail;
 mod mailq;
+mod mailread;
 mod tcp;
 
 use clap::{Parser, Subcommand};
@@ -17,7 +18,7 @@ pub enum Tool {
     Http(http::Args),
     /// DNS lookup (like dig): question, answer, authority, flags, UDP or TCP.
     Lookup(lookup::Args),
-    /// Mail user agent: send a message over SMTP, showing the dialogue.
+    /// Mail user agent: send over SMTP, read over POP3 or IMAP, showing the dialogue.
     Mail(mail::Args),
     /// A mail node's queue and mailboxes (run inside the node).
     Mailq(mailq::Args),
@@ -56,7 +57,7 @@ pub fn dispatch_applet(name: &str) -> Option<ExitCode> {
         ))),
         "mail" => Some(mail::run(parse(
             "mail",
-            "Mail user agent: send over SMTP, showing the dialogue",
+            "Mail user agent: send over SMTP, read over POP3 or IMAP, showing the dialogue",
         ))),
         _ => None,
     }
