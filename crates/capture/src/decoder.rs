@@ -10,6 +10,7 @@
 use crate::dns::{self, DnsStream};
 use crate::event::{Event, EventKind, Transport};
 use crate::http::HttpFlow;
+use crate::imap::ImapFlow;
 use crate::pop3::Pop3Flow;
 use crate::smtp::SmtpFlow;
 use crate::tcp::{Delivery, HalfStream};
@@ -61,6 +62,7 @@ enum App {
     Dns,
     Smtp,
     Pop3,
+    Imap,
     Other,
 }
 
@@ -71,6 +73,7 @@ fn default_app(port: u16) -> App {
         53 | 5353 => App::Dns,
         25 | 587 | 2525 => App::Smtp,
         110 | 1110 => App::Pop3,
+        143 | 1143 => App::Imap,
         _ => App::Other,
     }
 }
@@ -80,6 +83,7 @@ enum AppState {
     Dns(Box<[DnsStream; 2]>),
     Smtp(Box<SmtpFlow>),
     Pop3(Box<Pop3Flow>),
+    Imap(Box<ImapFlow>),
     Other,
 }
 
@@ -141,6 +145,12 @@ impl Decoder {
     /// Treat `port` as a POP3 server port too.
     pub fn pop3_port(mut self, port: u16) -> Decoder {
         self.extra_ports.insert(port, App::Pop3);
+        self
+    }
+
+    /// Treat `port` as an IMAP server port too.
+    pub fn imap_port(mut self, port: u16) -> Decoder {
+        self.extra_ports.insert(port, App::Imap);
         self
     }
 
@@ -249,11 +259,22 @@ impl Decoder {
                 let payload = t.payload();
                 let smtp = self.app_for_port(t.source_port()) == App::Smtp
                     || self.app_for_port(t.destination_port()) == App::Smtp;
-                let pop = self.app_for_port(t.source_port()) == App::Pop3
-                    || self.app_for_port(t.destination_port()) == App::Pop3;
-                if (smtp || pop) && !payload.is_empty() {
+                let app = |a| {
+                    self.app_for_port(t.source_port()) == a
+                        || self.app_for_port(t.destination_port()) == a
+                };
+                let pop = app(App::Pop3);
+                let imap = app(App::Imap);
+                if (smtp || pop || imap) && !payload.is_empty() {
                     // tshark's names for them.
-                    info.protocol = if smtp { "SMTP" } else { "POP" }.into();
+                    info.protocol = if smtp {
+                        "SMTP"
+                    } else if pop {
+                        "POP"
+                    } else {
+                        "IMAP"
+                    }
+                    .into();
                     let line = payload.split(|&b| b == b'\n').next().unwrap_or(b"");
                     info.info = String::from_utf8_lossy(line).trim_end().to_string();
                 }
@@ -353,6 +374,7 @@ impl Decoder {
                 App::Dns => AppState::Dns(Box::default()),
                 App::Smtp => AppState::Smtp(Box::default()),
                 App::Pop3 => AppState::Pop3(Box::default()),
+                App::Imap => AppState::Imap(Box::default()),
                 App::Other => AppState::Other,
             };
             let id = self.next_flow;
@@ -480,6 +502,12 @@ impl Flow {
                 Delivery::Fin => {}
             },
             AppState::Pop3(s) => match d {
+                Delivery::Data(b) if client => s.client_data(&b, out),
+                Delivery::Data(b) => s.server_data(&b, out),
+                Delivery::Gap(n) => s.gap(n, out),
+                Delivery::Fin => {}
+            },
+            AppState::Imap(s) => match d {
                 Delivery::Data(b) if client => s.client_data(&b, out),
                 Delivery::Data(b) => s.server_data(&b, out),
                 Delivery::Gap(n) => s.gap(n, out),

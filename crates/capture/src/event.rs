@@ -86,6 +86,24 @@ pub enum EventKind {
         lines: Option<u64>,
         bytes: u64,
     },
+    /// An IMAP command: its tag, name (`UID FETCH` is one name) and the
+    /// rest of the line, literals shown by their size.
+    ImapCommand {
+        tag: String,
+        name: String,
+        args: String,
+        literal_bytes: u64,
+    },
+    /// A tagged completion: OK, NO or BAD.
+    ImapResponse {
+        tag: String,
+        status: String,
+        text: String,
+    },
+    /// Untagged data (`* 3 EXISTS`, `* 1 FETCH (...)`), literals by size.
+    ImapData { text: String, literal_bytes: u64 },
+    /// A continuation request (`+ Ready for literal data`, `+ idling`).
+    ImapContinue { text: String },
     /// Traffic of a known protocol that does not parse: what was seen.
     Malformed {
         protocol: String,
@@ -113,6 +131,10 @@ impl EventKind {
             | EventKind::SmtpReply { .. }
             | EventKind::SmtpMessage { .. } => "smtp",
             EventKind::Pop3Command { .. } | EventKind::Pop3Response { .. } => "pop3",
+            EventKind::ImapCommand { .. }
+            | EventKind::ImapResponse { .. }
+            | EventKind::ImapData { .. }
+            | EventKind::ImapContinue { .. } => "imap",
             EventKind::Malformed { .. } => "malformed",
         }
     }

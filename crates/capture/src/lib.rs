@@ -3,9 +3,9 @@
 //! Frames come from a tap on a student's bridge or from a pcap file; the
 //! [`decoder::Decoder`] turns each into a line of the frame list and feeds
 //! TCP segments through reassembly ([`tcp`]) into the protocol decoders
-//! ([`http`], [`dns`], [`smtp`], [`pop3`]), which emit [`event::Event`]s: an HTTP request and
+//! ([`http`], [`dns`], [`smtp`], [`pop3`], [`imap`]), which emit [`event::Event`]s: an HTTP request and
 //! its response, a DNS query and its answer, an SMTP command, reply or message,
-//! a POP3 command or answer. Events point back to their
+//! a POP3 command or answer, an IMAP command, its data and completion. Events point back to their
 //! flow and frame. Decoding uses the same `applab_proto` codecs as the lab
 //! servers, so the labs' grammar lives in one place.
 
@@ -13,6 +13,7 @@ pub mod decoder;
 pub mod dns;
 pub mod event;
 pub mod http;
+pub mod imap;
 pub mod pcap;
 pub mod pop3;
 pub mod ring;

@@ -234,6 +234,23 @@ pub struct MailConfig {
     /// Give up and bounce a message still undelivered after this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expire: Option<String>,
+    /// Messages put in the users' mailboxes when the node first starts
+    /// (the mail-access lab's mailboxes "already holding" mail).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seed: Vec<SeedMessage>,
+}
+
+/// A message a mailbox holds from the start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedMessage {
+    /// The local user whose mailbox gets it.
+    pub to: String,
+    /// The From: line.
+    pub from: String,
+    pub subject: String,
+    #[serde(default)]
+    pub body: String,
 }
 
 /// One mailbox of a mail domain.
@@ -286,6 +303,15 @@ impl MailConfig {
         }
         for (i, u) in self.users.iter().enumerate() {
             check_user(u).map_err(|e| format!("users[{i}]: {e}"))?;
+        }
+        for (i, m) in self.seed.iter().enumerate() {
+            if !self
+                .users
+                .iter()
+                .any(|u| u.name.eq_ignore_ascii_case(&m.to))
+            {
+                return Err(format!("seed[{i}].to: {:?} is not one of the users", m.to));
+            }
         }
         Ok(())
     }

@@ -412,3 +412,110 @@ fn pop3_commands_and_responses_agree_with_tshark() {
     assert_eq!(ours, theirs, "responses differ");
     assert!(ours.iter().any(|r| r[1] == "-ERR"), "RETR 7 is refused");
 }
+
+#[test]
+fn imap_commands_and_completions_agree_with_tshark() {
+    let lab = common::mail::MailLab::start(&[]);
+    for i in 0..3 {
+        let (mut r, _) = common::mail::Raw::connect(lab.b_addr());
+        r.cmd("HELO t");
+        r.cmd("MAIL FROM:<carol@b.lab>");
+        r.cmd("RCPT TO:<bob@b.lab>");
+        r.cmd("DATA");
+        r.cmd(&format!(
+            "Subject: note {i}\r\nFrom: carol@b.lab\r\n\r\nbody of note {i}\r\n."
+        ));
+    }
+    lab.wait_mailbox("b", "bob", 3, Duration::from_secs(10));
+    let port = lab.imap_port;
+    let pcap = lab.path("imap.pcap");
+    let pcap_s = pcap.to_string_lossy().to_string();
+    let mut dump = start_tcpdump(&pcap_s, &format!("tcp port {port}"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/imap_client.py");
+    let out = tool("python3", &[script, "127.0.0.2", &port.to_string()], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stop_tcpdump(&mut dump);
+
+    let frames = applab_capture::pcap::read_file(&pcap).unwrap();
+    let mut d = Decoder::new(Limits::default()).imap_port(port);
+    let mut events = Vec::new();
+    for f in &frames {
+        d.frame(f.time.as_secs_f64(), &f.data, &mut events);
+    }
+    let decode_as = [format!("tcp.port=={port},imap")];
+    let theirs = tshark(
+        &pcap_s,
+        &decode_as,
+        "imap.request_tag",
+        &["frame.number", "imap.request_tag", "imap.request.command"],
+    );
+    // tshark names `UID FETCH` by its second word, and reads the octets of
+    // a literal (APPEND's message) as if they were commands: compare the
+    // commands both see, and the frame only where no literal follows the
+    // first line (we report a command once its literal is complete).
+    let ours: Vec<Vec<String>> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ImapCommand {
+                tag,
+                name,
+                literal_bytes,
+                ..
+            } if !tag.is_empty() => Some(vec![
+                if *literal_bytes == 0 {
+                    e.frame.to_string()
+                } else {
+                    "-".into()
+                },
+                tag.clone(),
+                name.rsplit(' ').next().unwrap_or("").to_string(),
+            ]),
+            _ => None,
+        })
+        .collect();
+    assert!(ours.len() >= 20, "{ours:?}");
+    let tags: std::collections::HashSet<&String> = ours.iter().map(|r| &r[1]).collect();
+    let with_literal: std::collections::HashSet<&String> =
+        ours.iter().filter(|r| r[0] == "-").map(|r| &r[1]).collect();
+    let theirs: Vec<Vec<String>> = theirs
+        .into_iter()
+        .filter(|r| tags.contains(&r[1]))
+        .map(|mut r| {
+            r[2] = r[2].to_ascii_uppercase();
+            if with_literal.contains(&r[1]) {
+                r[0] = "-".into();
+            }
+            r
+        })
+        .collect();
+    assert_eq!(ours, theirs, "commands differ");
+    let theirs = tshark(
+        &pcap_s,
+        &decode_as,
+        "imap.response.status",
+        &["imap.response_tag", "imap.response.status"],
+    );
+    let ours: Vec<Vec<String>> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ImapResponse { tag, status, .. } => Some(vec![tag.clone(), status.clone()]),
+            _ => None,
+        })
+        .collect();
+    // tshark lists every line of a frame: the `)` closing a FETCH literal
+    // comes out as a response tag before the real one, and `+` requests
+    // too; the tagged completion is the frame's last value.
+    let theirs: Vec<Vec<String>> = theirs
+        .into_iter()
+        .map(|r| {
+            let last = |s: &str| s.rsplit(',').next().unwrap_or("").to_string();
+            vec![last(&r[0]), last(&r[1]).to_ascii_uppercase()]
+        })
+        .filter(|r| r[0] != "*" && r[0] != "+")
+        .collect();
+    assert_eq!(ours, theirs, "completions differ");
+}

@@ -143,6 +143,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let store = store::Store::open(&args.data, &hostname)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.data.display()))?;
+    match store.seed(&domain, &cfg.seed) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(messages = n, "mailboxes seeded"),
+        Err(e) => anyhow::bail!("seeding the mailboxes: {e}"),
+    }
     let queue = queue::Queue::open(
         store,
         queue::Settings {

@@ -214,6 +214,41 @@ impl Store {
         Ok(self.scan_queue()?.0)
     }
 
+    /// Put the seed messages in the users' mailboxes, once: a marker file
+    /// remembers it, so a restart (or a student's deletions) do not refill them.
+    pub fn seed(
+        &self,
+        domain: &str,
+        seeds: &[applab_lab::roles::SeedMessage],
+    ) -> std::io::Result<usize> {
+        let marker = self.root.join("seeded");
+        if seeds.is_empty() || marker.exists() {
+            return Ok(0);
+        }
+        let date = super::message::rfc5322_date(std::time::SystemTime::now());
+        for (i, m) in seeds.iter().enumerate() {
+            let user = m.to.to_ascii_lowercase();
+            let mut body = String::new();
+            for l in m.body.lines() {
+                body.push_str(l);
+                body.push_str("\r\n");
+            }
+            let text = format!(
+                "Return-Path: <{from}>\r\nDelivered-To: {user}@{domain}\r\nFrom: {from}\r\nTo: {user}@{domain}\r\n\
+                 Subject: {subject}\r\nDate: {date}\r\nMessage-ID: <seed-{i}@{domain}>\r\n\r\n{body}",
+                from = m.from,
+                subject = m.subject,
+            );
+            let received = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            self.deliver_local(&user, &format!("SEED{i:04}"), 0, received, text.as_bytes())?;
+        }
+        write_durable(&self.tmp, &marker, b"seeded\n")?;
+        Ok(seeds.len())
+    }
+
     pub fn maildir(&self, user: &str) -> PathBuf {
         self.mailboxes.join(user)
     }

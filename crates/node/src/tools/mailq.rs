@@ -67,6 +67,7 @@ fn collect(data: &Path) -> anyhow::Result<serde_json::Value> {
         .read_queue()
         .map_err(|e| anyhow::anyhow!("{}: {e}", data.display()))?;
     let mut boxes = serde_json::Map::new();
+    let mut all_folders = serde_json::Map::new();
     if let Ok(rd) = std::fs::read_dir(data.join("mailboxes")) {
         let mut users: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
         users.sort();
@@ -80,15 +81,33 @@ fn collect(data: &Path) -> anyhow::Result<serde_json::Value> {
                     v
                 })
                 .collect();
+            // IMAP folders other than INBOX: Maildir++ `.Name` folders.
+            let mut folders = serde_json::Map::new();
+            for e in std::fs::read_dir(&u).into_iter().flatten().flatten() {
+                let fname = e.file_name().to_string_lossy().to_string();
+                if let Some(f) = fname.strip_prefix('.') {
+                    if e.path().join("cur").is_dir() {
+                        let list: Vec<serde_json::Value> = crate::mail::maildir::list(&e.path())
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|m| message_summary(&m.path))
+                            .collect();
+                        folders.insert(f.to_string(), list.into());
+                    }
+                }
+            }
             let name = u
                 .file_name()
                 .unwrap_or_default()
                 .to_string_lossy()
                 .to_string();
+            if !folders.is_empty() {
+                all_folders.insert(name.clone(), folders.into());
+            }
             boxes.insert(name, serde_json::Value::Array(msgs));
         }
     }
-    Ok(serde_json::json!({ "queue": queue, "mailboxes": boxes }))
+    Ok(serde_json::json!({ "queue": queue, "mailboxes": boxes, "folders": all_folders }))
 }
 
 pub fn run(args: Args) -> ExitCode {
