@@ -1,6 +1,7 @@
 //! `applab-bench`: applab against its peers, side by side in one run.
 //!
-//! `origin` (in `origin.rs`) measures the origin role against nginx.
+//! `origin` (in `origin.rs`) measures the origin role against nginx;
+//! `imap` (in `imap.rs`) the IMAP server against Dovecot.
 //!
 //! `launch`: applab against the raw engine, side by side.
 //!
@@ -10,6 +11,7 @@
 //! own. Both clocks stop when every container answers on its service port,
 //! probed the same way from here.
 
+mod imap;
 mod origin;
 
 use anyhow::{bail, Context, Result};
@@ -40,6 +42,8 @@ enum Cmd {
     Launch(LaunchArgs),
     /// The origin role against nginx, driven by wrk.
     Origin(origin::OriginArgs),
+    /// The IMAP server against Dovecot, the same mailboxes and load.
+    Imap(imap::ImapArgs),
 }
 
 #[derive(clap::Args)]
@@ -67,6 +71,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Launch(a) => rt.block_on(launch(a)),
         Cmd::Origin(a) => origin::run(a),
+        Cmd::Imap(a) => imap::run(a),
     }
 }
 

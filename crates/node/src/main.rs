@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Role::Dns(args) => serve(Some(1), || dns::run(args)),
         Role::Mail(args) => {
             alloc::use_mimalloc();
-            serve(Some(1), || mail::run(args))
+            serve(None, || mail::run(args))
         }
     }
 }

@@ -30,6 +30,30 @@ pub struct Msg {
     pub flags: BTreeSet<String>,
     /// INTERNALDATE, unix seconds.
     pub internal: i64,
+    /// The header section, kept once read (SEARCH on header fields).
+    pub header: Option<Arc<[u8]>>,
+}
+
+/// Largest header section kept in memory.
+const MAX_CACHED_HEADER: usize = 16 << 10;
+
+impl Msg {
+    /// The header section (read from the file the first time).
+    pub fn header(&mut self) -> Arc<[u8]> {
+        if let Some(h) = &self.header {
+            return h.clone();
+        }
+        let raw = std::fs::read(&self.path).unwrap_or_default();
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(raw.len(), |p| p + 4);
+        let h: Arc<[u8]> = Arc::from(&raw[..end]);
+        if h.len() <= MAX_CACHED_HEADER {
+            self.header = Some(h.clone());
+        }
+        h
+    }
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -55,6 +79,13 @@ pub struct FolderState {
     pub recent_upto: u32,
     pub msgs: Vec<Msg>,
     pub version: u64,
+    /// Modification times of new/ and cur/ at the last listing: while they
+    /// hold, no file came or went and the listing is skipped.
+    stamp: Option<(SystemTime, SystemTime)>,
+    last_listing: std::time::Instant,
+    /// Flag changes not yet written to the index (written within a second).
+    dirty: bool,
+    last_save: std::time::Instant,
 }
 
 pub struct Folder {
@@ -102,6 +133,10 @@ impl FolderState {
             recent_upto: idx.recent_upto,
             msgs: Vec::new(),
             version: 0,
+            stamp: None,
+            last_listing: std::time::Instant::now(),
+            dirty: false,
+            last_save: std::time::Instant::now(),
         };
         for (base, e) in idx.msgs {
             st.msgs.push(Msg {
@@ -111,13 +146,16 @@ impl FolderState {
                 size: 0,
                 flags: e.flags,
                 internal: e.internal,
+                header: None,
             });
         }
         st.msgs.sort_by_key(|m| m.uid);
         st
     }
 
-    fn save(&self) {
+    fn save(&mut self) {
+        self.dirty = false;
+        self.last_save = std::time::Instant::now();
         let idx = IndexFile {
             uidvalidity: self.uidvalidity,
             uidnext: self.uidnext,
@@ -150,6 +188,22 @@ impl FolderState {
     /// Bring the index in line with the files: new files get the next UIDs
     /// (in delivery order), vanished ones are dropped. True if anything changed.
     pub fn sync(&mut self) -> bool {
+        let mtime = |d: &str| {
+            std::fs::metadata(self.dir.join(d))
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        let stamp = mtime("new").zip(mtime("cur"));
+        // A listing at least every 2 s all the same: mtimes have a granularity.
+        if stamp.is_some()
+            && stamp == self.stamp
+            && self.last_listing.elapsed() < std::time::Duration::from_secs(2)
+        {
+            self.flush_if_due();
+            return false;
+        }
+        self.stamp = stamp;
+        self.last_listing = std::time::Instant::now();
         let files = match super::super::maildir::list(&self.dir) {
             Ok(f) => f,
             Err(e) => {
@@ -185,6 +239,7 @@ impl FolderState {
                 size: e.size,
                 flags: maildir_flags(&e.flags),
                 internal,
+                header: None,
             });
             self.uidnext += 1;
             changed = true;
@@ -196,9 +251,31 @@ impl FolderState {
         changed
     }
 
+    /// A change of UIDs or messages: saved at once (a UID must never be
+    /// given out twice, even after a crash).
     pub fn touch(&mut self) {
         self.version += 1;
         self.save();
+    }
+
+    /// A change of flags: other sessions see it now; the index is written
+    /// within a second (a crash may lose the last second of flag changes).
+    pub fn touch_flags(&mut self) {
+        self.version += 1;
+        self.dirty = true;
+        self.flush_if_due();
+    }
+
+    pub fn flush_if_due(&mut self) {
+        if self.dirty && self.last_save.elapsed() >= std::time::Duration::from_secs(1) {
+            self.save();
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if self.dirty {
+            self.save();
+        }
     }
 
     pub fn by_uid(&self, uid: u32) -> Option<&Msg> {
@@ -241,6 +318,7 @@ impl FolderState {
             size: data.len() as u64,
             flags,
             internal,
+            header: None,
         });
         self.touch();
         Ok(uid)
@@ -300,6 +378,20 @@ impl Mailstore {
         Mailstore {
             root,
             open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Write pending flag changes of every open folder (run every second).
+    pub fn flush_all(&self) {
+        let open: Vec<Arc<Folder>> = self
+            .open
+            .lock()
+            .expect("folders")
+            .values()
+            .cloned()
+            .collect();
+        for f in open {
+            f.state.lock().expect("folder").flush_if_due();
         }
     }
 

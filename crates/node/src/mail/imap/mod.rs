@@ -72,6 +72,16 @@ const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 pub async fn serve(listener: TcpListener, server: Arc<Server>) -> anyhow::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
+    // Flag changes reach the index files within a second.
+    let flusher = server.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let s = flusher.clone();
+            let _ = tokio::task::spawn_blocking(move || s.mailstore.flush_all()).await;
+        }
+    });
     loop {
         let (mut sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -196,6 +206,8 @@ struct Selected {
     view: Vec<u32>,
     flags: HashMap<u32, BTreeSet<String>>,
     recent: HashSet<u32>,
+    /// The folder's version this view last caught up with.
+    version: u64,
 }
 
 impl Selected {
@@ -203,6 +215,9 @@ impl Selected {
     fn updates(&mut self, allow_expunge: bool, uid_form: bool, out: &mut Vec<u8>) {
         let mut st = self.folder.state.lock().expect("folder");
         st.sync();
+        if st.version == self.version {
+            return; // nothing changed since this view last looked
+        }
         let current: HashSet<u32> = st.msgs.iter().map(|m| m.uid).collect();
         if allow_expunge {
             for i in (0..self.view.len()).rev() {
@@ -235,7 +250,7 @@ impl Selected {
                 let top = *new.last().expect("non-empty");
                 if top > st.recent_upto {
                     st.recent_upto = top;
-                    st.touch();
+                    st.touch_flags();
                 }
             }
             out.extend_from_slice(
@@ -396,6 +411,9 @@ impl<'a> Session<'a> {
             }
         }
         let _ = wr.shutdown().await;
+        if let Some(sel) = &me.sel {
+            sel.folder.state.lock().expect("folder").flush();
+        }
         tracing::info!(%peer, user = ?me.user, "imap connection closed");
         Ok(())
     }
@@ -657,6 +675,7 @@ impl<'a> Session<'a> {
             view: Vec::new(),
             flags: HashMap::new(),
             recent: HashSet::new(),
+            version: 0,
         };
         let (uidvalidity, uidnext, first_unseen) = {
             let mut st = folder.state.lock().expect("folder");
@@ -671,7 +690,7 @@ impl<'a> Session<'a> {
                 if let Some(top) = st.msgs.last().map(|m| m.uid) {
                     if top > st.recent_upto {
                         st.recent_upto = top;
-                        st.touch();
+                        st.touch_flags();
                     }
                 }
             }
@@ -680,6 +699,7 @@ impl<'a> Session<'a> {
                 .iter()
                 .position(|m| !m.flags.contains("\\Seen"))
                 .map(|i| i + 1);
+            sel.version = st.version;
             (st.uidvalidity, st.uidnext, first_unseen)
         };
         out.extend_from_slice(
@@ -866,32 +886,40 @@ impl<'a> Session<'a> {
         };
         let sets_seen = items.iter().any(fetch::Item::sets_seen);
         let sel = self.sel.as_mut().expect("selected");
-        let mut st = sel.folder.state.lock().expect("folder");
-        let mut changed = false;
-        for (seq, u) in targets {
-            let mut its = items.clone();
-            if sets_seen && !sel.read_only {
-                if let Some(m) = st.by_uid_mut(u) {
-                    if m.flags.insert("\\Seen".to_string()) {
-                        changed = true;
-                        if !its.contains(&fetch::Item::Flags) {
-                            its.push(fetch::Item::Flags);
+        // Under the folder's lock only what must be: flags and a snapshot of
+        // each message; the files are read and rendered after it.
+        let mut work = Vec::with_capacity(targets.len());
+        {
+            let mut st = sel.folder.state.lock().expect("folder");
+            let mut changed = false;
+            for (seq, u) in targets {
+                let mut its = items.clone();
+                if sets_seen && !sel.read_only {
+                    if let Some(m) = st.by_uid_mut(u) {
+                        if m.flags.insert("\\Seen".to_string()) {
+                            changed = true;
+                            if !its.contains(&fetch::Item::Flags) {
+                                its.push(fetch::Item::Flags);
+                            }
                         }
                     }
                 }
+                let Some(m) = st.by_uid(u) else {
+                    continue; // expunged by another session meanwhile
+                };
+                sel.flags.insert(u, m.flags.clone());
+                work.push((seq, m.clone(), its, sel.recent.contains(&u)));
             }
-            let Some(m) = st.by_uid(u) else {
-                continue; // expunged by another session meanwhile
-            };
-            sel.flags.insert(u, m.flags.clone());
+            if changed {
+                st.touch_flags();
+            }
+        }
+        for (seq, m, its, recent) in work {
             let mut cache = None;
-            let body = fetch::render(m, sel.recent.contains(&u), &its, &mut cache);
+            let body = fetch::render(&m, recent, &its, &mut cache);
             out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
             out.extend_from_slice(&body);
             out.extend_from_slice(b")\r\n");
-        }
-        if changed {
-            st.touch();
         }
         Done::Ok(format!("{}FETCH completed", if uid { "UID " } else { "" }))
     }
@@ -950,7 +978,7 @@ impl<'a> Session<'a> {
                 );
             }
         }
-        st.touch();
+        st.touch_flags();
         Done::Ok(format!("{}STORE completed", if uid { "UID " } else { "" }))
     }
 
@@ -962,11 +990,15 @@ impl<'a> Session<'a> {
             Err(e) if e.starts_with('[') => return Done::No(e),
             Err(e) => return Done::Bad(e),
         };
-        let st = sel.folder.state.lock().expect("folder");
+        let mut st = sel.folder.state.lock().expect("folder");
         let mut hits = Vec::new();
+        let headers = search::needs_header(&key);
         for (i, u) in sel.view.iter().enumerate() {
-            let Some(m) = st.by_uid(*u) else { continue };
+            let Some(m) = st.by_uid_mut(*u) else { continue };
+            // Header keys read the cached header section, not the file.
+            let header = headers.then(|| m.header());
             let mut ctx = search::Ctx::new(m, i as u32 + 1, sel.recent.contains(u));
+            ctx.header = header;
             if search::eval(&key, &mut ctx) {
                 hits.push(if uid { *u } else { i as u32 + 1 });
             }

@@ -194,6 +194,19 @@ pub struct Ctx<'a> {
     pub seq: u32,
     pub recent: bool,
     raw: Option<Vec<u8>>,
+    /// The header section, when the caller has it cached.
+    pub header: Option<std::sync::Arc<[u8]>>,
+}
+
+/// Whether a key looks at header fields (worth the header cache).
+pub fn needs_header(k: &Key) -> bool {
+    match k {
+        Key::Header(..) | Key::SentBefore(_) | Key::SentOn(_) | Key::SentSince(_) => true,
+        Key::Not(k) => needs_header(k),
+        Key::Or(a, b) => needs_header(a) || needs_header(b),
+        Key::And(ks) => ks.iter().any(needs_header),
+        _ => false,
+    }
 }
 
 impl<'a> Ctx<'a> {
@@ -203,7 +216,17 @@ impl<'a> Ctx<'a> {
             seq,
             recent,
             raw: None,
+            header: None,
         }
+    }
+
+    /// The header section: cached, or cut from the file.
+    fn head(&mut self) -> Vec<u8> {
+        if let Some(h) = &self.header {
+            return h.to_vec();
+        }
+        let h = self.split();
+        self.raw()[..h].to_vec()
     }
 
     fn raw(&mut self) -> &[u8] {
@@ -254,8 +277,7 @@ fn header_values(head: &[u8], name: &str) -> Vec<Vec<u8>> {
 }
 
 fn sent_day(ctx: &mut Ctx) -> Option<i64> {
-    let h = ctx.split();
-    let raw = ctx.raw()[..h].to_vec();
+    let raw = ctx.head();
     let m = MessageParser::default().parse_headers(&raw[..])?;
     let d = m.date()?;
     Some(days_from_civil(d.year as i64, d.month as i64, d.day as i64))
@@ -269,8 +291,7 @@ pub fn eval(k: &Key, ctx: &mut Ctx) -> bool {
         Key::Recent(on) => ctx.recent == *on,
         Key::New => ctx.recent && !ctx.msg.flags.contains("\\Seen"),
         Key::Header(name, v) => {
-            let h = ctx.split();
-            let head = ctx.raw()[..h].to_vec();
+            let head = ctx.head();
             header_values(&head, name).iter().any(|x| contains_ci(x, v))
         }
         Key::Body(v) => {
