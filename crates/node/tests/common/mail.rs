@@ -316,6 +316,33 @@ impl Raw {
     }
 }
 
+impl Raw {
+    /// An IMAP session logged in as bob with INBOX selected.
+    pub fn connect_imap(addr: SocketAddr) -> Raw {
+        let (mut r, greet) = Raw::connect(addr);
+        assert!(greet.starts_with("* OK"), "{greet}");
+        r.imap("LOGIN bob bob-pw");
+        r.imap("SELECT INBOX");
+        r
+    }
+
+    /// One tagged IMAP command; every line up to its completion.
+    pub fn imap(&mut self, cmd: &str) -> String {
+        use std::io::BufRead;
+        self.send(format!("x {cmd}\r\n").as_bytes());
+        let mut all = String::new();
+        loop {
+            let mut l = String::new();
+            let n = self.s.read_line(&mut l).unwrap();
+            assert!(n > 0, "closed during {cmd}: {all}");
+            all.push_str(&l);
+            if l.starts_with("x ") {
+                return all;
+            }
+        }
+    }
+}
+
 pub fn code(reply: &str) -> u16 {
     reply.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
