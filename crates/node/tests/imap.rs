@@ -412,3 +412,33 @@ fn the_mail_tool_reads_over_pop3_and_imap() {
         "{h}"
     );
 }
+
+#[test]
+fn expunge_numbers_follow_rfc_3501_example() {
+    let lab = MailLab::start(&[]);
+    for i in 1..=11 {
+        deliver(&lab, &format!("m{i}"));
+    }
+    lab.wait_mailbox("b", "bob", 11, Duration::from_secs(10));
+    let mut c = Imap::connect(&lab);
+    c.cmd("LOGIN bob bob-pw");
+    c.cmd("SELECT INBOX");
+    assert!(tagged_ok(
+        &c.cmd("STORE 3,4,7,11 +FLAGS.SILENT (\\Deleted)")
+    ));
+    let e = c.cmd("EXPUNGE");
+    let nums: Vec<&str> = e
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("* ")
+                .and_then(|r| r.strip_suffix(" EXPUNGE"))
+        })
+        .collect();
+    assert_eq!(nums, ["3", "3", "5", "8"], "{e}");
+    let f = c.cmd("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    let subjects: Vec<&str> = f
+        .lines()
+        .filter_map(|l| l.strip_prefix("Subject: "))
+        .collect();
+    assert_eq!(subjects, ["m1", "m2", "m5", "m6", "m8", "m9", "m10"]);
+}

@@ -220,13 +220,19 @@ impl Selected {
         }
         let current: HashSet<u32> = st.msgs.iter().map(|m| m.uid).collect();
         if allow_expunge {
-            for i in (0..self.view.len()).rev() {
-                if !current.contains(&self.view[i]) {
-                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
-                    let uid = self.view.remove(i);
-                    self.flags.remove(&uid);
-                    self.recent.remove(&uid);
+            // In ascending order, each number counted after the removals
+            // before it (RFC 3501 §7.4.1: deleting 3, 4, 7, 11 reads
+            // 3, 3, 5, 8), as Dovecot sends them.
+            let mut i = 0;
+            while i < self.view.len() {
+                if current.contains(&self.view[i]) {
+                    i += 1;
+                    continue;
                 }
+                out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                let uid = self.view.remove(i);
+                self.flags.remove(&uid);
+                self.recent.remove(&uid);
             }
         }
         let last = self.view.last().copied().unwrap_or(0);
