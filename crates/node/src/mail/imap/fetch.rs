@@ -392,7 +392,9 @@ pub fn structure(m: &Message, idx: usize, extended: bool, depth: usize) -> Strin
         q(Some(&enc)),
         body.len()
     );
-    let lines = body.iter().filter(|&&b| b == b'\n').count();
+    // Text lines: a last line without its line end counts too.
+    let lines = body.iter().filter(|&&b| b == b'\n').count()
+        + usize::from(!body.is_empty() && !body.ends_with(b"\n"));
     match &p.body {
         PartType::Message(inner) if depth < 20 => {
             s.push_str(&format!(
