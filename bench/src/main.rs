@@ -1,7 +1,8 @@
 //! `applab-bench`: applab against its peers, side by side in one run.
 //!
 //! `origin` (in `origin.rs`) measures the origin role against nginx;
-//! `imap` (in `imap.rs`) the IMAP server against Dovecot.
+//! `imap` (in `imap.rs`) the IMAP server against Dovecot; `capture` (in
+//! `capture.rs`) the tap against tcpdump.
 //!
 //! `launch`: applab against the raw engine, side by side.
 //!
@@ -11,6 +12,7 @@
 //! own. Both clocks stop when every container answers on its service port,
 //! probed the same way from here.
 
+mod capture;
 mod imap;
 mod origin;
 
@@ -44,6 +46,8 @@ enum Cmd {
     Origin(origin::OriginArgs),
     /// The IMAP server against Dovecot, the same mailboxes and load.
     Imap(imap::ImapArgs),
+    /// applab's tap against tcpdump on one bridge under full load.
+    Capture(capture::CaptureArgs),
 }
 
 #[derive(clap::Args)]
@@ -72,6 +76,7 @@ fn main() -> Result<()> {
         Cmd::Launch(a) => rt.block_on(launch(a)),
         Cmd::Origin(a) => origin::run(a),
         Cmd::Imap(a) => imap::run(a),
+        Cmd::Capture(a) => capture::run(a),
     }
 }
 
