@@ -330,6 +330,19 @@ fn a_permanent_failure_bounces_to_the_sender() {
 }
 
 #[test]
+fn a_domain_without_mx_is_reached_at_its_address() {
+    // d.lab has an A record and no MX: the relay goes to that address,
+    // which is b.lab's server; not its domain, so it refuses (5.7.1), and
+    // the refusal comes back to alice with where it was tried.
+    let lab = MailLab::start(&["--relay-from", "127.0.0.0/8"]);
+    let out = swaks(&lab, &["--from", "alice@a.lab", "--to", "x@d.lab"]);
+    assert!(out.contains("250 2.0.0 OK"), "{out}");
+    let m = lab.wait_mailbox("a", "alice", 1, Duration::from_secs(10));
+    assert!(m[0].contains("d.lab[127.0.0.2]"), "{}", m[0]);
+    assert!(m[0].contains("550 5.7.1"), "{}", m[0]);
+}
+
+#[test]
 fn a_message_still_undelivered_when_it_expires_bounces() {
     let mut lab = MailLab::start(&["--relay-from", "127.0.0.0/8", "--expire", "3s"]);
     lab.b.kill();

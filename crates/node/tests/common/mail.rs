@@ -102,6 +102,12 @@ impl MailLab {
         std::fs::write(d.join("zones/a.lab.zone"), ZONE_A).unwrap();
         // c.lab: a Postfix peer, in the tests that start one.
         std::fs::write(d.join("zones/c.lab.zone"), ZONE_C).unwrap();
+        // d.lab: no MX, only an address (the implicit MX of RFC 5321 §5.1).
+        std::fs::write(
+            d.join("zones/d.lab.zone"),
+            "$ORIGIN d.lab.\n$TTL 60\n@ IN SOA ns hostmaster 1 3600 600 86400 30\n@ IN A 127.0.0.2\n",
+        )
+        .unwrap();
         // A big TXT record: its answer does not fit in 512 bytes of UDP.
         let big = (0..5)
             .map(|_| format!("\"{}\"", "x".repeat(200)))
