@@ -158,7 +158,7 @@ fn our_tap(
     ready: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Result<(u64, u64, Duration)>> {
     std::thread::spawn(move || {
-        let tap = Tap::open(BR, Duration::from_millis(50))?;
+        let mut tap = Tap::open(BR, Duration::from_millis(50))?;
         let mut ring = applab_capture::ring::Ring::open(&ring_dir, 1 << 30)?;
         let mut buf = vec![0u8; 65536];
         ready.store(true, Ordering::SeqCst);

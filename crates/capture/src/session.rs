@@ -77,7 +77,7 @@ impl Session {
                         let asked = sts.flush_asked.load(Ordering::SeqCst);
                         sts.flush_done.store(asked, Ordering::SeqCst);
                     }
-                    let Some(t) = tap.as_ref() else {
+                    let Some(t) = tap.as_mut() else {
                         match Tap::open(&ifname, Duration::from_millis(50)) {
                             Ok(t) => {
                                 tracing::debug!(ifname, "tap open");
