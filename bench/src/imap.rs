@@ -182,14 +182,12 @@ fn start_dovecot(a: &ImapArgs, dir: &Path) -> Result<(Proc, u16)> {
         ),
     )?;
     // The mail processes run as nobody; the login processes need the base dir.
-    for (path, owner) in [(home.as_path(), "65534:65534")] {
-        let st = Command::new("chown")
-            .arg("-R")
-            .arg(owner)
-            .arg(path)
-            .status()?;
-        anyhow::ensure!(st.success(), "chown {}", path.display());
-    }
+    let st = Command::new("chown")
+        .arg("-R")
+        .arg("65534:65534")
+        .arg(&home)
+        .status()?;
+    anyhow::ensure!(st.success(), "chown {}", home.display());
     for dir_ in [dir, d.as_path()] {
         let _ = Command::new("chmod").arg("755").arg(dir_).status();
     }

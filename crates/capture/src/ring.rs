@@ -128,6 +128,15 @@ pub fn export(dir: &Path, from: Duration, to: Duration) -> std::io::Result<Vec<u
     Ok(w.into_inner())
 }
 
+/// Every frame of one ring file, in order (tolerant of a torn end).
+pub fn each_frame(path: &Path, mut f: impl FnMut(Duration, &[u8])) -> std::io::Result<()> {
+    let bytes = std::fs::read(path)?;
+    for (time, _orig, data) in records(&bytes) {
+        f(time, data);
+    }
+    Ok(())
+}
+
 /// The frames of a ring file as this module writes them (little-endian,
 /// microseconds). The newest file is being written and may end inside a
 /// frame: everything before that frame is kept.

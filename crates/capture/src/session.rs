@@ -1,8 +1,11 @@
 //! A capture session: one tap, its pcap ring, its decoder, on one thread.
 //!
-//! The thread opens the tap (and keeps trying while the bridge does not
-//! exist yet, or again after it was recreated), writes every frame to the
-//! ring, decodes it, and hands the frame's summary and the events it
+//! The thread first replays what the ring already holds (frames recorded
+//! before a controller restart), decoding it into the sink, so the frame
+//! list and the events survive a restart as long as the ring keeps the
+//! frames. Then it opens the tap (and keeps trying while the bridge does
+//! not exist yet, or again after it was recreated), writes every frame to
+//! the ring, decodes it, and hands the frame's summary and the events it
 //! completed to a sink. Dropping the session stops the thread.
 
 use crate::decoder::{Decoder, FrameInfo};
@@ -61,6 +64,7 @@ impl Session {
         mut decoder: Decoder,
         mut sink: Sink,
     ) -> std::io::Result<Session> {
+        let old_files = crate::ring::files(&dir);
         let mut ring = Ring::open(&dir, ring_bytes)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Stats::default());
@@ -72,6 +76,25 @@ impl Session {
                 let mut buf = vec![0u8; 65536];
                 let mut last_flush = Instant::now();
                 let mut events = Vec::new();
+                // What was recorded before this session: decoded again.
+                let mut replayed = 0u64;
+                for f in &old_files {
+                    if st.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let _ = crate::ring::each_frame(f, |time, data| {
+                        let info = decoder.frame(time.as_secs_f64(), data, &mut events);
+                        sink(info, std::mem::take(&mut events));
+                        replayed += 1;
+                    });
+                }
+                if replayed > 0 {
+                    tracing::info!(
+                        ifname,
+                        frames = replayed,
+                        "earlier capture replayed from the ring"
+                    );
+                }
                 while !st.load(Ordering::Relaxed) {
                     if tap.is_none() {
                         let asked = sts.flush_asked.load(Ordering::SeqCst);

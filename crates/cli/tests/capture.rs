@@ -245,10 +245,21 @@ fn each_student_sees_their_own_traffic_as_frames_events_and_pcap() {
     assert!(has(&raw1, &secret1), "c1's page is in c1's pcap");
     assert!(!has(&raw2, &secret1) && !has(&raw1, &secret2));
 
-    // After a controller restart the taps reopen and record again.
+    // After a controller restart the record is still there (replayed from
+    // the pcap ring), and the taps reopen and record again.
+    let before: Vec<String> = requests(&events(&s, "cap", "c1", "http"))
+        .iter()
+        .map(|r| r["target"].as_str().unwrap_or("").to_string())
+        .collect();
     s.kill();
     s.spawn();
     taps_open(&s, "cap", "c1");
+    let after: Vec<String> = requests(&events(&s, "cap", "c1", "http"))
+        .iter()
+        .map(|r| r["target"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(!before.is_empty());
+    assert_eq!(after, before, "the events recorded before the restart");
     let (code, out) = s.exec(
         "cap",
         "c1",
