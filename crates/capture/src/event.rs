@@ -141,6 +141,20 @@ impl EventKind {
 }
 
 /// A few bytes as text for a malformed event.
+/// A malformed event of `protocol`: why, and the first bytes seen.
+pub fn malformed(protocol: &str, reason: impl Into<String>, bytes: &[u8]) -> EventKind {
+    EventKind::Malformed {
+        protocol: protocol.into(),
+        reason: reason.into(),
+        seen: seen(bytes),
+    }
+}
+
+/// Bytes lost from the capture: the protocol's line structure is lost too.
+pub fn lost(protocol: &str, n: u64) -> EventKind {
+    malformed(protocol, format!("{n} bytes missing from the capture"), b"")
+}
+
 pub fn seen(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(120)]).into_owned()
 }

@@ -6,7 +6,7 @@
 //! literal's octets (counting them) instead of reading them as lines, so a
 //! FETCHed message never looks like protocol. `DONE` ends an IDLE.
 
-use crate::event::{seen, EventKind};
+use crate::event::EventKind;
 use applab_proto::imap::{crlf_line, literal_at_end};
 
 /// Longest line we follow; literals are skipped, not buffered.
@@ -81,11 +81,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn malformed(reason: String, bytes: &[u8]) -> EventKind {
-    EventKind::Malformed {
-        protocol: "imap".into(),
-        reason,
-        seen: seen(bytes),
-    }
+    crate::event::malformed("imap", reason, bytes)
 }
 
 impl ImapFlow {
@@ -170,10 +166,7 @@ impl ImapFlow {
 
     pub fn gap(&mut self, n: u64, out: &mut Vec<EventKind>) {
         if !self.dead {
-            out.push(malformed(
-                format!("{n} bytes missing from the capture"),
-                b"",
-            ));
+            out.push(crate::event::lost("imap", n));
             self.dead = true;
         }
     }

@@ -7,7 +7,7 @@
 //! is reported once whole, with its line count and size (byte-stuffing
 //! undone). The greeting answers no command.
 
-use crate::event::{seen, EventKind};
+use crate::event::EventKind;
 use applab_proto::pop3::{
     crlf_line, parse_status, Command, MultiLine, MAX_COMMAND_LINE, MAX_RESPONSE_LINE,
 };
@@ -25,11 +25,7 @@ pub struct Pop3Flow {
 }
 
 fn malformed(reason: String, bytes: &[u8]) -> EventKind {
-    EventKind::Malformed {
-        protocol: "pop3".into(),
-        reason,
-        seen: seen(bytes),
-    }
+    crate::event::malformed("pop3", reason, bytes)
 }
 
 impl Pop3Flow {
@@ -115,10 +111,7 @@ impl Pop3Flow {
 
     pub fn gap(&mut self, n: u64, out: &mut Vec<EventKind>) {
         if !self.dead {
-            out.push(malformed(
-                format!("{n} bytes missing from the capture"),
-                b"",
-            ));
+            out.push(crate::event::lost("pop3", n));
             self.dead = true;
         }
     }

@@ -6,7 +6,7 @@
 //! undone and the message reported with its size and header lines. After
 //! an accepted STARTTLS the rest is encrypted and not decoded.
 
-use crate::event::{seen, EventKind, Header};
+use crate::event::{EventKind, Header};
 use applab_proto::smtp::{
     crlf_line, Command, DataReader, ReplyReader, MAX_COMMAND_LINE, MAX_REPLY_LINE, MAX_TEXT_LINE,
 };
@@ -33,11 +33,7 @@ pub struct SmtpFlow {
 }
 
 fn malformed(reason: String, bytes: &[u8]) -> EventKind {
-    EventKind::Malformed {
-        protocol: "smtp".into(),
-        reason,
-        seen: seen(bytes),
-    }
+    crate::event::malformed("smtp", reason, bytes)
 }
 
 /// The header section of a message, unfolded.
@@ -176,10 +172,7 @@ impl SmtpFlow {
     /// Bytes lost from the capture: the line structure is lost with them.
     pub fn gap(&mut self, n: u64, out: &mut Vec<EventKind>) {
         if !self.dead {
-            out.push(malformed(
-                format!("{n} bytes missing from the capture"),
-                b"",
-            ));
+            out.push(crate::event::lost("smtp", n));
             self.dead = true;
         }
     }

@@ -9,9 +9,8 @@
 mod common;
 
 use applab_capture::{Decoder, EventKind, Limits};
-use common::{free_addr, tool, Origin};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use common::{free_addr, start_tcpdump, stop_tcpdump, tool, Origin};
+use std::time::Duration;
 
 /// Rows of tshark fields for frames matching `filter`.
 fn tshark(pcap: &str, decode_as: &[String], filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
@@ -180,59 +179,6 @@ fn http_and_dns_events_agree_with_tshark() {
 }
 
 /// tcpdump on loopback writing `pcap`, once it says it is listening.
-fn start_tcpdump(pcap: &str, filter: &str) -> std::process::Child {
-    let mut dump = Command::new("tcpdump")
-        .args([
-            "-i",
-            "lo",
-            "-U",
-            "--immediate-mode",
-            "-n",
-            "-Z",
-            "root",
-            "-w",
-            pcap,
-        ])
-        .arg(filter)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tcpdump must be installed (scripts/setup installs it)");
-    let mut err = dump.stderr.take().unwrap();
-    let t = Instant::now();
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("listening on") {
-        use std::io::Read;
-        let mut b = [0u8; 256];
-        let n = err.read(&mut b).unwrap_or(0);
-        assert!(
-            n > 0 && t.elapsed() < Duration::from_secs(10),
-            "tcpdump: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.extend_from_slice(&b[..n]);
-    }
-    // Keep reading its stderr so it never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    std::thread::sleep(Duration::from_millis(500));
-    dump
-}
-
-/// Stop tcpdump once the last frames are written. Without --immediate-mode
-/// libpcap hands frames over in blocks and an interrupted tcpdump drops the
-/// last block; with it, a short wait does.
-fn stop_tcpdump(dump: &mut std::process::Child) {
-    std::thread::sleep(Duration::from_millis(500));
-    unsafe_interrupt(dump.id());
-    let _ = dump.wait();
-}
-
-fn unsafe_interrupt(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status();
-}
-
 #[test]
 fn smtp_commands_replies_and_messages_agree_with_tshark() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,51 +8,8 @@ mod common;
 
 use applab_capture::{Decoder, Event, EventKind, Limits};
 use common::mail::MailLab;
-use common::{free_addr, tool, Origin};
+use common::{free_addr, start_tcpdump, stop_tcpdump, tool, Origin};
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn start_tcpdump(pcap: &str, filter: &str) -> std::process::Child {
-    let mut dump = Command::new("tcpdump")
-        .args([
-            "-i",
-            "lo",
-            "-U",
-            "--immediate-mode",
-            "-n",
-            "-Z",
-            "root",
-            "-w",
-            pcap,
-        ])
-        .arg(filter)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tcpdump must be installed (scripts/setup installs it)");
-    let mut err = dump.stderr.take().unwrap();
-    let t = Instant::now();
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("listening on") {
-        use std::io::Read;
-        let mut b = [0u8; 256];
-        let n = err.read(&mut b).unwrap_or(0);
-        assert!(n > 0 && t.elapsed() < Duration::from_secs(10), "tcpdump");
-        seen.extend_from_slice(&b[..n]);
-    }
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    std::thread::sleep(Duration::from_millis(300));
-    dump
-}
-
-fn stop_tcpdump(mut dump: std::process::Child) {
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill")
-        .args(["-INT", &dump.id().to_string()])
-        .status();
-    let _ = dump.wait();
-}
 
 /// A compact name for an event, for sequence assertions.
 fn label(e: &EventKind) -> String {
@@ -164,7 +121,8 @@ fn model_workflows_event_by_event() {
         None,
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("NOERROR"));
-    stop_tcpdump(dump);
+    let mut dump = dump;
+    stop_tcpdump(&mut dump);
 
     let frames = applab_capture::pcap::read_file(&pcap).unwrap();
     let mut d = Decoder::new(Limits::default())

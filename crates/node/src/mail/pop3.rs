@@ -38,30 +38,22 @@ pub struct Server {
 const MAX_ERRORS: u32 = 20;
 
 pub async fn serve(listener: TcpListener, server: Arc<Server>) -> anyhow::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
-    loop {
-        let (mut sock, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("pop3 accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+    let max = server.max_connections;
+    super::accept_loop(
+        listener,
+        max,
+        b"-ERR [SYS/TEMP] too many connections\r\n",
+        "pop3",
+        move |sock, peer| {
+            let server = server.clone();
+            async move {
+                if let Err(e) = session(&server, sock, peer).await {
+                    tracing::debug!(%peer, "pop3 session ended: {e}");
+                }
             }
-        };
-        let server = server.clone();
-        let permit = slots.clone().try_acquire_owned();
-        tokio::spawn(async move {
-            let Ok(_permit) = permit else {
-                let _ = sock
-                    .write_all(b"-ERR [SYS/TEMP] too many connections\r\n")
-                    .await;
-                return;
-            };
-            if let Err(e) = session(&server, sock, peer).await {
-                tracing::debug!(%peer, "pop3 session ended: {e}");
-            }
-        });
-    }
+        },
+    )
+    .await
 }
 
 /// Releases the mailbox lock however the session ends.

@@ -43,31 +43,17 @@ const MAX_DATA_LINE: usize = 64 << 10;
 const DISK_RESERVE: u64 = 1 << 20;
 
 pub async fn serve(listener: TcpListener, server: Arc<Server>) -> anyhow::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
-    loop {
-        let (sock, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("smtp accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    let max = server.max_connections;
+    let busy = b"421 4.3.2 Too many connections, try again later\r\n";
+    super::accept_loop(listener, max, busy, "smtp", move |sock, peer| {
         let server = server.clone();
-        let permit = slots.clone().try_acquire_owned();
-        tokio::spawn(async move {
-            let mut sock = sock;
-            let Ok(_permit) = permit else {
-                let _ = sock
-                    .write_all(b"421 4.3.2 Too many connections, try again later\r\n")
-                    .await;
-                return;
-            };
+        async move {
             if let Err(e) = Session::new(&server, peer).run(sock).await {
                 tracing::debug!(%peer, "smtp session ended: {e}");
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 enum Next {

@@ -29,23 +29,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("lookup: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(lookup(args)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("lookup: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    super::finish("lookup", super::block_on(lookup(args)))
 }
 
 async fn lookup(args: Args) -> anyhow::Result<ExitCode> {

@@ -99,18 +99,8 @@ pub struct SendArgs {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mail: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let r = match args.cmd {
-        Cmd::Send(a) => rt.block_on(send(a)),
+        Cmd::Send(a) => super::block_on(send(a)),
         Cmd::List { account, json } => super::mailread::list(&account).map(|l| {
             if json {
                 println!("{}", serde_json::to_string_pretty(&l).unwrap_or_default());
@@ -148,13 +138,7 @@ pub fn run(args: Args) -> ExitCode {
             super::mailread::move_to(&a, uid, &to).map(|_| ExitCode::SUCCESS)
         }
     };
-    match r {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("mail: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    super::finish("mail", r)
 }
 
 /// The message as a user agent writes it (RFC 5322).

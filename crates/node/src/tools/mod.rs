@@ -63,6 +63,24 @@ pub fn dispatch_applet(name: &str) -> Option<ExitCode> {
     }
 }
 
+/// Run an applet's async work on a small runtime of its own.
+pub(crate) fn block_on<T>(
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+/// An applet's exit: errors printed as `NAME: error`.
+pub(crate) fn finish(name: &str, r: anyhow::Result<ExitCode>) -> ExitCode {
+    r.unwrap_or_else(|e| {
+        eprintln!("{name}: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
 pub fn run(tool: Tool) -> ExitCode {
     match tool {
         Tool::Tcp(a) => tcp::run(a),

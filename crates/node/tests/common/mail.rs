@@ -72,6 +72,18 @@ pub struct MailLab {
     pub dns_addr: SocketAddr,
 }
 
+/// Whether something accepts on `addr` within `within`.
+pub fn listening(addr: SocketAddr, within: Duration) -> bool {
+    let t = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        if t.elapsed() > within {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 pub fn wait_port(addr: SocketAddr) {
     let t = Instant::now();
     while TcpStream::connect(addr).is_err() {
@@ -96,7 +108,30 @@ impl MailLab {
         Self::start_in(tempfile::tempdir().unwrap(), a_args)
     }
 
-    pub fn start_in(dir: tempfile::TempDir, a_args: &[&str]) -> MailLab {
+    /// Start in `dir`. The ports are picked free but may be taken before
+    /// the servers bind them (tests run side by side): then start again.
+    pub fn start_in(mut dir: tempfile::TempDir, a_args: &[&str]) -> MailLab {
+        for _ in 0..3 {
+            let mut lab = Self::spawn_in(dir, a_args);
+            let addrs = [
+                lab.a_addr(),
+                lab.b_addr(),
+                lab.b_pop3(),
+                lab.b_imap(),
+                lab.dns_addr,
+            ];
+            if addrs.iter().all(|a| listening(*a, Duration::from_secs(10))) {
+                return lab;
+            }
+            lab.dns.kill();
+            lab.a.kill();
+            lab.b.kill();
+            dir = std::mem::replace(&mut lab.dir, tempfile::tempdir().unwrap());
+        }
+        panic!("the mail lab's servers never all listened");
+    }
+
+    fn spawn_in(dir: tempfile::TempDir, a_args: &[&str]) -> MailLab {
         let d = dir.path();
         std::fs::create_dir_all(d.join("zones")).unwrap();
         std::fs::write(d.join("zones/a.lab.zone"), ZONE_A).unwrap();
@@ -180,11 +215,6 @@ impl MailLab {
             imap_port,
             dns_addr,
         };
-        wait_port(lab.a_addr());
-        wait_port(lab.b_addr());
-        wait_port(lab.b_pop3());
-        wait_port(lab.b_imap());
-        wait_port(dns_addr);
         lab
     }
 

@@ -122,3 +122,57 @@ pub fn curl(args: &[&str], cwd: Option<&Path>) -> (String, String) {
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
 }
+
+/// tcpdump on loopback writing `pcap`, once it says it listens.
+pub fn start_tcpdump(pcap: &str, filter: &str) -> std::process::Child {
+    let mut dump = Command::new("tcpdump")
+        .args([
+            "-i",
+            "lo",
+            "-U",
+            "--immediate-mode",
+            "-n",
+            "-Z",
+            "root",
+            "-w",
+            pcap,
+        ])
+        .arg(filter)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpdump must be installed (scripts/setup installs it)");
+    let mut err = dump.stderr.take().unwrap();
+    let t = Instant::now();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("listening on") {
+        use std::io::Read;
+        let mut b = [0u8; 256];
+        let n = err.read(&mut b).unwrap_or(0);
+        assert!(
+            n > 0 && t.elapsed() < Duration::from_secs(10),
+            "tcpdump: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&b[..n]);
+    }
+    // Keep reading its stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    std::thread::sleep(Duration::from_millis(500));
+    dump
+}
+
+/// Stop tcpdump once the last frames are written. Without --immediate-mode
+/// libpcap hands frames over in blocks and an interrupted tcpdump drops the
+/// last block; with it, a short wait does.
+pub fn stop_tcpdump(dump: &mut std::process::Child) {
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe_interrupt(dump.id());
+    let _ = dump.wait();
+}
+
+fn unsafe_interrupt(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+}

@@ -71,7 +71,6 @@ const MAX_BAD: u32 = 50;
 const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 pub async fn serve(listener: TcpListener, server: Arc<Server>) -> anyhow::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
     // Flag changes reach the index files within a second.
     let flusher = server.clone();
     tokio::spawn(async move {
@@ -82,27 +81,22 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>) -> anyhow::Result
             let _ = tokio::task::spawn_blocking(move || s.mailstore.flush_all()).await;
         }
     });
-    loop {
-        let (mut sock, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("imap accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+    let max = server.max_connections;
+    crate::mail::accept_loop(
+        listener,
+        max,
+        b"* BYE too many connections\r\n",
+        "imap",
+        move |sock, peer| {
+            let server = server.clone();
+            async move {
+                if let Err(e) = Session::run(&server, sock, peer).await {
+                    tracing::debug!(%peer, "imap session ended: {e}");
+                }
             }
-        };
-        let server = server.clone();
-        let permit = slots.clone().try_acquire_owned();
-        tokio::spawn(async move {
-            let Ok(_permit) = permit else {
-                let _ = sock.write_all(b"* BYE too many connections\r\n").await;
-                return;
-            };
-            if let Err(e) = Session::run(&server, sock, peer).await {
-                tracing::debug!(%peer, "imap session ended: {e}");
-            }
-        });
-    }
+        },
+    )
+    .await
 }
 
 /// The connection's input, cut into command pieces and literals.
