@@ -14,20 +14,11 @@ const RUN: &str = "access";
 const WHO: &str = "p1";
 
 fn ws(s: &Server, script: &str) -> String {
-    let (code, out) = s.exec(RUN, WHO, "ws", &["sh", "-c", script]);
-    assert_eq!(code, 0, "script failed:\n{script}\n---\n{out}");
-    out
+    s.sh(RUN, WHO, "ws", script)
 }
 
 fn mailq(s: &Server) -> Value {
-    let (code, out) = s.exec(
-        RUN,
-        WHO,
-        "mail-b",
-        &["applab-node", "tool", "mailq", "--json"],
-    );
-    assert_eq!(code, 0, "mailq: {out}");
-    serde_json::from_str(&out).unwrap()
+    s.mailq(RUN, WHO, "mail-b")
 }
 
 fn inbox(s: &Server) -> Vec<Value> {
@@ -38,18 +29,7 @@ fn inbox(s: &Server) -> Vec<Value> {
 }
 
 fn events(s: &Server, protocol: &str) -> Vec<Value> {
-    let v = s.json(&[
-        "capture",
-        "events",
-        WHO,
-        "--run",
-        RUN,
-        "--protocol",
-        protocol,
-        "--limit",
-        "10000",
-    ]);
-    v["events"].as_array().cloned().unwrap_or_default()
+    s.events(RUN, WHO, protocol)
 }
 
 #[test]

@@ -14,16 +14,11 @@ const RUN: &str = "mail";
 const WHO: &str = "s1";
 
 fn ws(s: &Server, script: &str) -> String {
-    let (code, out) = s.exec(RUN, WHO, "ws", &["sh", "-c", script]);
-    assert_eq!(code, 0, "script failed:\n{script}\n---\n{out}");
-    out
+    s.sh(RUN, WHO, "ws", script)
 }
 
-/// A mail node's queue and mailboxes (the `mailq` tool inside it).
 fn mailq(s: &Server, node: &str) -> Value {
-    let (code, out) = s.exec(RUN, WHO, node, &["applab-node", "tool", "mailq", "--json"]);
-    assert_eq!(code, 0, "mailq on {node}: {out}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    s.mailq(RUN, WHO, node)
 }
 
 fn mailbox(s: &Server, node: &str, user: &str) -> Vec<Value> {
@@ -53,18 +48,7 @@ fn wait_for(s: &Server, node: &str, user: &str, subject: &str, within: Duration)
 }
 
 fn events(s: &Server, protocol: &str) -> Vec<Value> {
-    let v = s.json(&[
-        "capture",
-        "events",
-        WHO,
-        "--run",
-        RUN,
-        "--protocol",
-        protocol,
-        "--limit",
-        "10000",
-    ]);
-    v["events"].as_array().cloned().unwrap_or_default()
+    s.events(RUN, WHO, protocol)
 }
 
 #[test]

@@ -195,6 +195,41 @@ impl Server {
         self.json(&["status", "--run", run])
     }
 
+    /// Run a shell script in a student's node; it must succeed; its stdout.
+    pub fn sh(&self, run: &str, student: &str, node: &str, script: &str) -> String {
+        let (code, out) = self.exec(run, student, node, &["sh", "-c", script]);
+        assert_eq!(code, 0, "script failed on {node}:\n{script}\n---\n{out}");
+        out
+    }
+
+    /// A student's captured protocol events of one protocol.
+    pub fn events(&self, run: &str, student: &str, protocol: &str) -> Vec<Value> {
+        let v = self.json(&[
+            "capture",
+            "events",
+            student,
+            "--run",
+            run,
+            "--protocol",
+            protocol,
+            "--limit",
+            "10000",
+        ]);
+        v["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// A mail node's queue, mailboxes and folders (its `mailq` tool).
+    pub fn mailq(&self, run: &str, student: &str, node: &str) -> Value {
+        let (code, out) = self.exec(
+            run,
+            student,
+            node,
+            &["applab-node", "tool", "mailq", "--json"],
+        );
+        assert_eq!(code, 0, "mailq on {node}: {out}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
     /// Run a command in a student's node: (exit code, stdout).
     pub fn exec(&self, run: &str, student: &str, node: &str, cmd: &[&str]) -> (i64, String) {
         let mut a = vec!["exec", student, node, "--run", run, "--json", "--"];

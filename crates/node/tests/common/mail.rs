@@ -205,7 +205,7 @@ impl MailLab {
         };
         let a = mail("a", "127.0.0.1", a_args);
         let b = mail("b", "127.0.0.2", &[]);
-        let lab = MailLab {
+        MailLab {
             dir,
             dns,
             a,
@@ -214,8 +214,7 @@ impl MailLab {
             pop3_port,
             imap_port,
             dns_addr,
-        };
-        lab
+        }
     }
 
     pub fn a_addr(&self) -> SocketAddr {
