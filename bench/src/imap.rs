@@ -346,11 +346,6 @@ async fn measure(a: &ImapArgs, port: u16) -> Result<Sample> {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 pub fn run(a: ImapArgs) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (_applab, ours_port) = start_applab(&a, dir.path())?;
@@ -392,7 +387,8 @@ pub fn run(a: ImapArgs) -> Result<()> {
             }
         }
     }
-    let med = |v: &[Sample], f: fn(&Sample) -> f64| median(v.iter().map(f).collect());
+    let med =
+        |v: &[Sample], f: fn(&Sample) -> f64| crate::origin::median(v.iter().map(f).collect());
     let (o, t) = (med(&ours, |s| s.ops_per_s), med(&theirs, |s| s.ops_per_s));
     let (op, tp) = (med(&ours, |s| s.p99_ms), med(&theirs, |s| s.p99_ms));
     let fails = (

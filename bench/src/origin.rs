@@ -219,7 +219,8 @@ fn parse_latency_ms(v: &str) -> Result<f64> {
     Ok(num.parse::<f64>()? * mult)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The middle value (the upper one of an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }

@@ -10,18 +10,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 fn events(s: &Server, run: &str, student: &str, protocol: &str) -> Vec<Value> {
-    let v = s.json(&[
-        "capture",
-        "events",
-        student,
-        "--run",
-        run,
-        "--protocol",
-        protocol,
-        "--limit",
-        "10000",
-    ]);
-    v["events"].as_array().cloned().unwrap_or_default()
+    s.events(run, student, protocol)
 }
 
 fn requests(evs: &[Value]) -> Vec<&Value> {

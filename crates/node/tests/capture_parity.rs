@@ -12,6 +12,14 @@ use applab_capture::{Decoder, EventKind, Limits};
 use common::{free_addr, start_tcpdump, stop_tcpdump, tool, Origin};
 use std::time::Duration;
 
+/// One capture on loopback at a time: tcpdump and tshark are busy enough
+/// that side-by-side runs made frames arrive after the capture stopped.
+static LOOPBACK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    LOOPBACK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Rows of tshark fields for frames matching `filter`.
 fn tshark(pcap: &str, decode_as: &[String], filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
     let mut args: Vec<String> = vec!["-r".into(), pcap.into()];
@@ -39,6 +47,7 @@ fn tshark(pcap: &str, decode_as: &[String], filter: &str, fields: &[&str]) -> Ve
 
 #[test]
 fn http_and_dns_events_agree_with_tshark() {
+    let _serial = one_at_a_time();
     let o = Origin::start(&[]);
     let http_port = o.addr.port();
     let dns_port = free_addr().port();
@@ -181,6 +190,7 @@ fn http_and_dns_events_agree_with_tshark() {
 /// tcpdump on loopback writing `pcap`, once it says it is listening.
 #[test]
 fn smtp_commands_replies_and_messages_agree_with_tshark() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let port = free_addr().port();
     let pcap = dir.path().join("smtp.pcap");
@@ -278,6 +288,7 @@ fn smtp_commands_replies_and_messages_agree_with_tshark() {
 
 #[test]
 fn pop3_commands_and_responses_agree_with_tshark() {
+    let _serial = one_at_a_time();
     // Our mail server this time: mail for bob, then poplib and a typed session.
     let lab = common::mail::MailLab::start(&[]);
     for i in 0..2 {
@@ -361,6 +372,7 @@ fn pop3_commands_and_responses_agree_with_tshark() {
 
 #[test]
 fn imap_commands_and_completions_agree_with_tshark() {
+    let _serial = one_at_a_time();
     let lab = common::mail::MailLab::start(&[]);
     for i in 0..3 {
         let (mut r, _) = common::mail::Raw::connect(lab.b_addr());

@@ -4,20 +4,12 @@
 
 mod common;
 
-use common::mail::{code, MailLab, Raw};
+use common::mail::{MailLab, Raw};
 use std::process::Command;
 use std::time::Duration;
 
 fn deliver(lab: &MailLab, subject: &str) {
-    let (mut r, _) = Raw::connect(lab.b_addr());
-    r.cmd("HELO test");
-    r.cmd("MAIL FROM:<carol@b.lab>");
-    r.cmd("RCPT TO:<bob@b.lab>");
-    assert_eq!(code(&r.cmd("DATA")), 354);
-    let rep = r.cmd(&format!(
-        "From: Carol <carol@b.lab>\r\nTo: bob@b.lab\r\nSubject: {subject}\r\n\r\nbody of {subject}\r\n."
-    ));
-    assert_eq!(code(&rep), 250, "{rep}");
+    lab.note_to_bob(subject);
 }
 
 /// Run fetchmail once; the messages it handed to its MDA, concatenated.

@@ -273,6 +273,25 @@ impl MailLab {
         }
     }
 
+    /// Hand b.lab's server a message for bob (local delivery): `text` is
+    /// the whole message, without the final dot line.
+    pub fn deliver_to_bob(&self, text: &str) {
+        let (mut r, _) = Raw::connect(self.b_addr());
+        r.cmd("HELO test");
+        r.cmd("MAIL FROM:<carol@b.lab>");
+        r.cmd("RCPT TO:<bob@b.lab>");
+        assert_eq!(code(&r.cmd("DATA")), 354);
+        let rep = r.cmd(&format!("{text}\r\n."));
+        assert_eq!(code(&rep), 250, "{rep}");
+    }
+
+    /// A short message from carol to bob with this subject.
+    pub fn note_to_bob(&self, subject: &str) {
+        self.deliver_to_bob(&format!(
+            "From: Carol <carol@b.lab>\r\nTo: bob@b.lab\r\nSubject: {subject}\r\n\r\nbody of {subject}"
+        ));
+    }
+
     pub fn queue_files(&self, dom: &str) -> usize {
         std::fs::read_dir(self.path(&format!("data-{dom}/queue")))
             .map(|r| r.flatten().count())
