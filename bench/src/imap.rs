@@ -245,17 +245,10 @@ impl Client {
             }
             // Literal: `{n}` ends the line, n octets follow.
             let trimmed = line.strip_suffix(b"\r\n").unwrap_or(&line);
-            if let Some(open) = trimmed.iter().rposition(|&b| b == b'{') {
-                if trimmed.ends_with(b"}") {
-                    if let Ok(k) = std::str::from_utf8(&trimmed[open + 1..trimmed.len() - 1])
-                        .unwrap_or("")
-                        .parse::<usize>()
-                    {
-                        let mut skip = vec![0u8; k];
-                        self.r.read_exact(&mut skip).await?;
-                        continue;
-                    }
-                }
+            if let Some((k, _)) = applab_proto::imap::literal_at_end(trimmed) {
+                let mut skip = vec![0u8; k];
+                self.r.read_exact(&mut skip).await?;
+                continue;
             }
             if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
                 return Ok(line[tag.len() + 1..].starts_with(b"OK"));

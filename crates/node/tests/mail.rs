@@ -16,6 +16,16 @@ fn swaks(lab: &MailLab, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
 }
 
+/// swaks hands a.lab's server a message from alice with this Subject; it is queued.
+fn submit(lab: &MailLab, to: &str, subject: &str) {
+    let subject = format!("Subject: {subject}");
+    let out = swaks(
+        lab,
+        &["--from", "alice@a.lab", "--to", to, "--header", &subject],
+    );
+    assert!(out.contains("250 2.0.0 OK"), "{out}");
+}
+
 #[test]
 fn a_message_crosses_domains_by_mx_with_both_received_lines() {
     let lab = MailLab::start(&["--relay-from", "127.0.0.0/8"]);
@@ -248,17 +258,7 @@ fn the_queue_retries_while_the_peer_is_down_then_delivers_once() {
     lab.b.kill();
     // Three messages for one server wait in the queue...
     for n in 0..3 {
-        let subject = format!("Subject: patience {n}");
-        let args = [
-            "--from",
-            "alice@a.lab",
-            "--to",
-            "bob@b.lab",
-            "--header",
-            &subject,
-        ];
-        let out = swaks(&lab, &args);
-        assert!(out.contains("250 2.0.0 OK"), "{out}");
+        submit(&lab, "bob@b.lab", &format!("patience {n}"));
     }
     // At least two failed attempts (retry every 1 s).
     let t = std::time::Instant::now();
@@ -302,18 +302,7 @@ fn the_queue_retries_while_the_peer_is_down_then_delivers_once() {
 #[test]
 fn a_permanent_failure_bounces_to_the_sender() {
     let lab = MailLab::start(&["--relay-from", "127.0.0.0/8"]);
-    let out = swaks(
-        &lab,
-        &[
-            "--from",
-            "alice@a.lab",
-            "--to",
-            "nobody@b.lab",
-            "--header",
-            "Subject: to nobody",
-        ],
-    );
-    assert!(out.contains("250 2.0.0 OK"), "{out}");
+    submit(&lab, "nobody@b.lab", "to nobody");
     let m = lab.wait_mailbox("a", "alice", 1, Duration::from_secs(10));
     assert!(
         m[0].contains("Subject: Undelivered Mail Returned to Sender"),
@@ -346,18 +335,7 @@ fn a_domain_without_mx_is_reached_at_its_address() {
 fn a_message_still_undelivered_when_it_expires_bounces() {
     let mut lab = MailLab::start(&["--relay-from", "127.0.0.0/8", "--expire", "3s"]);
     lab.b.kill();
-    let out = swaks(
-        &lab,
-        &[
-            "--from",
-            "alice@a.lab",
-            "--to",
-            "bob@b.lab",
-            "--header",
-            "Subject: too late",
-        ],
-    );
-    assert!(out.contains("250 2.0.0 OK"), "{out}");
+    submit(&lab, "bob@b.lab", "too late");
     let m = lab.wait_mailbox("a", "alice", 1, Duration::from_secs(15));
     assert!(
         m[0].contains("Undelivered Mail Returned to Sender"),

@@ -6,5 +6,6 @@
 
 pub mod http;
 pub mod imap;
+pub mod message;
 pub mod pop3;
 pub mod smtp;

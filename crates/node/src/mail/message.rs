@@ -122,11 +122,9 @@ pub fn bounce(b: &Bounce) -> Vec<u8> {
         "\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
     ));
     let mut out = m.into_bytes();
-    let head_end = b
-        .original
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(b.original.len(), |p| p + 2);
+    // The header lines, without the blank line after them.
+    let head_end =
+        applab_proto::message::header_end(b.original).map_or(b.original.len(), |e| e - 2);
     out.extend_from_slice(&b.original[..head_end.min(QUOTED)]);
     if !out.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");

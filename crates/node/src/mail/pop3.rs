@@ -367,11 +367,7 @@ fn uid(e: &Entry) -> String {
 
 /// The header section, the blank line, and the first `n` body lines.
 fn top(m: &[u8], n: usize) -> Vec<u8> {
-    let head_end = m
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4)
-        .unwrap_or(m.len());
+    let head_end = applab_proto::message::header_end(m).unwrap_or(m.len());
     let mut out = m[..head_end].to_vec();
     let body = &m[head_end..];
     let mut taken = 0;

@@ -466,9 +466,7 @@ fn header_lines(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
 
 fn section_bytes(raw: &[u8], m: Option<&Message>, path: &[u32], kind: &Kind) -> Vec<u8> {
     let split = |r: &[u8]| -> usize {
-        r.windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|p| p + 4)
+        applab_proto::message::header_end(r)
             .or_else(|| r.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
             .unwrap_or(r.len())
     };

@@ -44,10 +44,7 @@ impl Msg {
             return h.clone();
         }
         let raw = std::fs::read(&self.path).unwrap_or_default();
-        let end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(raw.len(), |p| p + 4);
+        let end = applab_proto::message::header_end(&raw).unwrap_or(raw.len());
         let h: Arc<[u8]> = Arc::from(&raw[..end]);
         if h.len() <= MAX_CACHED_HEADER {
             self.header = Some(h.clone());

@@ -238,10 +238,7 @@ impl<'a> Ctx<'a> {
 
     fn split(&mut self) -> usize {
         let r = self.raw();
-        r.windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|p| p + 4)
-            .unwrap_or(r.len())
+        applab_proto::message::header_end(r).unwrap_or(r.len())
     }
 }
 
