@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::bounded;
 use common::mail::{MailLab, Raw};
 use std::process::Command;
 use std::time::Duration;
@@ -39,16 +40,17 @@ fn fetchmail(
     )
     .unwrap();
     let _ = std::fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600));
-    let o = Command::new("fetchmail")
-        .arg("-f")
-        .arg(&rc)
-        .args(["--nodetach", "--idfile"])
-        .arg(dir.join(format!("ids-{protocol}")))
-        .args(["--pidfile"])
-        .arg(dir.join("fetchmail.pid"))
-        .env("HOME", dir)
-        .output()
-        .expect("fetchmail is installed (.ci/run installs it)");
+    let o = bounded(
+        Command::new("fetchmail")
+            .arg("-f")
+            .arg(&rc)
+            .args(["--nodetach", "--idfile"])
+            .arg(dir.join(format!("ids-{protocol}")))
+            .args(["--pidfile"])
+            .arg(dir.join("fetchmail.pid"))
+            .env("HOME", dir),
+        Duration::from_secs(60),
+    );
     // 0: mail fetched; 1: no mail.
     assert!(
         matches!(o.status.code(), Some(0) | Some(1)),
@@ -110,16 +112,19 @@ fn neomutt(lab: &MailLab, dir: &std::path::Path, keys: &str) -> String {
         ),
     )
     .unwrap();
+    // `--foreground` keeps neomutt in the terminal's foreground process
+    // group: without it, timeout's own group is in the background and
+    // neomutt stops on SIGTTOU when curses sets the terminal up.
     let cmd = format!(
-        "TERM=xterm timeout 20 neomutt -n -F {} -e 'push \"{keys}\"'",
+        "TERM=xterm timeout --foreground -k 5 20 neomutt -n -F {} -e 'push \"{keys}\"'",
         rc.display()
     );
-    let o = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("HOME", dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("neomutt and script are installed (.ci/run installs them)");
+    let o = bounded(
+        Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("HOME", dir),
+        Duration::from_secs(40),
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 

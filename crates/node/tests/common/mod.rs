@@ -108,8 +108,56 @@ pub fn tool(name: &str, args: &[&str], cwd: Option<&Path>) -> Output {
     if let Some(d) = cwd {
         c.current_dir(d);
     }
-    c.output()
-        .unwrap_or_else(|e| panic!("{name} must be installed (.ci/run installs it): {e}"))
+    bounded(&mut c, Duration::from_secs(120))
+}
+
+/// Run a client that is not ours with a hard limit: a client waiting on
+/// a prompt or a stopped terminal must fail the test with what it printed,
+/// never hang the suite. The child gets its own process group, and the
+/// whole group is killed at the limit.
+pub fn bounded(c: &mut Command, limit: Duration) -> Output {
+    use std::os::unix::process::CommandExt;
+    let name = c.get_program().to_string_lossy().into_owned();
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let mut child = c
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} must be installed (.ci/run installs it): {e}"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            panic!(
+                "{name} still ran after {limit:?}; killed. stdout:\n{}\nstderr:\n{}",
+                read_all(out),
+                read_all(err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: read_all(out).into_bytes(),
+        stderr: read_all(err).into_bytes(),
+    }
+}
+
+fn read_all(mut f: std::fs::File) -> String {
+    use std::io::{Read, Seek};
+    let mut v = Vec::new();
+    let _ = f.seek(std::io::SeekFrom::Start(0));
+    let _ = f.read_to_end(&mut v);
+    String::from_utf8_lossy(&v).into_owned()
 }
 
 /// curl, returning (stdout, stderr) as text; `-s` always.
