@@ -10,6 +10,7 @@ mod dns;
 mod logbuf;
 mod mail;
 mod origin;
+mod proxy;
 mod tools;
 mod workstation;
 
@@ -34,6 +35,8 @@ struct Cli {
 enum Role {
     /// HTTP origin server serving a directory.
     Origin(origin::Args),
+    /// Caching HTTP proxy: forward (for browsers) or reverse (in front of an origin).
+    Proxy(proxy::Args),
     /// Mail server for one domain: SMTP, its queue and relay, Maildir delivery.
     Mail(mail::Args),
     /// Authoritative DNS server for the lab's zones (UDP and TCP).
@@ -65,6 +68,10 @@ fn main() -> ExitCode {
         Role::Origin(args) => {
             alloc::use_mimalloc();
             serve(Some(1), || origin::run(args))
+        }
+        Role::Proxy(args) => {
+            alloc::use_mimalloc();
+            serve(None, || proxy::run(args))
         }
         Role::Workstation(args) => serve(None, || workstation::run(args)),
         Role::Dns(args) => serve(Some(1), || dns::run(args)),

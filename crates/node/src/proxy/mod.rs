@@ -1,0 +1,1029 @@
+//! The proxy role: a caching HTTP/1.1 proxy, in forward mode (a browser
+//! configured for a proxy sends it absolute-form requests, RFC 9112 §3.2.2)
+//! or in reverse mode (in front of one origin, as a CDN edge).
+//!
+//! What the lecture calls a web cache lives here: a request that the cache
+//! can answer fresh never leaves the campus (`X-Cache: HIT`); a stale one
+//! is revalidated with `If-Modified-Since`/`If-None-Match` and a 304 keeps
+//! the stored body (`REVALIDATED`); anything else goes to the origin
+//! (`MISS`). The rules (RFC 9111) are http-cache-semantics' (`cache`);
+//! what happens to the messages on the way is in `message`, the origin side
+//! in `upstream`, the counters the lab reads in `stats`.
+
+mod cache;
+mod message;
+mod stats;
+mod upstream;
+mod wire;
+
+use applab_proto::http::{self, Framing, Limits, RequestHead, ResponseHead};
+use bytes::Bytes;
+use cache::{Cache, Lookup, Stored, Turn};
+use message::{Target, TargetError};
+use stats::{Outcome, Stats};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use upstream::{Answer, FetchError, Upstream};
+use wire::{Body, Wire, WireError};
+
+/// The path, on the proxy itself, of its JSON counters.
+pub const STATS_PATH: &str = "/_applab/stats";
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:3128")]
+    pub listen: String,
+    /// Reverse (accelerator) mode in front of this origin, e.g.
+    /// http://127.0.0.1:8080. Without it: a forward proxy.
+    #[arg(long)]
+    pub reverse: Option<String>,
+    /// The role's configuration (TOML; see docs/lab-format.md, "proxy").
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Memory for cached responses (e.g. 64M).
+    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    pub cache_size: u64,
+    /// Largest response kept in the cache; bigger ones are streamed through.
+    #[arg(long, default_value = "8M", value_parser = parse_size)]
+    pub max_object: u64,
+    /// Largest request body accepted (larger: 413).
+    #[arg(long, default_value = "16M", value_parser = parse_size)]
+    pub max_body: u64,
+    /// Seconds to wait for a connection to an origin (then 502 or 504).
+    #[arg(long, default_value_t = 5)]
+    pub connect_timeout: u64,
+    /// Seconds to wait for an origin's answer (then 504).
+    #[arg(long, default_value_t = 30)]
+    pub response_timeout: u64,
+    /// Close a client connection idle this many seconds.
+    #[arg(long, default_value_t = 15)]
+    pub idle_timeout: u64,
+    /// Seconds a client has to send a whole request head (then 408).
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Most requests on one client connection.
+    #[arg(long, default_value_t = 1000)]
+    pub max_requests: u32,
+    /// Most simultaneous client connections; more get 503.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Longest request line, in bytes (longer: 414).
+    #[arg(long, default_value_t = 8192)]
+    pub max_request_line: usize,
+    /// Largest request head, in bytes (larger: 431).
+    #[arg(long, default_value_t = 32768)]
+    pub max_head: usize,
+    /// Most header fields in a request (more: 431).
+    #[arg(long, default_value_t = 100)]
+    pub max_headers: usize,
+    /// The name this proxy gives itself in `Via`.
+    #[arg(long, default_value = "applab-proxy")]
+    pub name: String,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    applab_lab::parse_size(s).ok_or_else(|| format!("bad size {s:?}: use e.g. 64M, 512k or bytes"))
+}
+
+/// The proxy's settings file: the same knobs as the flags, for a lab's
+/// node config (`[nodes.config]` of a proxy node).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    reverse: Option<String>,
+    cache_size: Option<String>,
+    max_object: Option<String>,
+    name: Option<String>,
+}
+
+impl Args {
+    fn with_file(mut self) -> anyhow::Result<Args> {
+        let Some(path) = &self.config else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let f: FileConfig =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let size = |field: &str, v: &str| {
+            parse_size(v).map_err(|e| anyhow::anyhow!("{}: {field}: {e}", path.display()))
+        };
+        if let Some(v) = f.reverse {
+            self.reverse = Some(v);
+        }
+        if let Some(v) = f.cache_size {
+            self.cache_size = size("cache_size", &v)?;
+        }
+        if let Some(v) = f.max_object {
+            self.max_object = size("max_object", &v)?;
+        }
+        if let Some(v) = f.name {
+            self.name = v;
+        }
+        Ok(self)
+    }
+}
+
+pub struct Proxy {
+    args: Args,
+    /// Reverse mode: the origin everything goes to.
+    origin: Option<Target>,
+    limits: Limits,
+    cache: Arc<Cache>,
+    upstream: Upstream,
+    stats: Stats,
+    conn_ids: AtomicU64,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let proxy = Arc::new(Proxy::new(args)?);
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        mode = match &proxy.origin { Some(o) => format!("reverse for {}", o.authority), None => "forward".into() },
+        cache_bytes = proxy.args.cache_size,
+        "proxy listening"
+    );
+    serve(listener, proxy).await
+}
+
+/// Accept connections until the listener fails.
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) -> anyhow::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(proxy.args.max_connections));
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let id = proxy.conn_ids.fetch_add(1, Ordering::Relaxed);
+        let _ = sock.set_nodelay(true);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(client = %peer, conn = id, "too many connections: 503");
+            tokio::spawn(async move {
+                let mut sock = sock;
+                let r = simple(503, "Too many connections to the proxy; try again.\n");
+                let _ = sock.write_all(&r.bytes(1, true)).await;
+            });
+            continue;
+        };
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            proxy.connection(sock, peer, id).await;
+        });
+    }
+}
+
+/// A response being sent to a client.
+struct Reply {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, Vec<u8>)>,
+    body: ReplyBody,
+    outcome: Outcome,
+    from_origin: u64,
+    /// No body whatever the headers say (HEAD, 204, 304).
+    head_only: bool,
+}
+
+enum ReplyBody {
+    Full(Bytes),
+    /// Too big to hold: the rest comes from the origin as it arrives.
+    Stream {
+        answer: Box<Answer>,
+        body: Body,
+        first: Vec<u8>,
+    },
+}
+
+/// An answer made by the proxy itself, with a readable text body.
+fn simple(status: u16, text: &str) -> Reply {
+    Reply {
+        status,
+        reason: http::reason(status).to_string(),
+        headers: vec![("Content-Type".into(), b"text/plain; charset=utf-8".to_vec())],
+        body: ReplyBody::Full(Bytes::from(format!(
+            "{status} {}\n\n{text}",
+            http::reason(status)
+        ))),
+        outcome: Outcome::Error,
+        from_origin: 0,
+        head_only: false,
+    }
+}
+
+impl Reply {
+    /// The head, and the whole message when the body is in memory.
+    fn bytes(&self, client_minor: u8, close: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let framing_field = |n: &str| {
+            n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding")
+        };
+        for (n, v) in &self.headers {
+            // The proxy frames the body itself, except for bodiless answers,
+            // whose Content-Length describes the resource (HEAD, 304).
+            if framing_field(n) && !self.head_only {
+                continue;
+            }
+            put_field(&mut out, n, v);
+        }
+        if !self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("date"))
+        {
+            put_field(
+                &mut out,
+                "Date",
+                httpdate::fmt_http_date(SystemTime::now()).as_bytes(),
+            );
+        }
+        put_field(&mut out, "X-Cache", self.outcome.x_cache().as_bytes());
+        if !self.head_only {
+            match &self.body {
+                ReplyBody::Full(b) => put_field(
+                    &mut out,
+                    "Content-Length",
+                    itoa::Buffer::new().format(b.len()).as_bytes(),
+                ),
+                ReplyBody::Stream { answer, .. } => match answer.framing {
+                    Framing::Length(n) => put_field(
+                        &mut out,
+                        "Content-Length",
+                        itoa::Buffer::new().format(n).as_bytes(),
+                    ),
+                    _ if client_minor == 1 => put_field(&mut out, "Transfer-Encoding", b"chunked"),
+                    _ => {} // HTTP/1.0: the end of the connection ends the body
+                },
+            }
+        }
+        if close {
+            put_field(&mut out, "Connection", b"close");
+        } else if client_minor == 0 {
+            put_field(&mut out, "Connection", b"keep-alive");
+        }
+        out.extend_from_slice(b"\r\n");
+        if let (false, ReplyBody::Full(b)) = (self.head_only, &self.body) {
+            out.extend_from_slice(b);
+        }
+        out
+    }
+
+    /// Whether the connection must close after this reply (a streamed body
+    /// of unknown length to an HTTP/1.0 client ends with the connection).
+    fn forces_close(&self, client_minor: u8) -> bool {
+        match &self.body {
+            ReplyBody::Stream { answer, .. } => {
+                !self.head_only
+                    && client_minor == 0
+                    && !matches!(answer.framing, Framing::Length(_))
+            }
+            ReplyBody::Full(_) => false,
+        }
+    }
+}
+
+fn put_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How reading a request ended when it did not give a request.
+enum Stop {
+    /// The client went away or stayed idle: close quietly.
+    Quiet,
+    /// Answer this status, then close.
+    Refuse(u16, String),
+}
+
+impl Proxy {
+    pub fn new(args: Args) -> anyhow::Result<Proxy> {
+        let args = args.with_file()?;
+        let origin = match &args.reverse {
+            None => None,
+            Some(u) => Some(
+                message::absolute_target(u)
+                    .map_err(|e| anyhow::anyhow!("--reverse {u}: not an http:// origin ({e:?})"))?,
+            ),
+        };
+        let limits = Limits {
+            max_request_line: args.max_request_line,
+            max_head: args.max_head,
+            max_headers: args.max_headers,
+        };
+        Ok(Proxy {
+            origin,
+            limits,
+            cache: Arc::new(Cache::new(
+                args.cache_size as usize,
+                args.max_object as usize,
+            )),
+            upstream: Upstream::new(
+                Duration::from_secs(args.connect_timeout),
+                Duration::from_secs(args.response_timeout),
+                // Origins may send bigger heads than clients may.
+                Limits {
+                    max_request_line: 64 * 1024,
+                    max_head: 256 * 1024,
+                    max_headers: 500,
+                },
+            ),
+            stats: Stats::default(),
+            conn_ids: AtomicU64::new(1),
+            args,
+        })
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_secs(self.args.idle_timeout)
+    }
+
+    async fn connection(&self, sock: TcpStream, peer: SocketAddr, id: u64) {
+        let mut wire = Wire::new(sock);
+        let mut served = 0u32;
+        loop {
+            let head = match self.read_head(&mut wire).await {
+                Ok(h) => h,
+                Err(Stop::Quiet) => return,
+                Err(Stop::Refuse(status, why)) => {
+                    tracing::info!(client = %peer, conn = id, status, "refused: {why}");
+                    let r = simple(status, &format!("{why}\n"));
+                    self.stats.record(Outcome::Error, 0, 0);
+                    let _ = wire.stream.write_all(&r.bytes(1, true)).await;
+                    return;
+                }
+            };
+            served += 1;
+            let started = Instant::now();
+            let body = match self.read_body(&mut wire, &head).await {
+                Ok(b) => b,
+                Err(Stop::Quiet) => return,
+                Err(Stop::Refuse(status, why)) => {
+                    let r = simple(status, &format!("{why}\n"));
+                    self.stats.record(Outcome::Error, 0, 0);
+                    let _ = wire.stream.write_all(&r.bytes(head.minor, true)).await;
+                    return;
+                }
+            };
+            let reply = self.handle(&head, body).await;
+            let close = !head.keep_alive()
+                || served >= self.args.max_requests
+                || reply.forces_close(head.minor);
+            let (sent, ok) = self.send(&mut wire.stream, reply, head.minor, close).await;
+            tracing::info!(
+                client = %peer,
+                conn = id,
+                reused = served > 1,
+                request = %format_args!("{} {} HTTP/1.{}", head.method, head.target, head.minor),
+                status = sent.0,
+                cache = sent.1.x_cache(),
+                bytes = sent.2,
+                us = started.elapsed().as_micros() as u64,
+                "exchange"
+            );
+            if close || !ok {
+                return;
+            }
+        }
+    }
+
+    /// Read one request head: the idle timeout until it starts, then the
+    /// header timeout for all of it.
+    async fn read_head(&self, wire: &mut Wire) -> Result<RequestHead, Stop> {
+        let mut deadline: Option<Instant> = None;
+        loop {
+            // Empty lines before a request line are ignored (RFC 9112 §2.2).
+            let blank = wire
+                .buf
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            wire.buf.drain(..blank);
+            if !wire.buf.is_empty() {
+                match http::parse_request_head(&wire.buf, &self.limits) {
+                    Ok(Some((head, n))) => {
+                        wire.buf.drain(..n);
+                        return Ok(head);
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(Stop::Refuse(e.status(), e.to_string())),
+                }
+                deadline.get_or_insert_with(|| {
+                    Instant::now() + Duration::from_secs(self.args.header_timeout)
+                });
+            }
+            let wait = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => self.idle(),
+            };
+            match wire.fill(wait).await {
+                Ok(0) => return Err(Stop::Quiet),
+                Ok(_) => {}
+                Err(WireError::Timeout) if deadline.is_some() => {
+                    return Err(Stop::Refuse(408, "the request head took too long".into()))
+                }
+                Err(_) => return Err(Stop::Quiet),
+            }
+        }
+    }
+
+    async fn read_body(&self, wire: &mut Wire, head: &RequestHead) -> Result<Bytes, Stop> {
+        let framing =
+            http::request_framing(head).map_err(|e| Stop::Refuse(e.status(), e.to_string()))?;
+        if framing == Framing::None {
+            return Ok(Bytes::new());
+        }
+        let max = self.args.max_body as usize;
+        if matches!(framing, Framing::Length(n) if n > max as u64) {
+            return Err(Stop::Refuse(
+                413,
+                format!("request bodies are limited to {max} bytes"),
+            ));
+        }
+        if head
+            .header("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
+        {
+            let _ = wire
+                .stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await;
+        }
+        let mut out = Vec::new();
+        match Body::new(framing)
+            .read_all(wire, &mut out, max, self.idle())
+            .await
+        {
+            Ok(true) => Ok(out.into()),
+            Ok(false) => Err(Stop::Refuse(
+                413,
+                format!("request bodies are limited to {max} bytes"),
+            )),
+            Err(WireError::Http(e)) => Err(Stop::Refuse(400, e.to_string())),
+            Err(_) => Err(Stop::Quiet),
+        }
+    }
+
+    /// Write a reply; returns what to log (status, outcome, bytes) and
+    /// whether the connection is still usable.
+    async fn send(
+        &self,
+        sock: &mut TcpStream,
+        reply: Reply,
+        minor: u8,
+        close: bool,
+    ) -> ((u16, Outcome, u64), bool) {
+        let head = reply.bytes(minor, close);
+        let mut sent = head.len() as u64;
+        let mut ok = sock.write_all(&head).await.is_ok();
+        let mut from_origin = reply.from_origin;
+        let (status, outcome) = (reply.status, reply.outcome);
+        // The counters page does not count itself.
+        let own_page = matches!(reply.outcome, Outcome::Own);
+        if let (
+            ReplyBody::Stream {
+                mut answer,
+                mut body,
+                first,
+            },
+            false,
+        ) = (reply.body, reply.head_only)
+        {
+            let chunked = minor == 1 && !matches!(answer.framing, Framing::Length(_));
+            let mut piece = first;
+            let idle = self.upstream.response_timeout;
+            loop {
+                if !piece.is_empty() && ok {
+                    sent += piece.len() as u64;
+                    ok = if chunked {
+                        let mut c = format!("{:x}\r\n", piece.len()).into_bytes();
+                        c.extend_from_slice(&piece);
+                        c.extend_from_slice(b"\r\n");
+                        sock.write_all(&c).await.is_ok()
+                    } else {
+                        sock.write_all(&piece).await.is_ok()
+                    };
+                }
+                piece.clear();
+                if !ok {
+                    break;
+                }
+                match body.next(&mut answer.wire, &mut piece, idle).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        // The origin broke off mid-body: the client must
+                        // see a broken message, not a complete one.
+                        tracing::warn!(origin = %answer.origin, "body cut short: {e}");
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok && chunked {
+                ok = sock.write_all(b"0\r\n\r\n").await.is_ok();
+            }
+            from_origin += answer.wire.bytes_in;
+            if ok && body.is_done() && answer.reusable() {
+                let origin = answer.origin.clone();
+                self.upstream.put_back(origin, answer.wire);
+            }
+        }
+        if !own_page {
+            self.stats.record(outcome, from_origin, sent);
+        }
+        ((status, outcome, sent), ok)
+    }
+
+    /// Decide the answer to one request.
+    async fn handle(&self, head: &RequestHead, body: Bytes) -> Reply {
+        if head.method == "CONNECT" {
+            return simple(
+                403,
+                "This proxy does not open tunnels (CONNECT): it relays and caches plain http:// requests only.\n",
+            );
+        }
+        if message::has_looped(&head.headers, &self.args.name) {
+            return simple(
+                508,
+                "This request has already passed through this proxy: a forwarding loop.\n",
+            );
+        }
+        if head.minor == 1 && head.header("host").is_none() {
+            return simple(400, "An HTTP/1.1 request needs a Host header field.\n");
+        }
+        let target = match self.target(head) {
+            Ok(Some(t)) => t,
+            Ok(None) => return self.stats_reply(),
+            Err(r) => return r,
+        };
+        let mut headers = message::end_to_end(&head.headers);
+        message::remove_header(&mut headers, "expect");
+        // Forward mode: the absolute URI names the origin, and Host must
+        // agree with it (RFC 9112 §3.2.2). Reverse mode keeps the client's.
+        let host = match (&self.origin, head.header("host")) {
+            (Some(_), Some(h)) => String::from_utf8_lossy(h).to_ascii_lowercase(),
+            _ => target.authority.clone(),
+        };
+        message::set_header(&mut headers, "Host", host.clone().into_bytes());
+        message::add_via(&mut headers, head.minor, &self.args.name);
+        let key = format!("http://{host}{}", target.path);
+        let fwd = Forward {
+            method: head.method.as_str(),
+            target: &target,
+            key: &key,
+            headers,
+            body,
+        };
+        match head.method.as_str() {
+            "GET" | "HEAD" => self.cached(fwd, head).await,
+            _ => self.pass(fwd).await,
+        }
+    }
+
+    /// Where a request goes; `Ok(None)` for the proxy's own stats page.
+    fn target(&self, head: &RequestHead) -> Result<Option<Target>, Reply> {
+        let t = head.target.as_str();
+        if t == STATS_PATH {
+            return Ok(None);
+        }
+        match (&self.origin, message::absolute_target(t)) {
+            (None, Ok(abs)) => Ok(Some(abs)),
+            (Some(o), Ok(abs)) => Ok(Some(Target { path: abs.path, ..o.clone() })),
+            (Some(o), Err(TargetError::NotAbsolute)) if t.starts_with('/') || (t == "*" && head.method == "OPTIONS") => {
+                Ok(Some(Target { path: t.to_string(), ..o.clone() }))
+            }
+            (None, Err(TargetError::NotAbsolute)) => Err(simple(
+                400,
+                &format!(
+                    "This is a proxy: ask it for an absolute URI (GET http://host/path HTTP/1.1), \
+                     as a browser configured to use a proxy does. Its counters are at {STATS_PATH}.\n"
+                ),
+            )),
+            (_, Err(TargetError::Scheme(s))) => Err(simple(
+                501,
+                &format!("This proxy speaks http:// only, not {s}://.\n"),
+            )),
+            (_, Err(TargetError::Malformed(why))) => Err(simple(400, &format!("Bad request target: {why}.\n"))),
+            (Some(_), Err(TargetError::NotAbsolute)) => Err(simple(400, "Bad request target.\n")),
+        }
+    }
+
+    fn stats_reply(&self) -> Reply {
+        let report = self.stats.report(self.cache.usage());
+        let mut r = simple(200, "");
+        r.headers = vec![
+            ("Content-Type".into(), b"application/json".to_vec()),
+            ("Cache-Control".into(), b"no-store".to_vec()),
+        ];
+        r.body = ReplyBody::Full(Bytes::from(
+            serde_json::to_vec_pretty(&report).unwrap_or_default(),
+        ));
+        r.outcome = Outcome::Own;
+        r
+    }
+
+    /// GET and HEAD: from the cache when it can, else from the origin.
+    async fn cached(&self, mut fwd: Forward<'_>, client: &RequestHead) -> Reply {
+        let now = SystemTime::now();
+        let req = message::request_parts(fwd.method, fwd.key, &fwd.headers);
+        let only_if_cached = message::directive(&client.headers, "only-if-cached");
+        match self.cache.lookup(fwd.key, &req, now) {
+            Lookup::Fresh(s) => return self.hit(&s, client, Outcome::Hit),
+            Lookup::Stale(s, headers) if !only_if_cached => {
+                return self.revalidate(fwd, s, headers, client).await
+            }
+            _ if only_if_cached => {
+                return simple(
+                    504,
+                    "only-if-cached: this proxy holds no fresh copy of that object.\n",
+                )
+            }
+            _ => {}
+        }
+        // A miss. The first request for an object fetches it; the others
+        // arriving meanwhile wait and are answered from what it stored.
+        let collapsible = fwd.method == "GET" && !conditional(&client.headers);
+        let _turn = if collapsible {
+            match self.cache.turn(fwd.key) {
+                Turn::Fetch(f) => Some(f),
+                Turn::Wait(mut rx) => {
+                    let _ =
+                        tokio::time::timeout(self.upstream.response_timeout, rx.changed()).await;
+                    if let Lookup::Fresh(s) = self.cache.lookup(fwd.key, &req, SystemTime::now()) {
+                        return self.hit(&s, client, Outcome::Hit);
+                    }
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        // The client's own validators are answered here, from the full
+        // response, so that the response can be stored.
+        if fwd.method == "GET" {
+            for f in ["if-none-match", "if-modified-since"] {
+                message::remove_header(&mut fwd.headers, f);
+            }
+        }
+        let sent = message::request_parts(fwd.method, fwd.key, &fwd.headers);
+        let mut reply = self.fetch(&fwd, Some(&sent)).await;
+        if let (ReplyBody::Full(_), 200) = (&reply.body, reply.status) {
+            if let Some(r) = not_modified_for(client, &reply.headers) {
+                reply.status = 304;
+                reply.reason = http::reason(304).into();
+                reply.headers = r;
+                reply.head_only = true;
+            }
+        }
+        if client.method == "HEAD" {
+            reply.head_only = true;
+        }
+        reply
+    }
+
+    /// Answer from a stored response (a 304 when the client's validators
+    /// match it).
+    fn hit(&self, s: &Stored, client: &RequestHead, outcome: Outcome) -> Reply {
+        let mut headers = s.headers_now(SystemTime::now());
+        message::add_via(&mut headers, s.head.minor, &self.args.name);
+        let mut r = Reply {
+            status: s.head.status,
+            reason: s.head.reason.clone(),
+            headers,
+            body: ReplyBody::Full(s.body.clone()),
+            outcome,
+            from_origin: 0,
+            head_only: client.method == "HEAD" || matches!(s.head.status, 204 | 304),
+        };
+        if s.head.status == 200 {
+            if let Some(h) = not_modified_for(client, &r.headers) {
+                r.status = 304;
+                r.reason = http::reason(304).into();
+                r.headers = h;
+                r.head_only = true;
+            }
+        }
+        if r.head_only
+            && !r
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            && r.status == 200
+        {
+            r.headers.push((
+                "Content-Length".into(),
+                s.body.len().to_string().into_bytes(),
+            ));
+        }
+        r
+    }
+
+    /// A stored response that must be checked with the origin first.
+    async fn revalidate(
+        &self,
+        fwd: Forward<'_>,
+        s: Arc<Stored>,
+        headers: Vec<(String, Vec<u8>)>,
+        client: &RequestHead,
+    ) -> Reply {
+        let now = SystemTime::now();
+        let ask = Forward {
+            headers,
+            method: "GET",
+            ..fwd
+        };
+        let sent = message::request_parts("GET", ask.key, &ask.headers);
+        let answer = match self
+            .upstream
+            .send(ask.target, "GET", &request_bytes(&ask))
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => return fetch_failed(e),
+        };
+        if answer.head.status != 304 {
+            return self
+                .finish(&ask, Some(&sent), answer, client.method == "HEAD")
+                .await;
+        }
+        let from_origin =
+            answer.head_bytes + answer.wire.bytes_in.saturating_sub(answer.head_bytes);
+        let reusable = answer.reusable();
+        let res = message::response_parts(&answer.head);
+        let matched = matches!(
+            s.policy.after_response(&sent, &res, now),
+            http_cache_semantics::AfterResponse::NotModified(..)
+        );
+        if reusable {
+            self.upstream.put_back(answer.origin.clone(), answer.wire);
+        }
+        if !matched {
+            // A 304 for the client's own validators, not for the stored
+            // response: pass it on as it is.
+            let mut r = self.relay_head(answer.head, from_origin);
+            r.head_only = true;
+            return r;
+        }
+        let head = cache::merge_304(&s.head, &answer.head);
+        let policy = self
+            .cache
+            .policy(&s.request, &head, self.origin.is_some(), now);
+        let updated = Stored {
+            policy,
+            request: s.request.clone(),
+            head,
+            body: s.body.clone(),
+        };
+        let mut r = self.hit(&updated, client, Outcome::Revalidated);
+        r.from_origin = from_origin;
+        self.cache.store(ask.key, updated);
+        r
+    }
+
+    /// Send to the origin and answer with what comes back, storing it when
+    /// the rules allow. `sent` is the request as the cache policy sees it
+    /// (none: never stored).
+    async fn fetch(&self, fwd: &Forward<'_>, sent: Option<&::http::request::Parts>) -> Reply {
+        match self
+            .upstream
+            .send(fwd.target, fwd.method, &request_bytes(fwd))
+            .await
+        {
+            Ok(a) => self.finish(fwd, sent, a, fwd.method == "HEAD").await,
+            Err(e) => fetch_failed(e),
+        }
+    }
+
+    async fn finish(
+        &self,
+        fwd: &Forward<'_>,
+        sent: Option<&::http::request::Parts>,
+        mut answer: Answer,
+        head_only: bool,
+    ) -> Reply {
+        let idle = self.upstream.response_timeout;
+        let mut body = Body::new(answer.framing);
+        let mut data = Vec::new();
+        let whole = match answer
+            .body(&mut body, &mut data, self.cache.max_object, idle)
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => return fetch_failed(e),
+        };
+        let from_origin = answer.wire.bytes_in;
+        if !whole {
+            let mut r = self.relay_head(answer.head.clone(), 0);
+            r.head_only = head_only;
+            r.body = ReplyBody::Stream {
+                answer: Box::new(answer),
+                body,
+                first: data,
+            };
+            return r;
+        }
+        let head = answer.head.clone();
+        if answer.reusable() {
+            let origin = answer.origin.clone();
+            self.upstream.put_back(origin, answer.wire);
+        }
+        let data = Bytes::from(data);
+        if let (Some(req), "GET") = (sent, fwd.method) {
+            let stored_head = ResponseHead {
+                headers: message::end_to_end(&head.headers),
+                ..head.clone()
+            };
+            let now = SystemTime::now();
+            let policy = self
+                .cache
+                .policy(req, &stored_head, self.origin.is_some(), now);
+            self.cache.store(
+                fwd.key,
+                Stored {
+                    policy,
+                    request: req.clone(),
+                    head: stored_head,
+                    body: data.clone(),
+                },
+            );
+        }
+        let mut r = self.relay_head(head, from_origin);
+        r.body = ReplyBody::Full(data);
+        r.head_only = head_only || matches!(r.status, 204 | 304);
+        r
+    }
+
+    /// The origin's status and end-to-end fields, with our `Via`.
+    fn relay_head(&self, head: ResponseHead, from_origin: u64) -> Reply {
+        let mut headers = message::end_to_end(&head.headers);
+        message::add_via(&mut headers, head.minor, &self.args.name);
+        Reply {
+            status: head.status,
+            reason: head.reason,
+            headers,
+            body: ReplyBody::Full(Bytes::new()),
+            outcome: Outcome::Miss,
+            from_origin,
+            head_only: false,
+        }
+    }
+
+    /// Methods the cache does not answer: passed through; when they
+    /// succeed, what they changed is forgotten (RFC 9111 §4.4).
+    async fn pass(&self, fwd: Forward<'_>) -> Reply {
+        let r = self.fetch(&fwd, None).await;
+        let unsafe_method = !matches!(fwd.method, "OPTIONS" | "TRACE");
+        if unsafe_method && (200..400).contains(&r.status) {
+            self.cache.invalidate(fwd.key);
+            for f in ["location", "content-location"] {
+                if let Some((_, v)) = r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(f)) {
+                    let v = String::from_utf8_lossy(v);
+                    let host = fwd
+                        .key
+                        .trim_start_matches("http://")
+                        .split('/')
+                        .next()
+                        .unwrap_or("");
+                    // Only URIs of the same origin (RFC 9111 §4.4).
+                    let k = match message::absolute_target(&v) {
+                        Ok(t) if t.authority == host => Some(t.uri()),
+                        Err(TargetError::NotAbsolute) if v.starts_with('/') => {
+                            Some(format!("http://{host}{v}"))
+                        }
+                        _ => None,
+                    };
+                    if let Some(k) = k {
+                        self.cache.invalidate(&k);
+                    }
+                }
+            }
+        }
+        r
+    }
+}
+
+/// A request on its way to the origin.
+struct Forward<'a> {
+    method: &'a str,
+    target: &'a Target,
+    /// The cache key: the effective request URI.
+    key: &'a str,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Bytes,
+}
+
+fn request_bytes(f: &Forward<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + f.body.len());
+    out.extend_from_slice(f.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(f.target.path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (n, v) in &f.headers {
+        if n.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        put_field(&mut out, n, v);
+    }
+    if !f.body.is_empty() || matches!(f.method, "POST" | "PUT" | "PATCH") {
+        put_field(
+            &mut out,
+            "Content-Length",
+            f.body.len().to_string().as_bytes(),
+        );
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&f.body);
+    out
+}
+
+fn fetch_failed(e: FetchError) -> Reply {
+    tracing::warn!("{e}");
+    simple(e.status(), &format!("{e}\n"))
+}
+
+fn conditional(headers: &[(String, Vec<u8>)]) -> bool {
+    headers.iter().any(|(n, _)| {
+        [
+            "if-none-match",
+            "if-modified-since",
+            "if-match",
+            "if-unmodified-since",
+            "if-range",
+            "range",
+        ]
+        .iter()
+        .any(|c| n.eq_ignore_ascii_case(c))
+    })
+}
+
+/// The client's If-None-Match / If-Modified-Since against a 200 the proxy
+/// holds (RFC 9110 §13.2.2): `Some(fields of the 304)` when they match.
+fn not_modified_for(
+    client: &RequestHead,
+    headers: &[(String, Vec<u8>)],
+) -> Option<Vec<(String, Vec<u8>)>> {
+    let field = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    };
+    let matched = if let Some(inm) = client.header("if-none-match") {
+        let etag = field("etag")?;
+        let weak = |t: &[u8]| {
+            t.trim_ascii()
+                .strip_prefix(b"W/")
+                .unwrap_or(t.trim_ascii())
+                .to_vec()
+        };
+        inm.trim_ascii() == b"*" || inm.split(|&b| b == b',').any(|t| weak(t) == weak(etag))
+    } else if let Some(ims) = client.header("if-modified-since") {
+        let ims = httpdate::parse_http_date(std::str::from_utf8(ims).ok()?).ok()?;
+        let lm =
+            httpdate::parse_http_date(std::str::from_utf8(field("last-modified")?).ok()?).ok()?;
+        lm <= ims
+    } else {
+        false
+    };
+    if !matched {
+        return None;
+    }
+    // What a 304 carries (RFC 9110 §15.4.5): the fields a 200 would have,
+    // less the ones describing its content.
+    Some(
+        headers
+            .iter()
+            .filter(|(n, _)| {
+                ![
+                    "content-length",
+                    "content-type",
+                    "content-encoding",
+                    "content-range",
+                ]
+                .iter()
+                .any(|c| n.eq_ignore_ascii_case(c))
+            })
+            .cloned()
+            .collect(),
+    )
+}
