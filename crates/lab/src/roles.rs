@@ -51,6 +51,10 @@ pub struct PathHeaders {
     /// `Expires` this long after the response ("30s"; "0s" means already stale).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// Sent as `Vary` verbatim ("Accept-Language"): caches keep one copy
+    /// per value of the named request fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vary: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

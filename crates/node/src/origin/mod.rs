@@ -403,6 +403,9 @@ impl Server {
             let at = SystemTime::now() + Duration::from_micros(us);
             r.headers.push(("Expires", httpdate::fmt_http_date(at)));
         }
+        if let Some(v) = &h.vary {
+            r.headers.push(("Vary", v.clone()));
+        }
         r
     }
 }

@@ -574,7 +574,7 @@ impl Proxy {
         let target = match self.target(head) {
             Ok(Some(t)) => t,
             Ok(None) => return self.stats_reply(),
-            Err(r) => return r,
+            Err((status, text)) => return simple(status, &text),
         };
         let mut headers = message::end_to_end(&head.headers);
         message::remove_header(&mut headers, "expect");
@@ -600,31 +600,41 @@ impl Proxy {
         }
     }
 
-    /// Where a request goes; `Ok(None)` for the proxy's own stats page.
-    fn target(&self, head: &RequestHead) -> Result<Option<Target>, Reply> {
+    /// Where a request goes; `Ok(None)` for the proxy's own stats page;
+    /// otherwise the status and text to refuse it with.
+    fn target(&self, head: &RequestHead) -> Result<Option<Target>, (u16, String)> {
         let t = head.target.as_str();
         if t == STATS_PATH {
             return Ok(None);
         }
+        let origin_form = t.starts_with('/') || (t == "*" && head.method == "OPTIONS");
         match (&self.origin, message::absolute_target(t)) {
             (None, Ok(abs)) => Ok(Some(abs)),
-            (Some(o), Ok(abs)) => Ok(Some(Target { path: abs.path, ..o.clone() })),
-            (Some(o), Err(TargetError::NotAbsolute)) if t.starts_with('/') || (t == "*" && head.method == "OPTIONS") => {
-                Ok(Some(Target { path: t.to_string(), ..o.clone() }))
-            }
-            (None, Err(TargetError::NotAbsolute)) => Err(simple(
+            (Some(o), Ok(abs)) => Ok(Some(Target {
+                path: abs.path,
+                ..o.clone()
+            })),
+            (Some(o), Err(TargetError::NotAbsolute)) if origin_form => Ok(Some(Target {
+                path: t.to_string(),
+                ..o.clone()
+            })),
+            (None, Err(TargetError::NotAbsolute)) => Err((
                 400,
-                &format!(
+                format!(
                     "This is a proxy: ask it for an absolute URI (GET http://host/path HTTP/1.1), \
                      as a browser configured to use a proxy does. Its counters are at {STATS_PATH}.\n"
                 ),
             )),
-            (_, Err(TargetError::Scheme(s))) => Err(simple(
+            (_, Err(TargetError::Scheme(s))) => Err((
                 501,
-                &format!("This proxy speaks http:// only, not {s}://.\n"),
+                format!("This proxy speaks http:// only, not {s}://.\n"),
             )),
-            (_, Err(TargetError::Malformed(why))) => Err(simple(400, &format!("Bad request target: {why}.\n"))),
-            (Some(_), Err(TargetError::NotAbsolute)) => Err(simple(400, "Bad request target.\n")),
+            (_, Err(TargetError::Malformed(why))) => {
+                Err((400, format!("Bad request target: {why}.\n")))
+            }
+            (Some(_), Err(TargetError::NotAbsolute)) => {
+                Err((400, "Bad request target.\n".to_string()))
+            }
         }
     }
 
