@@ -89,6 +89,8 @@ enum Cmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Change a link's delay, rate or loss while the lab runs (one student or `all`).
+    Shape(verbs::ShapeArgs),
     /// Remove a run's topologies (or one student's) and everything of theirs.
     Teardown {
         /// Only this student.
@@ -176,6 +178,7 @@ fn main() -> ExitCode {
                 node,
                 conn,
             } => verbs::node(&conn, &student, &node, true).await,
+            Cmd::Shape(a) => verbs::shape(a).await,
             Cmd::Teardown { student, conn } => verbs::teardown(&conn, student.as_deref()).await,
             Cmd::Exec {
                 student,

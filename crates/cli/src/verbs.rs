@@ -548,7 +548,96 @@ pub async fn status(conn: &Conn) -> Result<ExitCode> {
     for p in problems {
         println!("{p}");
     }
+    println!("link shaping: {}", st.shaping);
+    if !st.links.is_empty() {
+        println!(
+            "{:<14} {:<12} {:<12} {:>9} {:>12} {:>6} {:>12} {:>12} {:>6}",
+            "STUDENT", "NODE", "NETWORK", "DELAY", "RATE", "LOSS", "TO NODE", "FROM NODE", "UTIL"
+        );
+        for l in &st.links {
+            println!(
+                "{:<14} {:<12} {:<12} {:>9} {:>12} {:>6} {:>12} {:>12} {:>6}",
+                l.student,
+                l.node,
+                l.network,
+                format!("{}ms", l.delay_us as f64 / 1000.0),
+                l.rate_bps.map(bits).unwrap_or_else(|| "-".into()),
+                format!("{}%", l.loss * 100.0),
+                bits(l.to_node_bps as u64),
+                bits(l.from_node_bps as u64),
+                l.utilization
+                    .map(|u| format!("{u:.3}"))
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// 15400000 → "15.4 Mbit/s".
+fn bits(bps: u64) -> String {
+    match bps {
+        b if b >= 1_000_000 => format!("{:.1} Mbit/s", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{:.1} kbit/s", b as f64 / 1e3),
+        b => format!("{b} bit/s"),
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ShapeArgs {
+    /// A student id, or `all` for every student of the run.
+    pub student: String,
+    pub node: String,
+    pub network: String,
+    /// One-way delay, e.g. 100ms (applies in both directions).
+    #[arg(long)]
+    pub delay: Option<String>,
+    /// Rate in each direction, e.g. 150mbit; `none` lifts the limit.
+    #[arg(long)]
+    pub rate: Option<String>,
+    /// Loss probability per frame each way, e.g. 0.01.
+    #[arg(long)]
+    pub loss: Option<f64>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+/// Change a link's shaping while the lab runs.
+pub async fn shape(a: ShapeArgs) -> Result<ExitCode> {
+    let delay_us = match &a.delay {
+        Some(d) => Some(
+            applab_lab::parse_duration_us(d)
+                .with_context(|| format!("--delay {d:?}: use e.g. 100ms"))?,
+        ),
+        None => None,
+    };
+    let rate_bps = match a.rate.as_deref() {
+        Some("none") => Some(0),
+        Some(r) => Some(
+            applab_lab::parse_rate_bps(r)
+                .with_context(|| format!("--rate {r:?}: use e.g. 150mbit"))?,
+        ),
+        None => None,
+    };
+    if delay_us.is_none() && rate_bps.is_none() && a.loss.is_none() {
+        bail!("nothing to change: give --delay, --rate or --loss");
+    }
+    let client = Client::new(&a.conn)?;
+    let student = (a.student != "all").then_some(a.student.as_str());
+    let body = json!({
+        "run": run_field(&a.conn), "student": student, "node": a.node, "network": a.network,
+        "delay_us": delay_us, "rate_bps": rate_bps, "loss": a.loss,
+    });
+    let r: serde_json::Value = client.post("/api/shape", &body).await?;
+    let n = r["students"].as_array().map(|v| v.len()).unwrap_or(0);
+    print_done(
+        &a.conn,
+        &r,
+        &format!(
+            "{}/{}: shaping changed for {n} student(s)",
+            a.node, a.network
+        ),
+    )
 }
 
 pub async fn reset(conn: &Conn, student: &str) -> Result<ExitCode> {

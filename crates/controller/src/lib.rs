@@ -10,6 +10,7 @@
 pub mod captures;
 pub mod credentials;
 pub mod images;
+pub mod links;
 pub mod plan;
 mod reconcile;
 pub mod roster;
@@ -84,6 +85,8 @@ pub struct Controller {
     pub rt: Arc<dyn Runtime>,
     /// Taps on every student network and what they recorded.
     pub captures: captures::Captures,
+    /// Delay, rate and loss on the lab's links, and their measured traffic.
+    pub shaper: Arc<applab_shaping::Shaper>,
     images: tokio::sync::Mutex<BTreeMap<String, images::Image>>,
     labs: Mutex<HashMap<String, Arc<Lab>>>,
     locks: Mutex<HashMap<StudentKey, Arc<tokio::sync::Mutex<()>>>>,
@@ -124,7 +127,11 @@ impl Controller {
             .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
         let store = Store::open(&cfg.data_dir.join("applab.db")).await?;
         let instance = instance_id(&cfg.data_dir)?;
+        let inst = instance.clone();
+        let shaper =
+            tokio::task::spawn_blocking(move || applab_shaping::Shaper::new(&inst)).await?;
         Ok(Arc::new(Controller {
+            shaper: Arc::new(shaper),
             captures: captures::Captures::new(cfg.data_dir.join("captures"), cfg.capture_bytes),
             instance,
             slots: tokio::sync::Semaphore::new(cfg.parallel.max(1)),
@@ -352,11 +359,13 @@ impl Controller {
                 let _g = lock.lock().await;
                 self.store.delete_student(run, s).await?;
                 self.captures.forget(run, Some(s));
+                self.forget_links(&format!("{run}/{s}/")).await;
                 self.collect(Some(run)).await?;
             }
             None => {
                 self.store.delete_run(run).await?;
                 self.captures.forget(run, None);
+                self.forget_links(&format!("{run}/")).await;
                 self.labs.lock().expect("labs lock").remove(run);
                 self.collect(Some(run)).await?;
                 let _ = std::fs::remove_dir_all(self.cfg.data_dir.join("runs").join(run));

@@ -45,6 +45,12 @@ pub struct RunStatus {
     pub created_at: i64,
     pub engine: String,
     pub students: Vec<StudentStatus>,
+    /// How links are shaped on this host (or why they cannot be).
+    #[serde(default)]
+    pub shaping: String,
+    /// Every shaped link with its measured traffic.
+    #[serde(default)]
+    pub links: Vec<crate::links::LinkStatus>,
 }
 
 const HEALTH_TIMEOUT: Duration = Duration::from_millis(400);
@@ -425,6 +431,7 @@ impl Controller {
         for r in results {
             r?;
         }
+        self.shape_links(run, student, &lab, &plan).await?;
 
         // 5. Wait until every node that should run answers on its port.
         //    The engine is asked for addresses only until it has given them
@@ -599,6 +606,8 @@ impl Controller {
             created_at: run_row.created_at,
             engine,
             students,
+            shaping: self.shaper.mechanism().to_string(),
+            links: self.link_status(run),
         })
     }
 

@@ -43,6 +43,16 @@ pub struct StudentRow {
     pub added_at: i64,
 }
 
+/// An instructor's change to one attachment's shaping (None: the lab's).
+#[derive(Debug, Clone, Default, PartialEq, FromRow, serde::Serialize, serde::Deserialize)]
+pub struct LinkOverride {
+    pub node: String,
+    pub network: String,
+    pub delay_us: Option<i64>,
+    pub rate_bps: Option<i64>,
+    pub loss: Option<f64>,
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -226,6 +236,39 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Record the instructor's change to one attachment's shaping.
+    pub async fn set_link(&self, run: &str, student: &str, l: &LinkOverride) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO link_overrides (run, student, node, network, delay_us, rate_bps, loss) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run, student, node, network) DO UPDATE SET \
+             delay_us = COALESCE(excluded.delay_us, delay_us), \
+             rate_bps = COALESCE(excluded.rate_bps, rate_bps), \
+             loss = COALESCE(excluded.loss, loss)",
+        )
+        .bind(run)
+        .bind(student)
+        .bind(&l.node)
+        .bind(&l.network)
+        .bind(l.delay_us)
+        .bind(l.rate_bps)
+        .bind(l.loss)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn links(&self, run: &str, student: &str) -> Result<Vec<LinkOverride>> {
+        Ok(sqlx::query_as(
+            "SELECT node, network, delay_us, rate_bps, loss FROM link_overrides \
+             WHERE run = ? AND student = ?",
+        )
+        .bind(run)
+        .bind(student)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn stopped(&self, run: &str, student: &str) -> Result<BTreeSet<String>> {

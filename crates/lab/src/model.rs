@@ -12,10 +12,17 @@ pub enum Role {
     Workstation,
     Mail,
     Dns,
+    Proxy,
 }
 
 impl Role {
-    pub const ALL: &'static [Role] = &[Role::Origin, Role::Workstation, Role::Mail, Role::Dns];
+    pub const ALL: &'static [Role] = &[
+        Role::Origin,
+        Role::Workstation,
+        Role::Mail,
+        Role::Dns,
+        Role::Proxy,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -23,6 +30,7 @@ impl Role {
             Role::Workstation => "workstation",
             Role::Mail => "mail",
             Role::Dns => "dns",
+            Role::Proxy => "proxy",
         }
     }
 
@@ -37,6 +45,7 @@ impl Role {
             Role::Workstation => 7,
             Role::Mail => 25,
             Role::Dns => 53,
+            Role::Proxy => 3128,
         }
     }
 
@@ -45,12 +54,13 @@ impl Role {
         match self {
             // All bind a port below 1024.
             Role::Origin | Role::Workstation | Role::Mail | Role::Dns => &["NET_BIND_SERVICE"],
+            Role::Proxy => &[],
         }
     }
 
     /// Whether the role takes `--config /data/node.toml` (always written).
     pub fn reads_config(self) -> bool {
-        matches!(self, Role::Origin | Role::Mail)
+        matches!(self, Role::Origin | Role::Mail | Role::Proxy)
     }
 
     /// The command line the container runs (after the binary).
@@ -83,6 +93,13 @@ impl Role {
             ],
             // The controller renders the lab's zones into /data/zones.
             Role::Dns => &["dns", "--listen", "0.0.0.0:53", "--zones", "/data/zones"],
+            Role::Proxy => &[
+                "proxy",
+                "--listen",
+                "0.0.0.0:3128",
+                "--config",
+                "/data/node.toml",
+            ],
         };
         v.iter().map(|s| s.to_string()).collect()
     }

@@ -38,6 +38,11 @@ pub struct OriginConfig {
     /// The cookie shop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shop: Option<ShopConfig>,
+    /// Generated objects for load tests under this prefix ("/load/"):
+    /// `/load/ID-SIZE.jpg` is a JPEG of SIZE bytes, the same for one ID,
+    /// so a load tool controls both object size and repetition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -442,5 +447,58 @@ mod tests {
             p.page.unwrap().object_sizes().unwrap(),
             vec![1024, 2048, 2048, 2048]
         );
+    }
+}
+
+/// The proxy role's `[nodes.config]`: every key optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Reverse (accelerator) mode in front of this origin ("http://origin").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<String>,
+    /// Memory for cached responses ("64M").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_size: Option<String>,
+    /// Largest response kept ("8M"); bigger ones are streamed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_object: Option<String>,
+    /// The proxy's name in `Via`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl ProxyConfig {
+    pub fn load(path: &Path) -> Result<ProxyConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let cfg: ProxyConfig =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        cfg.check()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    pub fn from_table(table: &BTreeMap<String, serde_json::Value>) -> Result<ProxyConfig, String> {
+        let v = serde_json::to_value(table).map_err(|e| e.to_string())?;
+        let cfg: ProxyConfig = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        for (field, v) in [
+            ("cache_size", &self.cache_size),
+            ("max_object", &self.max_object),
+        ] {
+            if let Some(v) = v {
+                parse_size(v).ok_or_else(|| format!("{field}: {v:?} is not a size (e.g. 64M)"))?;
+            }
+        }
+        if let Some(r) = &self.reverse {
+            if !r.starts_with("http://") {
+                return Err(format!("reverse: {r:?} must be an http:// origin"));
+            }
+        }
+        Ok(())
     }
 }

@@ -433,6 +433,7 @@ impl Validator<'_> {
             Some(Role::Origin) => crate::roles::OriginConfig::from_table(&config).map(|_| ()),
             Some(Role::Mail) => crate::roles::MailConfig::from_table(&config).map(|_| ()),
             Some(Role::Dns) => crate::roles::DnsConfig::from_table(&config).map(|_| ()),
+            Some(Role::Proxy) => crate::roles::ProxyConfig::from_table(&config).map(|_| ()),
             _ => Ok(()),
         };
         if let Err(e) = checked {

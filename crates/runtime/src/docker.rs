@@ -217,7 +217,8 @@ impl Runtime for DockerRuntime {
         Ok(cs
             .into_iter()
             .map(|c| {
-                let (addresses, networks) = endpoints(c.network_settings.and_then(|n| n.networks));
+                let (addresses, networks, macs) =
+                    endpoints(c.network_settings.and_then(|n| n.networks));
                 ContainerInfo {
                     id: c.id.unwrap_or_default(),
                     name: c
@@ -230,6 +231,8 @@ impl Runtime for DockerRuntime {
                     labels: c.labels.unwrap_or_default(),
                     addresses,
                     networks,
+                    macs,
+                    pid: None,
                 }
             })
             .collect())
@@ -301,7 +304,13 @@ impl Runtime for DockerRuntime {
             .and_then(|s| s.status)
             .map(|s| parse_state(s.as_ref()))
             .unwrap_or(ContainerState::Other(String::new()));
-        let (addresses, networks) = endpoints(c.network_settings.and_then(|n| n.networks));
+        let pid = c
+            .state
+            .as_ref()
+            .and_then(|s| s.pid)
+            .filter(|&p| p > 0)
+            .map(|p| p as u32);
+        let (addresses, networks, macs) = endpoints(c.network_settings.and_then(|n| n.networks));
         Ok(ContainerInfo {
             id: c.id.unwrap_or_default(),
             name: c
@@ -318,6 +327,8 @@ impl Runtime for DockerRuntime {
             labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
             addresses,
             networks,
+            macs,
+            pid,
         })
     }
 
@@ -498,17 +509,31 @@ impl Runtime for DockerRuntime {
 }
 
 /// (network → address, network names) from the engine's endpoint map.
-fn endpoints(
-    nets: Option<HashMap<String, EndpointSettings>>,
-) -> (HashMap<String, String>, Vec<String>) {
+type Endpoints = (
+    HashMap<String, String>,
+    Vec<String>,
+    HashMap<String, String>,
+);
+
+/// Addresses, network names and MAC addresses of a container's endpoints.
+fn endpoints(nets: Option<HashMap<String, EndpointSettings>>) -> Endpoints {
     let nets = nets.unwrap_or_default();
     let mut names: Vec<String> = nets.keys().cloned().collect();
     names.sort();
+    let macs = nets
+        .iter()
+        .filter_map(|(k, v)| {
+            v.mac_address
+                .clone()
+                .filter(|a| !a.is_empty())
+                .map(|a| (k.clone(), a))
+        })
+        .collect();
     let addrs = nets
         .into_iter()
         .filter_map(|(k, v)| v.ip_address.filter(|a| !a.is_empty()).map(|a| (k, a)))
         .collect();
-    (addrs, names)
+    (addrs, names, macs)
 }
 
 fn endpoint_settings(e: &Endpoint) -> EndpointSettings {

@@ -108,6 +108,11 @@ pub struct ContainerInfo {
     pub addresses: HashMap<String, String>,
     /// Names of the networks the container is connected to.
     pub networks: Vec<String>,
+    /// Network name → the container's MAC address there (finds its
+    /// interface for link shaping).
+    pub macs: HashMap<String, String>,
+    /// Process id of a running container (inspect only; listings say none).
+    pub pid: Option<u32>,
 }
 
 #[derive(Debug, Clone)]

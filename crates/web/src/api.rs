@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/status", get(status))
         .route("/api/reset", post(reset))
         .route("/api/node", post(node))
+        .route("/api/shape", post(shape))
         .route("/api/teardown", post(teardown))
         .route("/api/exec", post(exec))
         .route("/api/credentials", post(credentials))
@@ -187,6 +188,39 @@ async fn node(State(st): State<AppState>, Json(r): Json<NodeReq>) -> ApiResult<s
         .await?;
     Ok(Json(
         json!({ "run": run.name, "student": r.student, "node": r.node, "running": r.running }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ShapeReq {
+    run: Option<String>,
+    /// None: every student of the run.
+    student: Option<String>,
+    node: String,
+    network: String,
+    delay_us: Option<i64>,
+    rate_bps: Option<i64>,
+    loss: Option<f64>,
+}
+
+async fn shape(
+    State(st): State<AppState>,
+    Json(r): Json<ShapeReq>,
+) -> ApiResult<serde_json::Value> {
+    let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
+    let change = applab_controller::store::LinkOverride {
+        node: r.node.clone(),
+        network: r.network.clone(),
+        delay_us: r.delay_us,
+        rate_bps: r.rate_bps,
+        loss: r.loss,
+    };
+    let students = st
+        .ctrl
+        .set_link(&run.name, r.student.as_deref(), &change)
+        .await?;
+    Ok(Json(
+        json!({ "run": run.name, "students": students, "node": r.node, "network": r.network }),
     ))
 }
 

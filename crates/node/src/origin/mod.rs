@@ -211,6 +211,21 @@ impl Server {
         })
     }
 
+    /// A path under the load prefix: `Some(Some((id, size)))` when well
+    /// formed, `Some(None)` when not.
+    fn load_object(&self, path: &str) -> Option<Option<(u32, u64)>> {
+        let rest = path.strip_prefix(self.config.load.as_deref()?)?;
+        let parsed = rest.strip_suffix(".jpg").and_then(|r| {
+            let (id, size) = r.split_once('-')?;
+            let size = applab_lab::parse_size(size)?;
+            // Below the smallest JPEG the object would not have its size.
+            (300..=applab_lab::roles::MAX_OBJECT_BYTES)
+                .contains(&size)
+                .then_some((id.parse().ok()?, size))
+        });
+        Some(parsed)
+    }
+
     fn idle(&self) -> Duration {
         Duration::from_secs(self.args.idle_timeout)
     }
@@ -279,6 +294,31 @@ impl Server {
                     "GET, HEAD, POST",
                 ),
             };
+        }
+        if let Some(obj) = self.load_object(&path) {
+            if !matches!(method, "GET" | "HEAD") {
+                return allow(
+                    Response::text(405, "load objects are read-only"),
+                    "GET, HEAD",
+                );
+            }
+            let Some((index, len)) = obj else {
+                return Response::text(404, "load objects are named ID-SIZE.jpg, SIZE at most 64M");
+            };
+            let meta = files::Meta {
+                len,
+                mtime: self.started,
+                last_modified: httpdate::fmt_http_date(self.started),
+                etag: format!("\"load-{index}-{len:x}\""),
+                content_type: "image/jpeg",
+            };
+            let r = files::answer(
+                &meta,
+                Body::Object { index, len },
+                head.header("if-none-match"),
+                head.header("if-modified-since"),
+            );
+            return self.caching_headers(&path, r);
         }
         if let Some(p) = self.page.as_ref() {
             let object = p.object(&path);

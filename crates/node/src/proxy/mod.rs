@@ -91,37 +91,23 @@ fn parse_size(s: &str) -> Result<u64, String> {
     applab_lab::parse_size(s).ok_or_else(|| format!("bad size {s:?}: use e.g. 64M, 512k or bytes"))
 }
 
-/// The proxy's settings file: the same knobs as the flags, for a lab's
-/// node config (`[nodes.config]` of a proxy node).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    reverse: Option<String>,
-    cache_size: Option<String>,
-    max_object: Option<String>,
-    name: Option<String>,
-}
-
 impl Args {
+    /// The lab's `[nodes.config]` (applab_lab::roles::ProxyConfig) over
+    /// the flags' defaults.
     fn with_file(mut self) -> anyhow::Result<Args> {
         let Some(path) = &self.config else {
             return Ok(self);
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let f: FileConfig =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let size = |field: &str, v: &str| {
-            parse_size(v).map_err(|e| anyhow::anyhow!("{}: {field}: {e}", path.display()))
-        };
+        let f = applab_lab::roles::ProxyConfig::load(path).map_err(anyhow::Error::msg)?;
+        let size = |v: &str| parse_size(v).map_err(anyhow::Error::msg);
         if let Some(v) = f.reverse {
             self.reverse = Some(v);
         }
         if let Some(v) = f.cache_size {
-            self.cache_size = size("cache_size", &v)?;
+            self.cache_size = size(&v)?;
         }
         if let Some(v) = f.max_object {
-            self.max_object = size("max_object", &v)?;
+            self.max_object = size(&v)?;
         }
         if let Some(v) = f.name {
             self.name = v;

@@ -60,17 +60,31 @@ pub struct Args {
     /// Timeout for connecting and for each read, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
+    /// Load mode: this many requests per second, each for an object
+    /// URL/ID-SIZE.jpg (the origin's load objects).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Load mode: object size (e.g. 12500, 125K).
+    #[arg(long, default_value = "12500", requires = "rate")]
+    pub size: String,
+    /// Load mode: how long to send requests (e.g. 30s).
+    #[arg(long, default_value = "30s", requires = "rate")]
+    pub duration: String,
+    /// Load mode: share of requests for objects already asked for (0 to 1),
+    /// which sets a cache's hit rate.
+    #[arg(long, default_value_t = 0.0, requires = "rate")]
+    pub repeat: f64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-struct Url {
+pub(super) struct Url {
     host: String,
     port: u16,
-    path: String,
+    pub(super) path: String,
 }
 
 impl Url {
-    fn parse(s: &str) -> Result<Url, String> {
+    pub(super) fn parse(s: &str) -> Result<Url, String> {
         let rest = match s.split_once("://") {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
             Some((scheme, _)) => return Err(format!("only http:// URLs, not {scheme}://")),
@@ -133,16 +147,16 @@ impl Url {
 }
 
 /// One response as received.
-struct Received {
+pub(super) struct Received {
     raw_head: Vec<u8>,
-    head: ResponseHead,
+    pub head: ResponseHead,
     body: Vec<u8>,
-    body_len: u64,
+    pub body_len: u64,
     /// The server will not take another request on this connection.
     closes: bool,
 }
 
-struct Client {
+pub(super) struct Client {
     args_timeout: Duration,
     proxy: Option<String>,
     http10: bool,
@@ -155,7 +169,12 @@ struct Client {
 
 impl Client {
     /// Send one request; reuse the open connection to the same server.
-    fn fetch(&mut self, method: &str, url: &Url, body: &[u8]) -> Result<(Received, bool), String> {
+    pub(super) fn fetch(
+        &mut self,
+        method: &str,
+        url: &Url,
+        body: &[u8],
+    ) -> Result<(Received, bool), String> {
         let target_addr = match &self.proxy {
             Some(p) => p.clone(),
             None => format!("{}:{}", url.host, url.port),
@@ -200,6 +219,20 @@ impl Client {
             self.conn = None;
         }
         Ok((got, reused))
+    }
+
+    /// A client with the same settings and no connection yet.
+    pub(super) fn fresh(&self) -> Client {
+        Client {
+            args_timeout: self.args_timeout,
+            proxy: self.proxy.clone(),
+            http10: self.http10,
+            keepalive: self.keepalive,
+            extra: self.extra.clone(),
+            quiet: true,
+            conn: None,
+            connections: 0,
+        }
     }
 
     fn request_head(&self, method: &str, url: &Url, body_len: usize) -> Vec<u8> {
@@ -398,6 +431,9 @@ fn run_inner(args: Args) -> Result<ExitCode, String> {
     if args.page {
         return page(&mut client, &url, &args);
     }
+    if let Some(rate) = args.rate {
+        return load(&client, &url, &args, rate);
+    }
     let (got, _) = client.fetch(&method, &url, &body)?;
     if !args.quiet {
         print_head(&got);
@@ -407,6 +443,59 @@ fn run_inner(args: Args) -> Result<ExitCode, String> {
         None => show_body(&got),
     }
     Ok(if got.head.status < 400 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn load(client: &Client, url: &Url, args: &Args, rate: f64) -> Result<ExitCode, String> {
+    if !(rate > 0.0 && rate <= 10_000.0) {
+        return Err(format!(
+            "--rate {rate}: between 0 and 10000 requests per second"
+        ));
+    }
+    if !(0.0..=1.0).contains(&args.repeat) {
+        return Err(format!("--repeat {}: a share between 0 and 1", args.repeat));
+    }
+    let size = applab_lab::parse_size(&args.size)
+        .ok_or_else(|| format!("--size {:?}: e.g. 12500 or 125K", args.size))?;
+    let us = applab_lab::parse_duration_us(&args.duration)
+        .ok_or_else(|| format!("--duration {:?}: e.g. 30s", args.duration))?;
+    let spec = super::load::Load {
+        rate,
+        size,
+        duration: Duration::from_micros(us),
+        repeat: args.repeat,
+    };
+    let s = super::load::run(url, client, &spec, !args.json && !args.quiet);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+    } else {
+        println!(
+            "{} requests in {:.1} s ({} answered, {} failed, {} not sent)\n\
+             hit rate {:.3} ({} hits, {} misses, {} revalidated)\n\
+             response time: mean {:.0} ms, median {:.0} ms, 95th percentile {:.0} ms\n\
+             received {:.2} Mbit/s of objects",
+            s.requests,
+            s.duration_s,
+            s.completed,
+            s.failed,
+            s.skipped,
+            s.hit_rate,
+            s.hits,
+            s.misses,
+            s.revalidated,
+            s.mean_ms,
+            s.p50_ms,
+            s.p95_ms,
+            s.throughput_bps / 1e6
+        );
+        for e in &s.errors {
+            println!("error: {e}");
+        }
+    }
+    Ok(if s.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -1,6 +1,7 @@
 //! Workstation tools, busybox-style applets of `applab-node`.
 
 mod http;
+mod load;
 mod lookup;
 mod mail;
 mod mailq;
