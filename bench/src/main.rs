@@ -2,7 +2,8 @@
 //!
 //! `origin` (in `origin.rs`) measures the origin role against nginx;
 //! `imap` (in `imap.rs`) the IMAP server against Dovecot; `capture` (in
-//! `capture.rs`) the tap against tcpdump.
+//! `capture.rs`) the tap against tcpdump; `proxy` (in `proxy.rs`) the
+//! caching proxy against Squid and Varnish.
 //!
 //! `launch`: applab against the raw engine, side by side.
 //!
@@ -15,6 +16,7 @@
 mod capture;
 mod imap;
 mod origin;
+mod proxy;
 
 use anyhow::{bail, Context, Result};
 use applab_controller::{images, plan, store};
@@ -48,6 +50,8 @@ enum Cmd {
     Imap(imap::ImapArgs),
     /// applab's tap against tcpdump on one bridge under full load.
     Capture(capture::CaptureArgs),
+    /// The caching proxy against Squid (forward) and Varnish (reverse).
+    Proxy(proxy::ProxyArgs),
 }
 
 #[derive(clap::Args)]
@@ -77,6 +81,7 @@ fn main() -> Result<()> {
         Cmd::Origin(a) => origin::run(a),
         Cmd::Imap(a) => imap::run(a),
         Cmd::Capture(a) => capture::run(a),
+        Cmd::Proxy(a) => proxy::run(a),
     }
 }
 

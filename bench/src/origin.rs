@@ -43,9 +43,9 @@ pub struct OriginArgs {
     json: bool,
 }
 
-struct Server {
-    child: Child,
-    port: u16,
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
 }
 
 impl Drop for Server {
@@ -70,13 +70,13 @@ fn unsafe_term(pid: u32) {
         .status();
 }
 
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-fn wait_listening(port: u16, what: &str) -> Result<()> {
+pub fn wait_listening(port: u16, what: &str) -> Result<()> {
     let t = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if t.elapsed() > Duration::from_secs(10) {
@@ -150,22 +150,35 @@ fn start_nginx(a: &OriginArgs, root: &Path, dir: &Path) -> Result<Server> {
 }
 
 #[derive(Clone, Copy, Default, serde::Serialize)]
-struct Sample {
-    rps: f64,
-    p99_ms: f64,
-    errors: u64,
+pub struct Sample {
+    pub rps: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
 }
 
 fn wrk(a: &OriginArgs, port: u16, keepalive: bool) -> Result<Sample> {
-    let mut c = Command::new("wrk");
-    c.args(["-t", &a.wrk_threads.to_string()])
-        .args(["-c", &a.connections.to_string()])
-        .args(["-d", &format!("{}s", a.seconds)])
-        .arg("--latency");
+    let mut extra = Vec::new();
     if !keepalive {
-        c.args(["-H", "Connection: close"]);
+        extra.extend(["-H".to_string(), "Connection: close".to_string()]);
     }
-    c.arg(format!("http://127.0.0.1:{port}/object.html"));
+    extra.push(format!("http://127.0.0.1:{port}/object.html"));
+    wrk_sample(a.wrk_threads, a.connections, a.seconds, &extra)
+}
+
+/// Run wrk (`extra`: its remaining arguments, the URL last) and read its
+/// requests per second, 99th percentile and errors.
+pub fn wrk_sample(
+    threads: usize,
+    connections: usize,
+    seconds: u64,
+    extra: &[String],
+) -> Result<Sample> {
+    let mut c = Command::new("wrk");
+    c.args(["-t", &threads.to_string()])
+        .args(["-c", &connections.to_string()])
+        .args(["-d", &format!("{seconds}s")])
+        .arg("--latency")
+        .args(extra);
     let out = c.output().context("running wrk (apt-get install wrk)")?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
@@ -219,6 +232,56 @@ fn parse_latency_ms(v: &str) -> Result<f64> {
     Ok(num.parse::<f64>()? * mult)
 }
 
+/// Medians of applab's and the peer's samples: (applab, peer).
+pub struct Compared {
+    pub rps: (f64, f64),
+    pub p99: (f64, f64),
+    pub errors: (u64, u64),
+}
+
+/// `rounds` samples of applab (`sample(true)`) and of the peer, the order
+/// alternating each round so drift hits both alike; each one printed.
+pub fn interleaved(
+    rounds: usize,
+    mode: &str,
+    peer: &str,
+    mut sample: impl FnMut(bool) -> Result<Sample>,
+) -> Result<Compared> {
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let order = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for mine in order {
+            let s = sample(mine)?;
+            eprintln!(
+                "  {mode:<10} {:<8} round {}: {:>9.0} req/s  p99 {:>7.2} ms  errors {}",
+                if mine { "applab" } else { peer },
+                round + 1,
+                s.rps,
+                s.p99_ms,
+                s.errors
+            );
+            if mine {
+                ours.push(s)
+            } else {
+                theirs.push(s)
+            }
+        }
+    }
+    let med = |v: &[Sample], f: fn(&Sample) -> f64| median(v.iter().map(f).collect());
+    Ok(Compared {
+        rps: (med(&ours, |s| s.rps), med(&theirs, |s| s.rps)),
+        p99: (med(&ours, |s| s.p99_ms), med(&theirs, |s| s.p99_ms)),
+        errors: (
+            ours.iter().map(|s| s.errors).sum(),
+            theirs.iter().map(|s| s.errors).sum(),
+        ),
+    })
+}
+
 /// The middle value (the upper one of an even count).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -243,39 +306,10 @@ pub fn run(a: OriginArgs) -> Result<()> {
     let mut results = serde_json::Map::new();
     let mut table = Vec::new();
     for (mode, keepalive) in [("keep-alive", true), ("close", false)] {
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for round in 0..a.rounds {
-            // Alternate who goes first.
-            let order = if round % 2 == 0 {
-                [true, false]
-            } else {
-                [false, true]
-            };
-            for is_applab in order {
-                let port = if is_applab { applab.port } else { nginx.port };
-                let s = wrk(&a, port, keepalive)?;
-                eprintln!(
-                    "  {mode:<10} {:<6} round {}: {:>9.0} req/s  p99 {:>7.2} ms  errors {}",
-                    if is_applab { "applab" } else { "nginx" },
-                    round + 1,
-                    s.rps,
-                    s.p99_ms,
-                    s.errors
-                );
-                if is_applab {
-                    ours.push(s)
-                } else {
-                    theirs.push(s)
-                }
-            }
-        }
-        let med = |v: &[Sample], f: fn(&Sample) -> f64| median(v.iter().map(f).collect());
-        let (o_rps, n_rps) = (med(&ours, |s| s.rps), med(&theirs, |s| s.rps));
-        let (o_p99, n_p99) = (med(&ours, |s| s.p99_ms), med(&theirs, |s| s.p99_ms));
-        let errors: (u64, u64) = (
-            ours.iter().map(|s| s.errors).sum(),
-            theirs.iter().map(|s| s.errors).sum(),
-        );
+        let c = interleaved(a.rounds, mode, "nginx", |mine| {
+            wrk(&a, if mine { applab.port } else { nginx.port }, keepalive)
+        })?;
+        let (o_rps, n_rps, o_p99, n_p99, errors) = (c.rps.0, c.rps.1, c.p99.0, c.p99.1, c.errors);
         table.push((mode, o_rps, n_rps, o_p99, n_p99, errors));
         results.insert(
             mode.to_string(),

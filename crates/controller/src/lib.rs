@@ -128,10 +128,23 @@ impl Controller {
         let store = Store::open(&cfg.data_dir.join("applab.db")).await?;
         let instance = instance_id(&cfg.data_dir)?;
         let inst = instance.clone();
-        let shaper =
-            tokio::task::spawn_blocking(move || applab_shaping::Shaper::new(&inst)).await?;
+        let shaper = Arc::new(
+            tokio::task::spawn_blocking(move || applab_shaping::Shaper::new(&inst)).await?,
+        );
+        // The links' traffic is sampled every second, so the status shows
+        // the last window's utilization whenever it is asked.
+        let sampler = Arc::downgrade(&shaper);
+        std::thread::Builder::new()
+            .name("link-sampler".into())
+            .spawn(move || {
+                while let Some(s) = sampler.upgrade() {
+                    s.sample();
+                    drop(s);
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            })?;
         Ok(Arc::new(Controller {
-            shaper: Arc::new(shaper),
+            shaper,
             captures: captures::Captures::new(cfg.data_dir.join("captures"), cfg.capture_bytes),
             instance,
             slots: tokio::sync::Semaphore::new(cfg.parallel.max(1)),

@@ -88,6 +88,13 @@ impl DelayLine {
         let n = bound.ok_or_else(|| format!("no free netfilter queue from {first}: {last_err}"))?;
         // Only the IPv4 header is needed: the destination address.
         q.set_copy_range(n, 20).map_err(|e| e.to_string())?;
+        // Take segmentation-offloaded packets whole. Without this flag the
+        // kernel cuts them into frames to queue, and on this kernel that
+        // path sent a copy of the second frame in place of the next one
+        // (seen as duplicate TCP segments, ~10% of the link's bytes).
+        // A lost "packet" is then all frames of one send, each frame still
+        // lost with the configured probability.
+        q.set_recv_gso(n, true).map_err(|e| e.to_string())?;
         q.set_queue_max_len(n, MAX_HELD)
             .map_err(|e| e.to_string())?;
         // Fail-open would let packets pass undelayed when the queue is

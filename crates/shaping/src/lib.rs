@@ -382,18 +382,29 @@ impl Shaper {
         line.set_table(t);
     }
 
-    /// Sample every shaped link's counters and report the last window.
-    pub fn usage(&self) -> Vec<LinkUsage> {
+    /// Take a sample of every shaped link's byte counters; the window of
+    /// the report slides by these (a thread calls this every second).
+    pub fn sample(&self) {
         let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let mut out = Vec::new();
-        for (tag, a) in applied.iter_mut() {
+        for a in applied.values_mut() {
             let (to, from) = counters(&a.host_veth);
             a.samples.push((now, to, from));
-            // Keep one sample older than the window to measure across it.
+            // Keep one sample at or beyond the window to measure across it.
             while a.samples.len() > 2 && now.duration_since(a.samples[1].0) >= WINDOW {
                 a.samples.remove(0);
             }
+        }
+    }
+
+    /// Every shaped link's traffic over the last window.
+    pub fn usage(&self) -> Vec<LinkUsage> {
+        self.sample();
+        let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (tag, a) in applied.iter() {
+            let (_, to, from) = *a.samples.last().unwrap_or(&(now, 0, 0));
             let (t0, to0, from0) = a.samples[0];
             let secs = now.duration_since(t0).as_secs_f64().max(1e-3);
             let to_bps = to.saturating_sub(to0) as f64 * 8.0 / secs;
@@ -420,12 +431,15 @@ impl Shaper {
 }
 
 /// tbf for `rate`: a burst of 10 ms of data (at least a few frames), and a
-/// queue deep enough for a TCP window across the link's round trip.
+/// queue of a second of data beyond the link's round trip, as an access
+/// router's buffer: bursts of objects queue (the lecture's queueing delay)
+/// instead of being dropped and sent again, which would inflate the bytes
+/// on the link.
 fn tbf_args(rate_bps: u64, delay_us: u64) -> Vec<String> {
     let bytes_per_s = rate_bps as f64 / 8.0;
     let burst = (bytes_per_s * 0.01).max(15_000.0) as u64;
     let rtt = 2.0 * delay_us as f64 / 1e6;
-    let limit = (bytes_per_s * (rtt + 0.1))
+    let limit = (bytes_per_s * (rtt + 1.0))
         .max(64_000.0)
         .max(2.0 * burst as f64) as u64;
     vec![
@@ -534,8 +548,8 @@ mod tests {
     fn tbf_holds_a_round_trip_of_data() {
         let a = tbf_args(10_000_000, 50_000);
         assert_eq!(a[..3], ["tbf", "rate", "10000000bit"]);
-        // 10 Mbit/s: 12.5 kB per 10 ms, so the 15 kB floor; 200 ms of queue.
+        // 10 Mbit/s: 12.5 kB per 10 ms, so the 15 kB floor; 1.1 s of queue.
         assert_eq!(a[4], "15000");
-        assert_eq!(a[6], "250000");
+        assert_eq!(a[6], "1375000");
     }
 }

@@ -4,7 +4,8 @@
 //! the next request, as independent browsers would not wait for each
 //! other), each for an object of `--size` bytes. `--repeat P` is the share
 //! of requests for an object already asked for, which is what sets a
-//! cache's hit rate; the rest ask for objects never asked for before.
+//! cache's hit rate; the rest ask for objects never asked for before
+//! (numbered from a random start, so also new after an earlier run).
 //! The summary gives the hit rate the proxy reported (`X-Cache`), the
 //! response times and the throughput seen.
 
@@ -71,6 +72,8 @@ pub fn run(base: &Url, client: &Client, load: &Load, progress: bool) -> Summary 
     let interval = Duration::from_secs_f64(1.0 / load.rate.max(0.001));
     let mut rng = rand::thread_rng();
     let mut asked: Vec<u64> = Vec::new();
+    // New objects are new to every cache, also after an earlier run.
+    let first: u64 = rng.gen_range(1..4_000_000_000);
     let (mut sent, mut skipped, mut in_flight) = (0u64, 0u64, 0usize);
     let mut done: Vec<Done> = Vec::new();
     let mut next_report = start + Duration::from_secs(1);
@@ -97,7 +100,7 @@ pub fn run(base: &Url, client: &Client, load: &Load, progress: bool) -> Summary 
         let id = if !asked.is_empty() && rng.gen::<f64>() < load.repeat {
             asked[rng.gen_range(0..asked.len())]
         } else {
-            let id = asked.len() as u64 + 1;
+            let id = first + asked.len() as u64;
             asked.push(id);
             id
         };
