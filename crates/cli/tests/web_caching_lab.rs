@@ -403,16 +403,19 @@ fn measure_shaping(s: &Server) {
     // 600 KB up (workstation → proxy → origin, a PUT) and down (a GET the
     // PUT made a miss): both cross the 1.54 Mbit/s link, about 3 s each.
     let (fp, fo) = transfer(s, dir.path(), (&proxy, &origin), "big", 600_000);
-    // RTT: the proxy's SYN to the origin's SYN-ACK, seen by the proxy.
-    let syn = fp
+    // RTT, seen by the proxy: its GET of the object (its last small
+    // frame with data; the connection is a kept one, so no handshake) to
+    // the first frame of the origin's answer. The origin answers at once.
+    let get = fp
         .iter()
-        .find(|f| f.1 == proxy && f.5 && !f.6)
-        .expect("a SYN");
-    let synack = fp
+        .rev()
+        .find(|f| f.1 == proxy && f.4 > 0 && f.4 < 1000)
+        .expect("the proxy's GET");
+    let answer = fp
         .iter()
-        .find(|f| f.1 == origin && f.5 && f.6 && f.0 >= syn.0)
-        .expect("a SYN-ACK");
-    let rtt = (synack.0 - syn.0) * 1e3;
+        .find(|f| f.1 == origin && f.4 > 0 && f.0 > get.0)
+        .expect("the origin's answer");
+    let rtt = (answer.0 - get.0) * 1e3;
     assert!(
         (190.0..=210.0).contains(&rtt),
         "RTT {rtt:.1} ms, configured 2 × 100 ms"
