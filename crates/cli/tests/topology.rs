@@ -343,7 +343,14 @@ fn images_are_small_tagged_by_digest_and_not_rebuilt() {
         .collect();
     assert_eq!(
         roles,
-        ["controller", "dns", "mail", "origin", "workstation"]
+        [
+            "controller",
+            "dns",
+            "mail",
+            "origin",
+            "proxy",
+            "workstation"
+        ]
     );
     for img in second.as_array().unwrap() {
         assert_eq!(

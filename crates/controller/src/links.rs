@@ -73,6 +73,13 @@ impl Controller {
         lab: &Lab,
         plan: &StudentPlan,
     ) -> Result<()> {
+        // A host that cannot shape (no root, no tc or iptables, as in the
+        // compose image) still runs the labs, unshaped; `applab status`
+        // says why.
+        if let applab_shaping::Mechanism::Unavailable(why) = self.shaper.mechanism() {
+            tracing::debug!(run, student, "links not shaped: {why}");
+            return Ok(());
+        }
         let overrides = self.store.links(run, student).await?;
         for (node, network, shape) in wanted(lab, &overrides) {
             let t = tag(run, student, &node, &network);
