@@ -466,11 +466,18 @@ print(json.dumps({{"seen": seen, "same_socket": c.sock is not None}}))
         ])
     );
     assert_eq!(out["same_socket"], true);
-    let log = std::fs::read_to_string(lab.dir.path().join("proxy.log")).unwrap();
-    assert!(
-        log.contains("reused=true"),
-        "the client's connection was reused"
-    );
+    // The proxy writes its log every 100 ms.
+    let t = Instant::now();
+    while !std::fs::read_to_string(lab.dir.path().join("proxy.log"))
+        .unwrap()
+        .contains("reused=true")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the client's connection was reused"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -11,25 +11,26 @@
 //! in `upstream`, the counters the lab reads in `stats`.
 
 mod cache;
+mod conn;
 mod message;
 mod stats;
 mod upstream;
 mod wire;
 
-use applab_proto::http::{self, Framing, Limits, RequestHead, ResponseHead};
+use applab_proto::http::{self, Limits, RequestHead, ResponseHead};
 use bytes::Bytes;
 use cache::{Cache, Lookup, Stored, Turn};
+pub use conn::serve;
+use conn::{put_field, simple, Reply, ReplyBody};
 use message::{Target, TargetError};
 use stats::{Outcome, Stats};
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
 use upstream::{Answer, FetchError, Upstream};
-use wire::{Body, Wire, WireError};
+use wire::Body;
 
 /// The path, on the proxy itself, of its JSON counters.
 pub const STATS_PATH: &str = "/_applab/stats";
@@ -141,166 +142,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     serve(listener, proxy).await
 }
 
-/// Accept connections until the listener fails.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) -> anyhow::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(proxy.args.max_connections));
-    loop {
-        let (sock, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let id = proxy.conn_ids.fetch_add(1, Ordering::Relaxed);
-        let _ = sock.set_nodelay(true);
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(client = %peer, conn = id, "too many connections: 503");
-            tokio::spawn(async move {
-                let mut sock = sock;
-                let r = simple(503, "Too many connections to the proxy; try again.\n");
-                let _ = sock.write_all(&r.bytes(1, true)).await;
-            });
-            continue;
-        };
-        let proxy = proxy.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            proxy.connection(sock, peer, id).await;
-        });
-    }
-}
-
-/// A response being sent to a client.
-struct Reply {
-    status: u16,
-    reason: String,
-    headers: Vec<(String, Vec<u8>)>,
-    body: ReplyBody,
-    outcome: Outcome,
-    from_origin: u64,
-    /// No body whatever the headers say (HEAD, 204, 304).
-    head_only: bool,
-}
-
-enum ReplyBody {
-    Full(Bytes),
-    /// Too big to hold: the rest comes from the origin as it arrives.
-    Stream {
-        answer: Box<Answer>,
-        body: Body,
-        first: Vec<u8>,
-    },
-}
-
-/// An answer made by the proxy itself, with a readable text body.
-fn simple(status: u16, text: &str) -> Reply {
-    Reply {
-        status,
-        reason: http::reason(status).to_string(),
-        headers: vec![("Content-Type".into(), b"text/plain; charset=utf-8".to_vec())],
-        body: ReplyBody::Full(Bytes::from(format!(
-            "{status} {}\n\n{text}",
-            http::reason(status)
-        ))),
-        outcome: Outcome::Error,
-        from_origin: 0,
-        head_only: false,
-    }
-}
-
-impl Reply {
-    /// The head, and the whole message when the body is in memory.
-    fn bytes(&self, client_minor: u8, close: bool) -> Vec<u8> {
-        let mut out = Vec::with_capacity(512);
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(self.reason.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        let framing_field = |n: &str| {
-            n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding")
-        };
-        for (n, v) in &self.headers {
-            // The proxy frames the body itself, except for bodiless answers,
-            // whose Content-Length describes the resource (HEAD, 304).
-            if framing_field(n) && !self.head_only {
-                continue;
-            }
-            put_field(&mut out, n, v);
-        }
-        if !self
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("date"))
-        {
-            put_field(
-                &mut out,
-                "Date",
-                httpdate::fmt_http_date(SystemTime::now()).as_bytes(),
-            );
-        }
-        put_field(&mut out, "X-Cache", self.outcome.x_cache().as_bytes());
-        if !self.head_only {
-            match &self.body {
-                ReplyBody::Full(b) => put_field(
-                    &mut out,
-                    "Content-Length",
-                    itoa::Buffer::new().format(b.len()).as_bytes(),
-                ),
-                ReplyBody::Stream { answer, .. } => match answer.framing {
-                    Framing::Length(n) => put_field(
-                        &mut out,
-                        "Content-Length",
-                        itoa::Buffer::new().format(n).as_bytes(),
-                    ),
-                    _ if client_minor == 1 => put_field(&mut out, "Transfer-Encoding", b"chunked"),
-                    _ => {} // HTTP/1.0: the end of the connection ends the body
-                },
-            }
-        }
-        if close {
-            put_field(&mut out, "Connection", b"close");
-        } else if client_minor == 0 {
-            put_field(&mut out, "Connection", b"keep-alive");
-        }
-        out.extend_from_slice(b"\r\n");
-        if let (false, ReplyBody::Full(b)) = (self.head_only, &self.body) {
-            out.extend_from_slice(b);
-        }
-        out
-    }
-
-    /// Whether the connection must close after this reply (a streamed body
-    /// of unknown length to an HTTP/1.0 client ends with the connection).
-    fn forces_close(&self, client_minor: u8) -> bool {
-        match &self.body {
-            ReplyBody::Stream { answer, .. } => {
-                !self.head_only
-                    && client_minor == 0
-                    && !matches!(answer.framing, Framing::Length(_))
-            }
-            ReplyBody::Full(_) => false,
-        }
-    }
-}
-
-fn put_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// How reading a request ended when it did not give a request.
-enum Stop {
-    /// The client went away or stayed idle: close quietly.
-    Quiet,
-    /// Answer this status, then close.
-    Refuse(u16, String),
-}
-
 impl Proxy {
     pub fn new(args: Args) -> anyhow::Result<Proxy> {
         let args = args.with_file()?;
@@ -341,203 +182,6 @@ impl Proxy {
 
     fn idle(&self) -> Duration {
         Duration::from_secs(self.args.idle_timeout)
-    }
-
-    async fn connection(&self, sock: TcpStream, peer: SocketAddr, id: u64) {
-        let mut wire = Wire::new(sock);
-        let mut served = 0u32;
-        loop {
-            let head = match self.read_head(&mut wire).await {
-                Ok(h) => h,
-                Err(Stop::Quiet) => return,
-                Err(Stop::Refuse(status, why)) => {
-                    tracing::info!(client = %peer, conn = id, status, "refused: {why}");
-                    let r = simple(status, &format!("{why}\n"));
-                    self.stats.record(Outcome::Error, 0, 0);
-                    let _ = wire.stream.write_all(&r.bytes(1, true)).await;
-                    return;
-                }
-            };
-            served += 1;
-            let started = Instant::now();
-            let body = match self.read_body(&mut wire, &head).await {
-                Ok(b) => b,
-                Err(Stop::Quiet) => return,
-                Err(Stop::Refuse(status, why)) => {
-                    let r = simple(status, &format!("{why}\n"));
-                    self.stats.record(Outcome::Error, 0, 0);
-                    let _ = wire.stream.write_all(&r.bytes(head.minor, true)).await;
-                    return;
-                }
-            };
-            let reply = self.handle(&head, body).await;
-            let close = !head.keep_alive()
-                || served >= self.args.max_requests
-                || reply.forces_close(head.minor);
-            let (sent, ok) = self.send(&mut wire.stream, reply, head.minor, close).await;
-            tracing::info!(
-                client = %peer,
-                conn = id,
-                reused = served > 1,
-                request = %format_args!("{} {} HTTP/1.{}", head.method, head.target, head.minor),
-                status = sent.0,
-                cache = sent.1.x_cache(),
-                bytes = sent.2,
-                us = started.elapsed().as_micros() as u64,
-                "exchange"
-            );
-            if close || !ok {
-                return;
-            }
-        }
-    }
-
-    /// Read one request head: the idle timeout until it starts, then the
-    /// header timeout for all of it.
-    async fn read_head(&self, wire: &mut Wire) -> Result<RequestHead, Stop> {
-        let mut deadline: Option<Instant> = None;
-        loop {
-            // Empty lines before a request line are ignored (RFC 9112 §2.2).
-            let blank = wire
-                .buf
-                .iter()
-                .take_while(|&&b| b == b'\r' || b == b'\n')
-                .count();
-            wire.buf.drain(..blank);
-            if !wire.buf.is_empty() {
-                match http::parse_request_head(&wire.buf, &self.limits) {
-                    Ok(Some((head, n))) => {
-                        wire.buf.drain(..n);
-                        return Ok(head);
-                    }
-                    Ok(None) => {}
-                    Err(e) => return Err(Stop::Refuse(e.status(), e.to_string())),
-                }
-                deadline.get_or_insert_with(|| {
-                    Instant::now() + Duration::from_secs(self.args.header_timeout)
-                });
-            }
-            let wait = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()),
-                None => self.idle(),
-            };
-            match wire.fill(wait).await {
-                Ok(0) => return Err(Stop::Quiet),
-                Ok(_) => {}
-                Err(WireError::Timeout) if deadline.is_some() => {
-                    return Err(Stop::Refuse(408, "the request head took too long".into()))
-                }
-                Err(_) => return Err(Stop::Quiet),
-            }
-        }
-    }
-
-    async fn read_body(&self, wire: &mut Wire, head: &RequestHead) -> Result<Bytes, Stop> {
-        let framing =
-            http::request_framing(head).map_err(|e| Stop::Refuse(e.status(), e.to_string()))?;
-        if framing == Framing::None {
-            return Ok(Bytes::new());
-        }
-        let max = self.args.max_body as usize;
-        if matches!(framing, Framing::Length(n) if n > max as u64) {
-            return Err(Stop::Refuse(
-                413,
-                format!("request bodies are limited to {max} bytes"),
-            ));
-        }
-        if head
-            .header("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
-        {
-            let _ = wire
-                .stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await;
-        }
-        let mut out = Vec::new();
-        match Body::new(framing)
-            .read_all(wire, &mut out, max, self.idle())
-            .await
-        {
-            Ok(true) => Ok(out.into()),
-            Ok(false) => Err(Stop::Refuse(
-                413,
-                format!("request bodies are limited to {max} bytes"),
-            )),
-            Err(WireError::Http(e)) => Err(Stop::Refuse(400, e.to_string())),
-            Err(_) => Err(Stop::Quiet),
-        }
-    }
-
-    /// Write a reply; returns what to log (status, outcome, bytes) and
-    /// whether the connection is still usable.
-    async fn send(
-        &self,
-        sock: &mut TcpStream,
-        reply: Reply,
-        minor: u8,
-        close: bool,
-    ) -> ((u16, Outcome, u64), bool) {
-        let head = reply.bytes(minor, close);
-        let mut sent = head.len() as u64;
-        let mut ok = sock.write_all(&head).await.is_ok();
-        let mut from_origin = reply.from_origin;
-        let (status, outcome) = (reply.status, reply.outcome);
-        // The counters page does not count itself.
-        let own_page = matches!(reply.outcome, Outcome::Own);
-        if let (
-            ReplyBody::Stream {
-                mut answer,
-                mut body,
-                first,
-            },
-            false,
-        ) = (reply.body, reply.head_only)
-        {
-            let chunked = minor == 1 && !matches!(answer.framing, Framing::Length(_));
-            let mut piece = first;
-            let idle = self.upstream.response_timeout;
-            loop {
-                if !piece.is_empty() && ok {
-                    sent += piece.len() as u64;
-                    ok = if chunked {
-                        let mut c = format!("{:x}\r\n", piece.len()).into_bytes();
-                        c.extend_from_slice(&piece);
-                        c.extend_from_slice(b"\r\n");
-                        sock.write_all(&c).await.is_ok()
-                    } else {
-                        sock.write_all(&piece).await.is_ok()
-                    };
-                }
-                piece.clear();
-                if !ok {
-                    break;
-                }
-                match body.next(&mut answer.wire, &mut piece, idle).await {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
-                        // The origin broke off mid-body: the client must
-                        // see a broken message, not a complete one.
-                        tracing::warn!(origin = %answer.origin, "body cut short: {e}");
-                        ok = false;
-                        break;
-                    }
-                }
-            }
-            if ok && chunked {
-                ok = sock.write_all(b"0\r\n\r\n").await.is_ok();
-            }
-            from_origin += answer.wire.bytes_in;
-            if ok && body.is_done() && answer.reusable() {
-                let origin = answer.origin.clone();
-                self.upstream.put_back(origin, answer.wire);
-            }
-        }
-        if !own_page {
-            self.stats.record(outcome, from_origin, sent);
-        }
-        ((status, outcome, sent), ok)
     }
 
     /// Decide the answer to one request.
