@@ -7,6 +7,7 @@
 
 mod alloc;
 mod dns;
+mod http_limits;
 mod logbuf;
 mod mail;
 mod origin;

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::mail::wait_port;
 use common::{bounded, free_addr};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -60,17 +61,6 @@ fn spawn(args: &[&str], log: &Path) -> Child {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .expect("applab-node starts")
-}
-
-fn wait_listening(addr: SocketAddr) {
-    let t = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "{addr} never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The origin role with objects under each caching prefix, and a proxy
@@ -134,8 +124,8 @@ impl Lab {
         args.extend(proxy_args.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
         children.push(spawn(&args, &dir.path().join("proxy.log")));
-        wait_listening(origin);
-        wait_listening(proxy);
+        wait_port(origin);
+        wait_port(proxy);
         Lab {
             dir,
             origin,
@@ -565,7 +555,7 @@ fn proxy_alone(args: &[&str]) -> (SocketAddr, Child, tempfile::TempDir) {
     all.push(&a);
     all.extend_from_slice(args);
     let child = spawn(&all, &dir.path().join("proxy.log"));
-    wait_listening(addr);
+    wait_port(addr);
     (addr, child, dir)
 }
 

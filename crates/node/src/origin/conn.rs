@@ -220,7 +220,7 @@ impl Conn<'_> {
             let conn = Persistence {
                 keep,
                 http10: head.minor == 0,
-                timeout_secs: s.args.idle_timeout,
+                timeout_secs: s.args.head.idle_timeout,
                 left: s.args.max_requests.saturating_sub(self.served),
             };
             response::write_head(&mut self.out, &resp, &conn);
@@ -287,7 +287,7 @@ impl Conn<'_> {
                 }
                 // The head has begun: the client has the header timeout for all of it.
                 deadline.get_or_insert_with(|| {
-                    tokio::time::Instant::now() + Duration::from_secs(s.args.header_timeout)
+                    tokio::time::Instant::now() + Duration::from_secs(s.args.head.header_timeout)
                 });
             }
             // Pipelined responses wait while we block on the next request.
@@ -306,7 +306,7 @@ impl Conn<'_> {
                         408,
                         format!(
                             "the request head did not arrive within {} s",
-                            s.args.header_timeout
+                            s.args.head.header_timeout
                         ),
                     )))
                 }

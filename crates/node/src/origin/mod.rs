@@ -44,27 +44,14 @@ pub struct Args {
     /// Where the shop keeps its carts (none: in memory only).
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Close a connection idle this many seconds.
-    #[arg(long, default_value_t = 15)]
-    pub idle_timeout: u64,
-    /// Seconds a client has to send a whole request head (slow clients get 408).
-    #[arg(long, default_value_t = 10)]
-    pub header_timeout: u64,
     /// Most requests on one persistent connection.
     #[arg(long, default_value_t = 100)]
     pub max_requests: u32,
     /// Most simultaneous connections; more get 503.
     #[arg(long, default_value_t = 512)]
     pub max_connections: usize,
-    /// Longest request line, in bytes (longer: 414).
-    #[arg(long, default_value_t = 8192)]
-    pub max_request_line: usize,
-    /// Largest request head, in bytes (larger: 431).
-    #[arg(long, default_value_t = 32768)]
-    pub max_head: usize,
-    /// Most header fields in a request (more: 431).
-    #[arg(long, default_value_t = 100)]
-    pub max_headers: usize,
+    #[command(flatten)]
+    pub head: crate::http_limits::HeadArgs,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -195,11 +182,7 @@ impl Server {
             None => None,
         };
         Ok(Server {
-            limits: Limits {
-                max_request_line: args.max_request_line,
-                max_head: args.max_head,
-                max_headers: args.max_headers,
-            },
+            limits: args.head.limits(),
             max_body: config.max_body_bytes().map_err(anyhow::Error::msg)?,
             files: Files::new(args.root.clone(), args.file_cache),
             page,
@@ -227,7 +210,7 @@ impl Server {
     }
 
     fn idle(&self) -> Duration {
-        Duration::from_secs(self.args.idle_timeout)
+        Duration::from_secs(self.args.head.idle_timeout)
     }
 
     /// Decide the answer to one complete request.
@@ -570,7 +553,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let addr = start(dir.path(), |a| {
             a.max_requests = 2;
-            a.header_timeout = 1;
+            a.head.header_timeout = 1;
         })
         .await;
         let out = exchange(

@@ -248,7 +248,7 @@ impl Proxy {
                     Err(e) => return Err(Stop::Refuse(e.status(), e.to_string())),
                 }
                 deadline.get_or_insert_with(|| {
-                    Instant::now() + Duration::from_secs(self.args.header_timeout)
+                    Instant::now() + Duration::from_secs(self.args.head.header_timeout)
                 });
             }
             let wait = match deadline {

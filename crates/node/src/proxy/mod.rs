@@ -62,27 +62,14 @@ pub struct Args {
     /// Seconds to wait for an origin's answer (then 504).
     #[arg(long, default_value_t = 30)]
     pub response_timeout: u64,
-    /// Close a client connection idle this many seconds.
-    #[arg(long, default_value_t = 15)]
-    pub idle_timeout: u64,
-    /// Seconds a client has to send a whole request head (then 408).
-    #[arg(long, default_value_t = 10)]
-    pub header_timeout: u64,
     /// Most requests on one client connection.
     #[arg(long, default_value_t = 1000)]
     pub max_requests: u32,
     /// Most simultaneous client connections; more get 503.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
-    /// Longest request line, in bytes (longer: 414).
-    #[arg(long, default_value_t = 8192)]
-    pub max_request_line: usize,
-    /// Largest request head, in bytes (larger: 431).
-    #[arg(long, default_value_t = 32768)]
-    pub max_head: usize,
-    /// Most header fields in a request (more: 431).
-    #[arg(long, default_value_t = 100)]
-    pub max_headers: usize,
+    #[command(flatten)]
+    pub head: crate::http_limits::HeadArgs,
     /// The name this proxy gives itself in `Via`.
     #[arg(long, default_value = "applab-proxy")]
     pub name: String,
@@ -152,11 +139,7 @@ impl Proxy {
                     .map_err(|e| anyhow::anyhow!("--reverse {u}: not an http:// origin ({e:?})"))?,
             ),
         };
-        let limits = Limits {
-            max_request_line: args.max_request_line,
-            max_head: args.max_head,
-            max_headers: args.max_headers,
-        };
+        let limits = args.head.limits();
         Ok(Proxy {
             origin,
             limits,
@@ -181,7 +164,7 @@ impl Proxy {
     }
 
     fn idle(&self) -> Duration {
-        Duration::from_secs(self.args.idle_timeout)
+        Duration::from_secs(self.args.head.idle_timeout)
     }
 
     /// Decide the answer to one request.
