@@ -5,6 +5,7 @@
 //! dispatches on the name it was called by; `applab-node tool tcp ...` is the
 //! same thing spelled out.
 
+mod accept;
 mod alloc;
 mod dns;
 mod http_limits;

@@ -39,7 +39,7 @@ const MAX_ERRORS: u32 = 20;
 
 pub async fn serve(listener: TcpListener, server: Arc<Server>) -> anyhow::Result<()> {
     let max = server.max_connections;
-    super::accept_loop(
+    crate::accept::accept_loop(
         listener,
         max,
         b"-ERR [SYS/TEMP] too many connections\r\n",

@@ -45,7 +45,7 @@ const DISK_RESERVE: u64 = 1 << 20;
 pub async fn serve(listener: TcpListener, server: Arc<Server>) -> anyhow::Result<()> {
     let max = server.max_connections;
     let busy = b"421 4.3.2 Too many connections, try again later\r\n";
-    super::accept_loop(listener, max, busy, "smtp", move |sock, peer| {
+    crate::accept::accept_loop(listener, max, busy, "smtp", move |sock, peer| {
         let server = server.clone();
         async move {
             if let Err(e) = Session::new(&server, peer).run(sock).await {

@@ -16,35 +16,23 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
+/// What one connection beyond the limit is told before it is closed.
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 46\r\nConnection: close\r\n\r\nToo many connections to the proxy; try again.\n";
+
 /// Accept connections until the listener fails.
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) -> anyhow::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(proxy.args.max_connections));
-    loop {
-        let (sock, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let id = proxy.conn_ids.fetch_add(1, Ordering::Relaxed);
-        let _ = sock.set_nodelay(true);
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(client = %peer, conn = id, "too many connections: 503");
-            tokio::spawn(async move {
-                let mut sock = sock;
-                let r = simple(503, "Too many connections to the proxy; try again.\n");
-                let _ = sock.write_all(&r.bytes(1, true)).await;
-            });
-            continue;
-        };
+    let max = proxy.args.max_connections;
+    crate::accept::accept_loop(listener, max, BUSY, "proxy", move |sock, peer| {
         let proxy = proxy.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
+        async move {
+            let id = proxy.conn_ids.fetch_add(1, Ordering::Relaxed);
+            let _ = sock.set_nodelay(true);
             proxy.connection(sock, peer, id).await;
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// A response being sent to a client.

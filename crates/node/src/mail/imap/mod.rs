@@ -82,7 +82,7 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>) -> anyhow::Result
         }
     });
     let max = server.max_connections;
-    crate::mail::accept_loop(
+    crate::accept::accept_loop(
         listener,
         max,
         b"* BYE too many connections\r\n",
