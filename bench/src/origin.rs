@@ -13,6 +13,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How both sides of a wrk comparison are run: the same workers each,
+/// the same load, the same number of alternating rounds.
+#[derive(clap::Args)]
+pub struct WrkArgs {
+    /// Worker threads for applab; worker processes or threads for the peer.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// wrk threads and connections.
+    #[arg(long, default_value_t = 2)]
+    pub wrk_threads: usize,
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Measurements per server and mode (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+}
+
 #[derive(clap::Args)]
 pub struct OriginArgs {
     /// The applab-node binary.
@@ -21,20 +41,8 @@ pub struct OriginArgs {
     /// nginx binary (Debian's package).
     #[arg(long, default_value = "/usr/sbin/nginx")]
     nginx: PathBuf,
-    /// Worker threads for applab, worker processes for nginx.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
-    /// wrk threads and connections.
-    #[arg(long, default_value_t = 2)]
-    wrk_threads: usize,
-    #[arg(long, default_value_t = 64)]
-    connections: usize,
-    /// Seconds per measurement.
-    #[arg(long, default_value_t = 5)]
-    seconds: u64,
-    /// Measurements per server and mode (the median is reported).
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    #[command(flatten)]
+    wrk: WrkArgs,
     /// Size of the object requested, in bytes.
     #[arg(long, default_value_t = 1024)]
     object_bytes: usize,
@@ -97,7 +105,7 @@ fn start_applab(a: &OriginArgs, root: &Path, log: &Path) -> Result<Server> {
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--root")
         .arg(root)
-        .args(["--threads", &a.workers.to_string()])
+        .args(["--threads", &a.wrk.workers.to_string()])
         .args(["--max-requests", &KEEPALIVE_REQUESTS.to_string()])
         .args(["--idle-timeout", &KEEPALIVE_TIMEOUT.to_string()])
         .args(["--max-connections", "4096"])
@@ -124,7 +132,7 @@ fn start_nginx(a: &OriginArgs, root: &Path, dir: &Path) -> Result<Server> {
                keepalive_requests {kr};\n  keepalive_timeout {kt}s;\n\
                client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
                server {{ listen 127.0.0.1:{port}; root {root}; }}\n}}\n",
-            w = a.workers,
+            w = a.wrk.workers,
             d = dir.display(),
             kr = KEEPALIVE_REQUESTS,
             kt = KEEPALIVE_TIMEOUT,
@@ -162,7 +170,7 @@ fn wrk(a: &OriginArgs, port: u16, keepalive: bool) -> Result<Sample> {
         extra.extend(["-H".to_string(), "Connection: close".to_string()]);
     }
     extra.push(format!("http://127.0.0.1:{port}/object.html"));
-    wrk_sample(a.wrk_threads, a.connections, a.seconds, &extra)
+    wrk_sample(a.wrk.wrk_threads, a.wrk.connections, a.wrk.seconds, &extra)
 }
 
 /// Run wrk (`extra`: its remaining arguments, the URL last) and read its
@@ -306,7 +314,7 @@ pub fn run(a: OriginArgs) -> Result<()> {
     let mut results = serde_json::Map::new();
     let mut table = Vec::new();
     for (mode, keepalive) in [("keep-alive", true), ("close", false)] {
-        let c = interleaved(a.rounds, mode, "nginx", |mine| {
+        let c = interleaved(a.wrk.rounds, mode, "nginx", |mine| {
             wrk(&a, if mine { applab.port } else { nginx.port }, keepalive)
         })?;
         let (o_rps, n_rps, o_p99, n_p99, errors) = (c.rps.0, c.rps.1, c.p99.0, c.p99.1, c.errors);
@@ -339,7 +347,12 @@ pub fn run(a: OriginArgs) -> Result<()> {
     }
     println!(
         "origin vs nginx: {} B object, {} workers each, wrk -t{} -c{} -d{}s, median of {}",
-        a.object_bytes, a.workers, a.wrk_threads, a.connections, a.seconds, a.rounds
+        a.object_bytes,
+        a.wrk.workers,
+        a.wrk.wrk_threads,
+        a.wrk.connections,
+        a.wrk.seconds,
+        a.wrk.rounds
     );
     println!(
         "{:<11} {:>12} {:>12} {:>7} {:>11} {:>11} {:>7} {:>9}",

@@ -9,7 +9,9 @@
 //! and straight to the origin; the difference of the medians is what the
 //! proxy adds to a miss (Squid's figure is printed beside it).
 
-use crate::origin::{free_port, interleaved, median, wait_listening, wrk_sample, Sample, Server};
+use crate::origin::{
+    free_port, interleaved, median, wait_listening, wrk_sample, Sample, Server, WrkArgs,
+};
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -26,19 +28,8 @@ pub struct ProxyArgs {
     squid: PathBuf,
     #[arg(long, default_value = "/usr/sbin/varnishd")]
     varnishd: PathBuf,
-    /// Worker threads for applab's proxy, Squid workers, Varnish thread pools.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
-    #[arg(long, default_value_t = 2)]
-    wrk_threads: usize,
-    #[arg(long, default_value_t = 64)]
-    connections: usize,
-    /// Seconds per measurement.
-    #[arg(long, default_value_t = 5)]
-    seconds: u64,
-    /// Measurements per proxy (the median is reported).
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    #[command(flatten)]
+    wrk: WrkArgs,
     /// Size of the object, in bytes.
     #[arg(long, default_value_t = 12500)]
     object_bytes: usize,
@@ -67,8 +58,8 @@ fn start_squid(a: &ProxyArgs, dir: &Path) -> Result<Server> {
     let port = free_port()?;
     let conf = dir.join("squid.conf");
     // Memory cache only, every client allowed, access log to a file.
-    let workers = if a.workers > 1 {
-        format!("workers {}\n", a.workers)
+    let workers = if a.wrk.workers > 1 {
+        format!("workers {}\n", a.wrk.workers)
     } else {
         String::new()
     };
@@ -104,7 +95,7 @@ fn start_varnish(a: &ProxyArgs, dir: &Path, origin: u16) -> Result<Server> {
         .args(["-b", &format!("127.0.0.1:{origin}")])
         .args(["-s", "malloc,256m", "-n"])
         .arg(dir.join("varnish"))
-        .args(["-p", &format!("thread_pools={}", a.workers.max(1))])
+        .args(["-p", &format!("thread_pools={}", a.wrk.workers.max(1))])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("varnish.log"))?)
         .spawn()
@@ -146,7 +137,7 @@ fn hits(a: &ProxyArgs, port: u16, forward_to: Option<u16>, dir: &Path) -> Result
         extra.extend(["-s".to_string(), script.to_string_lossy().into_owned()]);
     }
     extra.push(format!("http://127.0.0.1:{port}/object.bin"));
-    wrk_sample(a.wrk_threads, a.connections, a.seconds, &extra)
+    wrk_sample(a.wrk.wrk_threads, a.wrk.connections, a.wrk.seconds, &extra)
 }
 
 pub fn run(a: ProxyArgs) -> Result<()> {
@@ -219,7 +210,7 @@ pub fn run(a: ProxyArgs) -> Result<()> {
         ("forward", fwd.port, squid.port, "squid", Some(o)),
         ("reverse", rev.port, varnish.port, "varnish", None),
     ] {
-        let c = interleaved(a.rounds, mode, name, |mine| {
+        let c = interleaved(a.wrk.rounds, mode, name, |mine| {
             hits(&a, if mine { ours } else { peer }, forward_to, dir.path())
         })?;
         let ((ur, tr), (up, tp), errors) = (c.rps, c.p99, c.errors);
@@ -276,7 +267,7 @@ pub fn run(a: ProxyArgs) -> Result<()> {
     } else {
         println!(
             "proxy vs squid (forward) and varnish (reverse): {} B object, {} workers each, wrk -t{} -c{} -d{}s, median of {}",
-            a.object_bytes, a.workers, a.wrk_threads, a.connections, a.seconds, a.rounds
+            a.object_bytes, a.wrk.workers, a.wrk.wrk_threads, a.wrk.connections, a.wrk.seconds, a.wrk.rounds
         );
         for l in lines {
             println!("{l}");
