@@ -334,7 +334,7 @@ fn frames(file: &std::path::Path) -> Vec<Frame> {
 }
 
 /// Bits per second of the frames from `src` carrying data, on the wire
-/// (IP length and the 14-byte Ethernet header), between the moments 10%
+/// (IP length and the 14-byte Ethernet header), between the moments 20%
 /// and 90% of the bytes had arrived: the steady state, without the slow
 /// start and the tail.
 fn throughput(fr: &[Frame], src: &str) -> f64 {
@@ -347,7 +347,7 @@ fn throughput(fr: &[Frame], src: &str) -> f64 {
     let (mut acc, mut t10, mut b10, mut t90, mut b90) = (0u64, None, 0, 0.0, 0);
     for (t, b) in &data {
         acc += b;
-        if t10.is_none() && acc >= total / 10 {
+        if t10.is_none() && acc >= total / 5 {
             t10 = Some(*t);
             b10 = acc;
         }
@@ -400,9 +400,10 @@ fn measure_shaping(s: &Server) {
     let origin = addr(&st, "origin");
     let proxy = addr(&st, "proxy");
     let dir = tempfile::tempdir().unwrap();
-    // 600 KB up (workstation → proxy → origin, a PUT) and down (a GET the
-    // PUT made a miss): both cross the 1.54 Mbit/s link, about 3 s each.
-    let (fp, fo) = transfer(s, dir.path(), (&proxy, &origin), "big", 600_000);
+    // 1.2 MB up (workstation → proxy → origin, a PUT) and down (a GET the
+    // PUT made a miss): both cross the 1.54 Mbit/s link, about 6 s each,
+    // long enough that TCP's start is a small part of it.
+    let (fp, fo) = transfer(s, dir.path(), (&proxy, &origin), "big", 1_200_000);
     // RTT, seen by the proxy: its GET of the object (its last small
     // frame with data; the connection is a kept one, so no handshake) to
     // the first frame of the origin's answer. The origin answers at once.
