@@ -20,6 +20,14 @@ pub fn use_mimalloc() {
 
 pub struct Switch;
 
+/// mimalloc's natural alignment: blocks asking no more take its fast path
+/// (as the `mimalloc` crate decides).
+const MI_MAX_ALIGN: usize = 16;
+
+fn natural(l: &Layout) -> bool {
+    l.align() <= MI_MAX_ALIGN && l.align() <= l.size()
+}
+
 fn ours(p: *mut u8) -> bool {
     // Whether mimalloc owns the block (a lookup in its segment map).
     unsafe { mi::mi_is_in_heap_region(p as *const _) }
@@ -28,7 +36,11 @@ fn ours(p: *mut u8) -> bool {
 unsafe impl GlobalAlloc for Switch {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         if MIMALLOC.load(Ordering::Relaxed) {
-            mi::mi_malloc_aligned(l.size(), l.align()) as *mut u8
+            if natural(&l) {
+                mi::mi_malloc(l.size()) as *mut u8
+            } else {
+                mi::mi_malloc_aligned(l.size(), l.align()) as *mut u8
+            }
         } else {
             System.alloc(l)
         }
@@ -36,7 +48,11 @@ unsafe impl GlobalAlloc for Switch {
 
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         if MIMALLOC.load(Ordering::Relaxed) {
-            mi::mi_zalloc_aligned(l.size(), l.align()) as *mut u8
+            if natural(&l) {
+                mi::mi_zalloc(l.size()) as *mut u8
+            } else {
+                mi::mi_zalloc_aligned(l.size(), l.align()) as *mut u8
+            }
         } else {
             System.alloc_zeroed(l)
         }
@@ -52,7 +68,11 @@ unsafe impl GlobalAlloc for Switch {
 
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         if MIMALLOC.load(Ordering::Relaxed) && ours(p) {
-            mi::mi_realloc_aligned(p as *mut _, new, l.align()) as *mut u8
+            if l.align() <= MI_MAX_ALIGN && l.align() <= new {
+                mi::mi_realloc(p as *mut _, new) as *mut u8
+            } else {
+                mi::mi_realloc_aligned(p as *mut _, new, l.align()) as *mut u8
+            }
         } else {
             System.realloc(p, l, new)
         }

@@ -108,6 +108,29 @@ where
 
 struct Fields<'a>(&'a mut String);
 
+/// A value as it is logged: bare when it cannot be misread, else quoted
+/// and escaped as `{:?}` would (written by hand for the common case: the
+/// request line, with its spaces, is logged on every exchange).
+fn push_value(out: &mut String, value: &str) {
+    let plain = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\');
+    let quotable = value
+        .bytes()
+        .all(|b| (b == b' ' || b.is_ascii_graphic()) && b != b'"' && b != b'\\');
+    if plain {
+        out.push_str(value);
+    } else if quotable {
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+    } else {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{value:?}");
+    }
+}
+
 impl Fields<'_> {
     fn key(&mut self, field: &tracing::field::Field) {
         self.0.push(' ');
@@ -124,16 +147,7 @@ impl tracing::field::Visit for Fields<'_> {
             return;
         }
         self.key(field);
-        let plain = !value.is_empty()
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\');
-        if plain {
-            self.0.push_str(value);
-        } else {
-            use std::fmt::Write as _;
-            let _ = write!(self.0, "{value:?}");
-        }
+        push_value(self.0, value);
     }
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
         self.key(field);
@@ -193,6 +207,26 @@ fn push_time(out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_bare_or_quoted_as_debug() {
+        for v in [
+            "GET / HTTP/1.1",
+            "",
+            "a=b",
+            "tab\there",
+            "q\"uote",
+            "back\\",
+            "é",
+        ] {
+            let mut s = String::new();
+            push_value(&mut s, v);
+            assert_eq!(s, format!("{v:?}"), "{v}");
+        }
+        let mut s = String::new();
+        push_value(&mut s, "127.0.0.1:80");
+        assert_eq!(s, "127.0.0.1:80");
+    }
 
     #[test]
     fn time_is_rfc3339_with_micros() {

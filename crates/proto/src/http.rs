@@ -75,15 +75,21 @@ impl RequestHead {
 
     /// Whether the connection stays open after this exchange (RFC 9112 §9.3).
     pub fn keep_alive(&self) -> bool {
-        let conn = self
-            .header("connection")
-            .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
-            .unwrap_or_default();
-        let has = |tok: &str| conn.split(',').any(|t| t.trim() == tok);
+        // Every Connection line counts; tokens compared without allocating
+        // (this runs once per request).
+        let has = |tok: &[u8]| {
+            self.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+                .any(|(_, v)| {
+                    v.split(|&b| b == b',')
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(tok))
+                })
+        };
         if self.minor == 0 {
-            has("keep-alive")
+            has(b"keep-alive")
         } else {
-            !has("close")
+            !has(b"close")
         }
     }
 }
@@ -498,6 +504,11 @@ mod tests {
         assert!(!p(b"GET / HTTP/1.0\r\n\r\n").keep_alive());
         assert!(p(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
         assert!(!p(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive());
+        // Tokens in any Connection line, in any case, with spaces around.
+        assert!(
+            !p(b"GET / HTTP/1.1\r\nConnection: te\r\nConnection: x ,  CLOSE\r\n\r\n").keep_alive()
+        );
+        assert!(p(b"GET / HTTP/1.1\r\nConnection: closed\r\n\r\n").keep_alive());
     }
 
     #[test]

@@ -5,6 +5,13 @@
 //! wait is bounded: the idle timeout before a request starts, the header
 //! timeout for a whole head (a slow client gets 408), the idle timeout per
 //! body read.
+//!
+//! A connection whose whole request is already waiting when it is accepted,
+//! and which closes after the answer (`Connection: close`, HTTP/1.0), is
+//! answered on the spot: one read, one write, close, without registering
+//! the socket with the event loop or spawning a task for it. That is most
+//! of the cost of a short connection left in user space; everything else
+//! goes to a task of its own.
 
 use super::response::{self, Body, Persistence, Response};
 use super::Server;
@@ -13,16 +20,28 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Write out once this much is waiting, even mid-pipeline.
 const FLUSH_AT: usize = 64 * 1024;
 
+/// A listening socket as the accept loops use it: accepted sockets are
+/// not registered with the event loop until they need to be.
+pub type Listener = Arc<AsyncFd<std::net::TcpListener>>;
+
+pub fn listener(l: std::net::TcpListener) -> std::io::Result<Listener> {
+    l.set_nonblocking(true)?;
+    // SAFETY: the AsyncFd owns the listener and closes it only when it is
+    // dropped itself, after deregistering.
+    let fd = unsafe { AsyncFd::register_with_interest(l, tokio::io::Interest::READABLE) };
+    Ok(Arc::new(fd.map_err(|e| e.into_parts().1)?))
+}
+
 #[cfg(test)]
-pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) -> anyhow::Result<()> {
+pub async fn accept_loop(listener: Listener, server: Arc<Server>) -> anyhow::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(server.args.max_connections));
-    let listener = Arc::new(listener);
     // One accepting task per worker thread, so each thread takes its own
     // connections and runs them where they arrived (as nginx's workers do).
     let acceptors = server.args.threads.unwrap_or_else(|| {
@@ -41,24 +60,49 @@ pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) -> anyhow::
 }
 
 pub async fn accept(
-    listener: Arc<TcpListener>,
+    listener: Listener,
     server: Arc<Server>,
     slots: Arc<tokio::sync::Semaphore>,
 ) -> anyhow::Result<()> {
     loop {
-        let (sock, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
+        let mut ready = listener.readable().await?;
+        let accepted = ready.try_io(|l| {
+            socket2::SockRef::from(l.get_ref()).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        });
+        let (sock, peer) = match accepted {
+            Ok(Ok((sock, addr))) => match addr.as_socket() {
+                Some(peer) => (std::net::TcpStream::from(sock), peer),
+                None => continue,
+            },
+            Ok(Err(e)) => {
                 // Out of descriptors and the like: wait, do not spin or die.
                 tracing::warn!("accept: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
+            // Nothing more waiting: the readiness is cleared, wait for more.
+            Err(_would_block) => continue,
         };
         let id = server.conn_ids.fetch_add(1, Ordering::Relaxed);
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(client = %peer, conn = id, "too many connections: 503");
-            tokio::spawn(refuse(sock));
+            if let Ok(sock) = TcpStream::from_std(sock) {
+                tokio::spawn(refuse(sock));
+            }
+            continue;
+        };
+        let mut early = Early {
+            server: &server,
+            peer_text: addr_text(peer),
+            id,
+            buf: Vec::new(),
+            out: Vec::new(),
+            finish: None,
+        };
+        if early.answer_at_once(&sock).await {
+            continue; // answered and closed
+        }
+        let Ok(sock) = TcpStream::from_std(sock) else {
             continue;
         };
         let server = server.clone();
@@ -67,18 +111,146 @@ pub async fn accept(
             let mut c = Conn {
                 server: &server,
                 sock,
-                peer_text: addr_text(peer),
+                peer_text: early.peer_text,
                 id,
-                buf: Vec::with_capacity(4096),
-                out: Vec::with_capacity(4096),
+                buf: early.buf,
+                out: early.out,
                 served: 0,
                 linger: false,
             };
-            if let Err(e) = c.run().await {
+            let r = match early.finish {
+                Some(body) => c.finish(body).await,
+                None => c.run().await,
+            };
+            if let Err(e) = r {
                 tracing::debug!(client = %peer, conn = id, "connection ended: {e}");
             }
         });
     }
+}
+
+/// A connection just accepted, before it has a task of its own.
+struct Early<'a> {
+    server: &'a Server,
+    peer_text: String,
+    id: u64,
+    /// What was read; the task starts from it.
+    buf: Vec<u8>,
+    /// A response not (completely) written; the task writes it, then
+    /// `finish`'s body, and closes.
+    out: Vec<u8>,
+    finish: Option<Body>,
+}
+
+impl Early<'_> {
+    /// Answer a request that is already here and ends the connection with
+    /// one read and one write. False when the connection needs its task:
+    /// nothing arrived yet, more than one request or a body, keep-alive,
+    /// a large body to stream, or a write that did not take everything.
+    async fn answer_at_once(&mut self, sock: &std::net::TcpStream) -> bool {
+        let s = self.server;
+        self.buf.reserve(2048);
+        let n = match socket2::SockRef::from(sock).recv(self.buf.spare_capacity_mut()) {
+            Ok(0) => return true, // closed without a word
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        // SAFETY: recv(2) wrote the first n bytes of the spare capacity.
+        unsafe { self.buf.set_len(n) };
+        let got = &self.buf[..];
+        let whole = match http::parse_request_head(got, &s.limits) {
+            Ok(Some((head, used))) if used == n && got[0].is_ascii_alphabetic() => Some(head),
+            _ => None,
+        };
+        let Some(head) = whole.filter(|h| {
+            matches!(h.method.as_str(), "GET" | "HEAD")
+                && matches!(http::request_framing(h), Ok(Framing::None))
+                && (!h.keep_alive() || s.args.max_requests <= 1)
+        }) else {
+            return false;
+        };
+        self.buf.clear();
+        let started = Instant::now();
+        let line = request_line(&head);
+        let resp = s.respond(&head, Bytes::new()).await;
+        log_exchange(
+            &self.peer_text,
+            self.id,
+            false,
+            &line,
+            resp.status,
+            resp.body.len(),
+            started,
+        );
+        let conn = Persistence {
+            keep: false,
+            http10: head.minor == 0,
+            timeout_secs: 0,
+            left: 0,
+        };
+        self.out
+            .reserve(512 + resp.body.len().min(FLUSH_AT as u64) as usize);
+        response::write_head(&mut self.out, &resp, &conn);
+        if head.method != "HEAD"
+            && resp.has_body()
+            && !response::append_small_body(&mut self.out, &resp.body)
+        {
+            self.finish = Some(resp.body);
+            return false;
+        }
+        // MSG_MORE holds the segment back until the close that follows, so
+        // the answer and the FIN leave in one packet (as nginx's cork).
+        let sent = socket2::SockRef::from(sock)
+            .send_with_flags(&self.out, libc::MSG_MORE | libc::MSG_NOSIGNAL);
+        match sent {
+            Ok(w) if w == self.out.len() => true,
+            Ok(w) => {
+                self.out.drain(..w);
+                self.finish = Some(Body::Empty);
+                false
+            }
+            Err(_) => {
+                self.finish = Some(Body::Empty);
+                false
+            }
+        }
+    }
+}
+
+/// "GET /x HTTP/1.1" as logged: the request line with the version we read.
+fn request_line(head: &RequestHead) -> String {
+    let mut line = String::with_capacity(head.method.len() + head.target.len() + 10);
+    line.push_str(&head.method);
+    line.push(' ');
+    line.push_str(&head.target);
+    line.push_str(if head.minor == 0 {
+        " HTTP/1.0"
+    } else {
+        " HTTP/1.1"
+    });
+    line
+}
+
+/// The one structured line per exchange.
+fn log_exchange(
+    client: &str,
+    conn: u64,
+    reused: bool,
+    request: &str,
+    status: u16,
+    bytes: u64,
+    started: Instant,
+) {
+    tracing::info!(
+        target: "exchange",
+        client,
+        conn,
+        reused,
+        request,
+        status,
+        bytes,
+        micros = started.elapsed().as_micros() as u64,
+    );
 }
 
 /// "10.1.2.3:4567" without the general formatter (once per connection).
@@ -179,6 +351,14 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// Write the response the accept loop began (`out`), then `body`, and
+    /// close as that response said.
+    async fn finish(&mut self, body: Body) -> std::io::Result<()> {
+        self.flush().await?;
+        self.stream_body(body).await?;
+        self.sock.shutdown().await
+    }
+
     async fn serve(&mut self) -> Result<(), Stop> {
         let s = self.server;
         loop {
@@ -197,15 +377,7 @@ impl Conn<'_> {
                 // for the previous one's ACK (Nagle). As nginx, only now.
                 let _ = self.sock.set_nodelay(true);
             }
-            let mut line = String::with_capacity(head.method.len() + head.target.len() + 10);
-            line.push_str(&head.method);
-            line.push(' ');
-            line.push_str(&head.target);
-            line.push_str(if head.minor == 0 {
-                " HTTP/1.0"
-            } else {
-                " HTTP/1.1"
-            });
+            let line = request_line(&head);
             let body = match self.read_body(&head).await? {
                 Ok(b) => b,
                 Err((status, msg)) => {
@@ -424,15 +596,14 @@ impl Conn<'_> {
     }
 
     fn log(&self, line: &str, status: u16, bytes: u64, started: Instant) {
-        tracing::info!(
-            target: "exchange",
-            client = self.peer_text.as_str(),
-            conn = self.id,
-            reused = self.served > 1,
-            request = line,
+        log_exchange(
+            &self.peer_text,
+            self.id,
+            self.served > 1,
+            line,
             status,
             bytes,
-            micros = started.elapsed().as_micros() as u64,
+            started,
         );
     }
 }

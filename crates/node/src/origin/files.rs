@@ -13,6 +13,7 @@
 use super::response::{Body, Response};
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -26,8 +27,8 @@ const RECHECK: Duration = Duration::from_secs(1);
 pub struct Meta {
     pub len: u64,
     pub mtime: SystemTime,
-    pub last_modified: String,
-    pub etag: String,
+    pub last_modified: Arc<str>,
+    pub etag: Arc<str>,
     pub content_type: &'static str,
 }
 
@@ -38,14 +39,15 @@ impl Meta {
         Meta {
             len: md.len(),
             mtime,
-            last_modified: httpdate::fmt_http_date(mtime),
+            last_modified: httpdate::fmt_http_date(mtime).into(),
             // Like nginx's: changes when the file's mtime or size does.
             etag: format!(
                 "\"{:x}.{:x}-{:x}\"",
                 since.as_secs(),
                 since.subsec_nanos(),
                 md.len()
-            ),
+            )
+            .into(),
             content_type: content_type(path),
         }
     }
@@ -67,7 +69,8 @@ pub enum Found {
 
 pub struct Files {
     root: PathBuf,
-    cache: RwLock<HashMap<PathBuf, Arc<Cached>>>,
+    /// Keyed by the path's bytes: hashing a `Path` walks its components.
+    cache: RwLock<HashMap<OsString, Arc<Cached>>>,
     cache_bytes: AtomicU64,
     cache_limit: u64,
     epoch: Instant,
@@ -76,7 +79,9 @@ pub struct Files {
 impl Files {
     pub fn new(root: PathBuf, cache_limit: u64) -> Files {
         Files {
-            root,
+            // Normalised ("/srv/" is "/srv"), so the fast join in
+            // `local_path` makes the same key as the component-wise one.
+            root: root.components().collect(),
             cache: RwLock::new(HashMap::new()),
             cache_bytes: AtomicU64::new(0),
             cache_limit,
@@ -86,6 +91,22 @@ impl Files {
 
     /// The file a decoded URL path names, refusing any escape from the root.
     pub fn local_path(&self, path: &str) -> Option<PathBuf> {
+        // The common case, every segment a plain name: join as text.
+        let plain = path.len() > 1
+            && path.starts_with('/')
+            && path[1..]
+                .split('/')
+                .all(|seg| !seg.is_empty() && !seg.starts_with('.'));
+        if plain {
+            let mut out = OsString::with_capacity(self.root.as_os_str().len() + path.len());
+            out.push(self.root.as_os_str());
+            if self.root.as_os_str() != "/" {
+                out.push(path);
+            } else {
+                out.push(&path[1..]);
+            }
+            return Some(out.into());
+        }
         let mut out = self.root.clone();
         for comp in Path::new(path).components() {
             match comp {
@@ -99,7 +120,12 @@ impl Files {
 
     pub fn lookup(&self, file: &Path) -> Found {
         let now = self.epoch.elapsed().as_millis() as u64;
-        if let Some(c) = self.cache.read().ok().and_then(|m| m.get(file).cloned()) {
+        if let Some(c) = self
+            .cache
+            .read()
+            .ok()
+            .and_then(|m| m.get(file.as_os_str()).cloned())
+        {
             if now.saturating_sub(c.checked.load(Ordering::Relaxed)) < RECHECK.as_millis() as u64 {
                 return self.found_cached(&c);
             }
@@ -164,7 +190,7 @@ impl Files {
             self.cache_bytes.store(0, Ordering::Relaxed);
         }
         if add <= self.cache_limit {
-            if let Some(old) = m.insert(file.to_path_buf(), c) {
+            if let Some(old) = m.insert(file.as_os_str().to_owned(), c) {
                 self.cache_bytes.fetch_sub(old.meta.len, Ordering::Relaxed);
             }
             self.cache_bytes.fetch_add(add, Ordering::Relaxed);
@@ -173,7 +199,7 @@ impl Files {
 
     pub fn forget(&self, file: &Path) {
         if let Ok(mut m) = self.cache.write() {
-            if let Some(old) = m.remove(file) {
+            if let Some(old) = m.remove(file.as_os_str()) {
                 self.cache_bytes.fetch_sub(old.meta.len, Ordering::Relaxed);
             }
         }
@@ -310,6 +336,20 @@ mod tests {
             Some(PathBuf::from("/srv/a/b.html"))
         );
         assert_eq!(f.local_path("/a/./b"), Some(PathBuf::from("/srv/a/b")));
+        assert_eq!(f.local_path("/a//b/"), Some(PathBuf::from("/srv/a/b")));
+        assert_eq!(
+            f.local_path("/.hidden"),
+            Some(PathBuf::from("/srv/.hidden"))
+        );
+        // The plain join and the component walk name the same file alike.
+        let slash = Files::new(PathBuf::from("/srv/"), 1 << 20);
+        assert_eq!(
+            slash.local_path("/a/b.html").unwrap().as_os_str(),
+            slash.local_path("/a/./b.html").unwrap().as_os_str()
+        );
+        let top = Files::new(PathBuf::from("/"), 1 << 20);
+        assert_eq!(top.local_path("/a/b").unwrap().as_os_str(), "/a/b");
+        assert_eq!(f.local_path("/a/.."), None);
         assert_eq!(f.local_path("/../etc/passwd"), None);
         assert_eq!(f.local_path("/a/../../x"), None);
     }

@@ -28,7 +28,6 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::net::TcpListener;
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
@@ -125,10 +124,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()?;
-                    rt.block_on(async move {
-                        let l = TcpListener::from_std(l)?;
-                        conn::accept(Arc::new(l), server, slots).await
-                    })
+                    rt.block_on(
+                        async move { conn::accept(conn::listener(l)?, server, slots).await },
+                    )
                 };
                 if let Err(e) = run() {
                     let _ = failed.send(e);
@@ -156,9 +154,9 @@ fn reuseport_listener(addr: std::net::SocketAddr) -> anyhow::Result<std::net::Tc
 
 /// Serve on an already bound listener from the current runtime (tests).
 #[cfg(test)]
-pub async fn serve(listener: TcpListener, args: Args) -> anyhow::Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener, args: Args) -> anyhow::Result<()> {
     let server = Arc::new(Server::new(args)?);
-    conn::accept_loop(listener, server).await
+    conn::accept_loop(conn::listener(listener.into_std()?)?, server).await
 }
 
 impl Server {
@@ -291,8 +289,8 @@ impl Server {
             let meta = files::Meta {
                 len,
                 mtime: self.started,
-                last_modified: httpdate::fmt_http_date(self.started),
-                etag: format!("\"load-{index}-{len:x}\""),
+                last_modified: httpdate::fmt_http_date(self.started).into(),
+                etag: format!("\"load-{index}-{len:x}\"").into(),
                 content_type: "image/jpeg",
             };
             let r = files::answer(
@@ -324,8 +322,8 @@ impl Server {
                 let meta = files::Meta {
                     len: body.len(),
                     mtime: self.started,
-                    last_modified: httpdate::fmt_http_date(self.started),
-                    etag,
+                    last_modified: httpdate::fmt_http_date(self.started).into(),
+                    etag: etag.into(),
                     content_type: ctype,
                 };
                 let r = files::answer(
@@ -420,14 +418,15 @@ impl Server {
             return r;
         };
         if let Some(cc) = &h.cache_control {
-            r.headers.push(("Cache-Control", cc.clone()));
+            r.headers.push(("Cache-Control", cc.clone().into()));
         }
         if let Some(us) = h.expires.as_deref().and_then(applab_lab::parse_duration_us) {
             let at = SystemTime::now() + Duration::from_micros(us);
-            r.headers.push(("Expires", httpdate::fmt_http_date(at)));
+            r.headers
+                .push(("Expires", httpdate::fmt_http_date(at).into()));
         }
         if let Some(v) = &h.vary {
-            r.headers.push(("Vary", v.clone()));
+            r.headers.push(("Vary", v.clone().into()));
         }
         r
     }
@@ -439,12 +438,16 @@ fn allow(r: Response, methods: &'static str) -> Response {
 
 /// The decoded path and raw query of an origin-form or absolute-form target.
 fn split_target(target: &str) -> Option<(String, Option<&str>)> {
-    let t = match target.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => {
-            rest.find('/').map(|j| &rest[j..]).unwrap_or("/")
+    let t = if target.starts_with('/') {
+        target
+    } else {
+        match target.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => {
+                rest.find('/').map(|j| &rest[j..]).unwrap_or("/")
+            }
+            Some(_) => return None,
+            None => target,
         }
-        Some(_) => return None,
-        None => target,
     };
     if !t.starts_with('/') {
         return None;
@@ -454,10 +457,14 @@ fn split_target(target: &str) -> Option<(String, Option<&str>)> {
         Some((p, q)) => (p, Some(q)),
         None => (t, None),
     };
-    let path = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .ok()?
-        .into_owned();
+    let path = if raw.contains('%') {
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .ok()?
+            .into_owned()
+    } else {
+        raw.to_owned()
+    };
     if path.contains('\0') {
         return None;
     }
@@ -505,7 +512,7 @@ mod tests {
     }
 
     async fn start(root: &std::path::Path, tweak: impl FnOnce(&mut Args)) -> std::net::SocketAddr {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let mut args = Args::new(&addr.to_string(), root.to_path_buf());
         tweak(&mut args);
@@ -569,5 +576,85 @@ mod tests {
         assert!(out.contains("Keep-Alive: timeout=15, max=1") && out.contains("Connection: close"));
         let slow = exchange(addr, b"GET / HTTP/1.1\r\nHost: o\r\n").await;
         assert!(slow.starts_with("HTTP/1.1 408"), "{slow}");
+    }
+
+    /// Connections whose requests are queued before the server accepts
+    /// anything: each is waiting in full when accepted, so the at-once path
+    /// decides (and hands over what it must not answer itself).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_already_waiting_at_accept() {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("small.html"), "<p>small</p>").unwrap();
+        let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("big.bin"), &big).unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let requests: [&[u8]; 6] = [
+            b"GET /small.html HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n",
+            b"HEAD /small.html HTTP/1.0\r\n\r\n",
+            b"GET /big.bin HTTP/1.0\r\n\r\n",
+            // Two requests in one read: not for the at-once path.
+            b"GET /small.html HTTP/1.1\r\nHost: o\r\n\r\nGET /nope HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n",
+            // Keep-alive: handed to the connection's task, which stays.
+            b"GET /small.html HTTP/1.1\r\nHost: o\r\n\r\n",
+            b"POST /small.html HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n",
+        ];
+        let mut clients: Vec<std::net::TcpStream> = requests
+            .iter()
+            .map(|r| {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.write_all(r).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                c
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let mut args = Args::new(&addr.to_string(), dir.path().to_path_buf());
+        args.threads = Some(1);
+        l.set_nonblocking(true).unwrap();
+        tokio::spawn(serve(tokio::net::TcpListener::from_std(l).unwrap(), args));
+        let mut read_all = |i: usize| {
+            let mut out = Vec::new();
+            clients[i].read_to_end(&mut out).unwrap();
+            out
+        };
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let small = text(&read_all(0));
+        assert!(small.starts_with("HTTP/1.1 200 OK\r\n"), "{small}");
+        assert!(small.contains("Connection: close\r\n") && small.ends_with("\r\n\r\n<p>small</p>"));
+        let head = text(&read_all(1));
+        assert!(head.starts_with("HTTP/1.1 200") && head.contains("Content-Length: 12\r\n"));
+        assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
+        let streamed = read_all(2);
+        let at = streamed.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(text(&streamed[..at]).contains("Content-Length: 600000\r\n"));
+        assert!(
+            streamed[at..] == big[..],
+            "the whole large body, then the close"
+        );
+        let two = text(&read_all(3));
+        assert_eq!(statuses(&two), ["200", "404"], "{two}");
+        let posted = text(&read_all(5));
+        assert!(posted.starts_with("HTTP/1.1 411"), "{posted}");
+        // The kept connection answers its first request and a second one.
+        let mut kept = clients.remove(4);
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !text(&got).contains("<p>small</p>") {
+            let n = kept.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed early: {}", text(&got));
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert!(
+            text(&got).contains("Keep-Alive: timeout="),
+            "{}",
+            text(&got)
+        );
+        kept.write_all(b"GET /nope HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut rest = Vec::new();
+        kept.read_to_end(&mut rest).unwrap();
+        assert!(text(&rest).starts_with("HTTP/1.1 404"), "{}", text(&rest));
     }
 }

@@ -5,6 +5,7 @@ use applab_proto::http;
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What follows the head.
@@ -32,15 +33,53 @@ impl Body {
 
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, Value)>,
     pub body: Body,
+}
+
+/// A header field value. Most are fixed text or belong to a cached file,
+/// so answering costs no copy of them.
+#[derive(Clone, Debug)]
+pub enum Value {
+    Static(&'static str),
+    Shared(Arc<str>),
+    Owned(String),
+}
+
+impl Value {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Value::Static(s) => s,
+            Value::Shared(s) => s,
+            Value::Owned(s) => s,
+        }
+    }
+}
+
+impl From<&'static str> for Value {
+    fn from(s: &'static str) -> Value {
+        Value::Static(s)
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::Owned(s)
+    }
+}
+
+impl From<Arc<str>> for Value {
+    fn from(s: Arc<str>) -> Value {
+        Value::Shared(s)
+    }
 }
 
 impl Response {
     pub fn new(status: u16) -> Response {
         Response {
             status,
-            headers: Vec::new(),
+            // Type, validators, caching and one more without growing.
+            headers: Vec::with_capacity(6),
             body: Body::Empty,
         }
     }
@@ -59,7 +98,7 @@ impl Response {
             .body(Body::Bytes(page.into()))
     }
 
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+    pub fn header(mut self, name: &'static str, value: impl Into<Value>) -> Response {
         self.headers.push((name, value.into()));
         self
     }
@@ -98,7 +137,7 @@ pub fn write_head(out: &mut Vec<u8>, resp: &Response, conn: &Persistence) {
     for (k, v) in &resp.headers {
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(v.as_str().as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if resp.has_body() {

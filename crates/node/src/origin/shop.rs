@@ -207,7 +207,7 @@ mod tests {
         r.headers
             .iter()
             .find(|(k, _)| *k == "Set-Cookie")
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.as_str().to_string())
     }
 
     #[test]
