@@ -111,6 +111,14 @@ fn header_slots<'a, 'b>(
     }
 }
 
+/// How many empty lines (CR and LF) open `buf`: a server ignores them
+/// before a request line (RFC 9112 §2.2).
+pub fn blank_lines_before_request(buf: &[u8]) -> usize {
+    buf.iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
+}
+
 /// Try to parse a head from the start of `buf`.
 ///
 /// `Ok(None)` means more bytes are needed; `Ok(Some((head, n)))` means the

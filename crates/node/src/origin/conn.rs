@@ -442,12 +442,7 @@ impl Conn<'_> {
         let s = self.server;
         let mut deadline = None;
         loop {
-            // RFC 9112 §2.2: ignore empty lines before a request line.
-            let skip = self
-                .buf
-                .iter()
-                .take_while(|&&b| b == b'\r' || b == b'\n')
-                .count();
+            let skip = http::blank_lines_before_request(&self.buf);
             if skip > 0 {
                 self.buf.drain(..skip);
             }

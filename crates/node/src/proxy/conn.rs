@@ -219,12 +219,7 @@ impl Proxy {
     async fn read_head(&self, wire: &mut Wire) -> Result<RequestHead, Stop> {
         let mut deadline: Option<Instant> = None;
         loop {
-            // Empty lines before a request line are ignored (RFC 9112 §2.2).
-            let blank = wire
-                .buf
-                .iter()
-                .take_while(|&&b| b == b'\r' || b == b'\n')
-                .count();
+            let blank = http::blank_lines_before_request(&wire.buf);
             wire.buf.drain(..blank);
             if !wire.buf.is_empty() {
                 match http::parse_request_head(&wire.buf, &self.limits) {
