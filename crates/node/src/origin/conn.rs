@@ -182,20 +182,11 @@ impl Early<'_> {
             resp.body.len(),
             started,
         );
-        let conn = Persistence {
-            keep: false,
-            http10: head.minor == 0,
-            timeout_secs: 0,
-            left: 0,
-        };
         self.out
             .reserve(512 + resp.body.len().min(FLUSH_AT as u64) as usize);
-        response::write_head(&mut self.out, &resp, &conn);
-        if head.method != "HEAD"
-            && resp.has_body()
-            && !response::append_small_body(&mut self.out, &resp.body)
-        {
-            self.finish = Some(resp.body);
+        let head_only = head.method == "HEAD";
+        if let Some(body) = response::encode(&mut self.out, resp, &Persistence::CLOSE, head_only) {
+            self.finish = Some(body);
             return false;
         }
         // MSG_MORE holds the segment back until the close that follows, so
@@ -276,17 +267,7 @@ fn addr_text(a: std::net::SocketAddr) -> String {
 async fn refuse(mut sock: TcpStream) {
     let r = Response::text(503, "the server has too many connections; try again");
     let mut out = Vec::new();
-    response::write_head(
-        &mut out,
-        &r,
-        &Persistence {
-            keep: false,
-            http10: false,
-            timeout_secs: 0,
-            left: 0,
-        },
-    );
-    response::append_small_body(&mut out, &r.body);
+    response::encode(&mut out, r, &Persistence::CLOSE, false);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         sock.write_all(&out).await?;
         sock.shutdown().await?;
@@ -395,13 +376,10 @@ impl Conn<'_> {
                 timeout_secs: s.args.head.idle_timeout,
                 left: s.args.max_requests.saturating_sub(self.served),
             };
-            response::write_head(&mut self.out, &resp, &conn);
-            if head.method != "HEAD"
-                && resp.has_body()
-                && !response::append_small_body(&mut self.out, &resp.body)
-            {
+            let head_only = head.method == "HEAD";
+            if let Some(body) = response::encode(&mut self.out, resp, &conn, head_only) {
                 self.flush().await?;
-                self.stream_body(resp.body).await?;
+                self.stream_body(body).await?;
             }
             if !keep {
                 return Ok(());
@@ -426,14 +404,7 @@ impl Conn<'_> {
         self.linger = true;
         let r = Response::text(status, msg);
         self.log(line, status, r.body.len(), started);
-        let conn = Persistence {
-            keep: false,
-            http10: false,
-            timeout_secs: 0,
-            left: 0,
-        };
-        response::write_head(&mut self.out, &r, &conn);
-        response::append_small_body(&mut self.out, &r.body);
+        response::encode(&mut self.out, r, &Persistence::CLOSE, false);
     }
 
     /// Read until a whole head is buffered. The outer error ends the

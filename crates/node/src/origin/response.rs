@@ -123,9 +123,36 @@ pub struct Persistence {
     pub left: u32,
 }
 
+impl Persistence {
+    /// The last response on a connection.
+    pub const CLOSE: Persistence = Persistence {
+        keep: false,
+        http10: false,
+        timeout_secs: 0,
+        left: 0,
+    };
+}
+
+/// Append a whole response to `out`: head, and the body when it is held in
+/// memory (none for HEAD, 204, 304). The body to stream after `out` is
+/// returned when it is too large for that.
+pub fn encode(
+    out: &mut Vec<u8>,
+    resp: Response,
+    conn: &Persistence,
+    head_only: bool,
+) -> Option<Body> {
+    write_head(out, &resp, conn);
+    if head_only || !resp.has_body() || append_small_body(out, &resp.body) {
+        None
+    } else {
+        Some(resp.body)
+    }
+}
+
 /// Append the status line and header section to `out`. Called for every
 /// response, so numbers go through itoa rather than the formatter.
-pub fn write_head(out: &mut Vec<u8>, resp: &Response, conn: &Persistence) {
+fn write_head(out: &mut Vec<u8>, resp: &Response, conn: &Persistence) {
     let mut num = itoa::Buffer::new();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(num.format(resp.status).as_bytes());
@@ -161,7 +188,7 @@ pub fn write_head(out: &mut Vec<u8>, resp: &Response, conn: &Persistence) {
 }
 
 /// Append an in-memory body; false if the body must be streamed instead.
-pub fn append_small_body(out: &mut Vec<u8>, body: &Body) -> bool {
+fn append_small_body(out: &mut Vec<u8>, body: &Body) -> bool {
     match body {
         Body::Empty => true,
         Body::Bytes(b) => {
