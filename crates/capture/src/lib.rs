@@ -11,7 +11,9 @@
 
 pub mod decoder;
 pub mod dns;
-pub mod event;
+/// The events (their type lives in `applab_proto::event`, so the checks
+/// read them without the taps).
+pub use applab_proto::event;
 pub mod http;
 pub mod imap;
 pub mod pcap;

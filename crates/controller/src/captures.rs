@@ -34,15 +34,8 @@ pub struct Frame {
     pub frame: FrameInfo,
 }
 
-/// A protocol event, with its network and the nodes at each end.
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeEvent {
-    pub network: String,
-    pub client_node: Option<String>,
-    pub server_node: Option<String>,
-    #[serde(flatten)]
-    pub event: Event,
-}
+/// A protocol event, numbered, with its network and the nodes at each end.
+pub use applab_capture::event::NodeEvent;
 
 type Key = (String, String);
 /// A student's node names by address, shared with their tap threads.
@@ -51,6 +44,8 @@ type Names = Arc<RwLock<HashMap<IpAddr, String>>>;
 struct StudentLog {
     frames: VecDeque<Frame>,
     events: VecDeque<NodeEvent>,
+    /// The id of the last event logged (ids count from 1 per student).
+    last_id: u64,
     live: tokio::sync::broadcast::Sender<NodeEvent>,
 }
 
@@ -59,6 +54,7 @@ impl StudentLog {
         StudentLog {
             frames: VecDeque::new(),
             events: VecDeque::new(),
+            last_id: 0,
             live: tokio::sync::broadcast::channel(4096).0,
         }
     }
@@ -178,7 +174,9 @@ impl Captures {
                     log.frames.pop_front();
                 }
                 for event in events {
+                    log.last_id += 1;
                     let e = NodeEvent {
+                        id: log.last_id,
                         network: network.clone(),
                         client_node: names.get(&event.client.ip()).cloned(),
                         server_node: names.get(&event.server.ip()).cloned(),

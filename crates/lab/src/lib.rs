@@ -7,6 +7,8 @@
 //! values from the run's secret; [`template`] fills them into task text and
 //! served content. The format is documented in `docs/lab-format.md`.
 
+pub mod check;
+mod check_validate;
 mod model;
 pub mod params;
 mod raw;
@@ -14,6 +16,7 @@ pub mod roles;
 pub mod template;
 mod validate;
 
+pub use check_validate::expected_value;
 pub use model::*;
 pub use validate::{
     is_template_file, parse_duration_us, parse_rate_bps, parse_size, Diagnostic, Diagnostics,

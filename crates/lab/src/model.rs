@@ -117,6 +117,8 @@ pub struct Lab {
     pub networks: Vec<Network>,
     pub nodes: Vec<Node>,
     pub tasks: Vec<Task>,
+    /// Numbers for the questions' expressions (`[constants]`).
+    pub constants: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,7 +205,10 @@ pub struct Task {
     pub file: PathBuf,
     /// The Markdown source, parameters not yet filled in.
     pub text: String,
-    pub checks: Vec<serde_json::Value>,
+    /// Points when every check passes.
+    pub points: f64,
+    pub checks: Vec<crate::check::Check>,
+    pub questions: Vec<crate::check::Question>,
 }
 
 impl Lab {

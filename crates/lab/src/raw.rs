@@ -20,6 +20,9 @@ pub struct RawLab {
     pub nodes: Vec<RawNode>,
     #[serde(default)]
     pub tasks: Vec<RawTask>,
+    /// Numbers the questions' expressions may use (`rtt_ms = 100`).
+    #[serde(default)]
+    pub constants: BTreeMap<Spanned<String>, Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -90,7 +93,81 @@ pub struct RawTask {
     pub id: Spanned<String>,
     pub title: String,
     pub file: Spanned<String>,
-    /// Check definitions; their schema arrives with the check engine.
+    /// Points for the task when every check passes (default 1).
+    pub points: Option<Spanned<f64>>,
     #[serde(default)]
-    pub checks: Vec<toml::Value>,
+    pub checks: Vec<RawCheck>,
+    #[serde(default)]
+    pub questions: Vec<RawQuestion>,
+}
+
+/// Field → matcher, as written (matchers are checked by hand, so each
+/// error points at its own value).
+pub type RawPattern = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    pub id: Option<Spanned<String>>,
+    pub expect: Option<Spanned<String>>,
+    pub events: Option<Spanned<RawEvents>>,
+    pub sequence: Option<Spanned<RawSequence>>,
+    pub probe: Option<Spanned<RawProbe>>,
+    pub answer: Option<Spanned<String>>,
+    pub all: Option<Spanned<Vec<RawCheck>>>,
+    pub any: Option<Spanned<Vec<RawCheck>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvents {
+    #[serde(rename = "match")]
+    pub pattern: RawPattern,
+    pub count: Option<Spanned<toml::Value>>,
+    pub connections: Option<Spanned<toml::Value>>,
+    pub per_connection: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSequence {
+    pub steps: Spanned<Vec<Spanned<RawStep>>>,
+    #[serde(default)]
+    pub same_connection: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub say: Option<String>,
+    #[serde(rename = "match")]
+    pub pattern: Option<RawPattern>,
+    pub absent: Option<RawPattern>,
+    #[serde(default)]
+    pub bind: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    pub node: Spanned<String>,
+    pub probe: Spanned<String>,
+    pub find: Spanned<String>,
+    #[serde(rename = "where")]
+    pub where_: Option<RawPattern>,
+    pub count: Option<Spanned<toml::Value>>,
+    pub value: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub bind: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuestion {
+    pub id: Spanned<String>,
+    pub text: String,
+    pub expected: Spanned<String>,
+    pub unit: Option<String>,
+    pub abs: Option<Spanned<f64>>,
+    pub rel: Option<Spanned<f64>>,
 }

@@ -49,13 +49,13 @@ impl fmt::Display for Diagnostics {
 impl std::error::Error for Diagnostics {}
 
 /// Source text of one file, for turning byte offsets into line:col.
-struct Source<'a> {
+pub(crate) struct Source<'a> {
     path: &'a Path,
     text: &'a str,
 }
 
 impl Source<'_> {
-    fn at(&self, offset: usize, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn at(&self, offset: usize, message: impl Into<String>) -> Diagnostic {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
@@ -74,7 +74,7 @@ impl Source<'_> {
     }
 }
 
-fn is_label(s: &str) -> bool {
+pub(crate) fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
         && s.bytes()
@@ -83,7 +83,7 @@ fn is_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn is_ident(s: &str) -> bool {
+pub(crate) fn is_ident(s: &str) -> bool {
     let mut b = s.bytes();
     matches!(b.next(), Some(c) if c.is_ascii_lowercase() || c == b'_')
         && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
@@ -138,14 +138,14 @@ impl Lab {
     }
 }
 
-struct Validator<'a> {
-    src: Source<'a>,
+pub(crate) struct Validator<'a> {
+    pub(crate) src: Source<'a>,
     dir: &'a Path,
-    errors: Vec<Diagnostic>,
+    pub(crate) errors: Vec<Diagnostic>,
 }
 
 impl Validator<'_> {
-    fn err<T>(&mut self, at: &Spanned<T>, msg: impl Into<String>) {
+    pub(crate) fn err<T>(&mut self, at: &Spanned<T>, msg: impl Into<String>) {
         let d = self.src.at(at.span().start, msg);
         self.errors.push(d);
     }
@@ -218,6 +218,17 @@ impl Validator<'_> {
                 .push(self.src.at(0, "a lab needs at least one [[nodes]] entry"));
         }
 
+        let mut constants = BTreeMap::new();
+        for (name, v) in &raw.constants {
+            if !is_ident(name.get_ref()) || vars.contains(name.get_ref()) {
+                self.err(name, format!("bad constant name {:?}: use a-z, 0-9 and '_', and not a parameter's name", name.get_ref()));
+            } else if !v.get_ref().is_finite() {
+                self.err(v, "a constant is a finite number");
+            } else {
+                constants.insert(name.get_ref().clone(), *v.get_ref());
+            }
+        }
+
         let mut tasks = Vec::new();
         let mut task_ids = BTreeSet::new();
         for t in &raw.tasks {
@@ -243,17 +254,31 @@ impl Validator<'_> {
             match std::fs::read_to_string(&path) {
                 Ok(text) => {
                     self.check_placeholders(&path, &text, &vars);
-                    let checks = t
-                        .checks
-                        .iter()
-                        .filter_map(|c| serde_json::to_value(c).ok())
-                        .collect();
+                    let questions = self.questions(&t.questions, &parameters, &constants, &vars);
+                    let qids: BTreeSet<String> = questions.iter().map(|q| q.id.clone()).collect();
+                    let scope = crate::check_validate::Scope {
+                        vars: &vars,
+                        nodes: &nodes,
+                        networks: &seen,
+                        questions: &qids,
+                    };
+                    let checks = self.checks(&t.checks, &scope);
+                    let points = match &t.points {
+                        Some(p) if !(p.get_ref().is_finite() && *p.get_ref() >= 0.0) => {
+                            self.err(p, "points are 0 or more");
+                            1.0
+                        }
+                        Some(p) => *p.get_ref(),
+                        None => 1.0,
+                    };
                     tasks.push(Task {
                         id: id.clone(),
                         title: t.title.clone(),
                         file: rel,
                         text,
+                        points,
                         checks,
+                        questions,
                     });
                 }
                 Err(e) => self.err(
@@ -272,6 +297,7 @@ impl Validator<'_> {
                 networks: Vec::new(),
                 nodes: Vec::new(),
                 tasks: Vec::new(),
+                constants: BTreeMap::new(),
             };
             if let Some(content) = lab_stub.content_dir(node) {
                 self.check_content(&content, &vars);
@@ -286,6 +312,7 @@ impl Validator<'_> {
             networks,
             nodes,
             tasks,
+            constants,
         }
     }
 

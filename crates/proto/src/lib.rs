@@ -4,6 +4,7 @@
 //! decoder and the checker all feed bytes in and get messages out, so the
 //! grammar of each protocol lives in exactly one place.
 
+pub mod event;
 pub mod http;
 pub mod imap;
 pub mod message;

@@ -1,0 +1,609 @@
+//! Protocol events: what the capture decoders make of a student's traffic,
+//! and what the checks read.
+//!
+//! Each event names its flow (a TCP connection or a UDP exchange), the two
+//! endpoints, and the frame that completed it, so the panel can show the
+//! packets behind a message and a check can say what it saw.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Seconds since the Unix epoch, with microseconds.
+    pub time: f64,
+    /// The flow (per decoder, numbered from 1 in order of appearance).
+    pub flow: u64,
+    /// The frame (numbered from 1) whose bytes completed this event.
+    pub frame: u64,
+    /// The endpoint that opened the connection or sent the query.
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// A header line as seen (names keep their case; values are text, with
+/// bytes that are not UTF-8 replaced).
+pub type Header = (String, String);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A TCP connection's handshake was seen (the SYN from the client).
+    TcpOpen,
+    /// A TCP connection ended: both FINs, or a RST.
+    TcpClose { reset: bool },
+    HttpRequest {
+        method: String,
+        target: String,
+        version: String,
+        host: Option<String>,
+        headers: Vec<Header>,
+        body_bytes: u64,
+        /// 1 for the first request on its connection; more means reused.
+        nth_on_connection: u32,
+    },
+    HttpResponse {
+        status: u16,
+        reason: String,
+        version: String,
+        headers: Vec<Header>,
+        body_bytes: u64,
+        /// The request this answers (responses pair with requests in order).
+        request_method: Option<String>,
+        request_target: Option<String>,
+        nth_on_connection: u32,
+    },
+    DnsQuery {
+        id: u16,
+        name: String,
+        qtype: String,
+        transport: Transport,
+    },
+    DnsResponse {
+        id: u16,
+        name: String,
+        qtype: String,
+        rcode: String,
+        authoritative: bool,
+        truncated: bool,
+        answers: Vec<String>,
+        transport: Transport,
+    },
+    /// A command line from an SMTP client (`MAIL FROM`, `RCPT TO`, ...).
+    SmtpCommand { verb: String, arg: String },
+    /// An SMTP reply, with the text of each of its lines.
+    SmtpReply { code: u16, lines: Vec<String> },
+    /// A message sent after DATA: its size (dot-stuffing undone) and header lines.
+    SmtpMessage { bytes: u64, headers: Vec<Header> },
+    /// A POP3 command (`USER`, `RETR 1`, ...).
+    Pop3Command { verb: String, args: Vec<String> },
+    /// A POP3 answer; a multi-line one (RETR, LIST, ...) with its line count
+    /// and size once whole.
+    Pop3Response {
+        ok: bool,
+        text: String,
+        lines: Option<u64>,
+        bytes: u64,
+    },
+    /// An IMAP command: its tag, name (`UID FETCH` is one name) and the
+    /// rest of the line, literals shown by their size.
+    ImapCommand {
+        tag: String,
+        name: String,
+        args: String,
+        literal_bytes: u64,
+    },
+    /// A tagged completion: OK, NO or BAD.
+    ImapResponse {
+        tag: String,
+        status: String,
+        text: String,
+    },
+    /// Untagged data (`* 3 EXISTS`, `* 1 FETCH (...)`), literals by size.
+    ImapData { text: String, literal_bytes: u64 },
+    /// A continuation request (`+ Ready for literal data`, `+ idling`).
+    ImapContinue { text: String },
+    /// Traffic of a known protocol that does not parse: what was seen.
+    Malformed {
+        protocol: String,
+        reason: String,
+        /// The first bytes of the offending data, lossily as text.
+        seen: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl EventKind {
+    /// Short name of the event's protocol, for filters.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            EventKind::TcpOpen | EventKind::TcpClose { .. } => "tcp",
+            EventKind::HttpRequest { .. } | EventKind::HttpResponse { .. } => "http",
+            EventKind::DnsQuery { .. } | EventKind::DnsResponse { .. } => "dns",
+            EventKind::SmtpCommand { .. }
+            | EventKind::SmtpReply { .. }
+            | EventKind::SmtpMessage { .. } => "smtp",
+            EventKind::Pop3Command { .. } | EventKind::Pop3Response { .. } => "pop3",
+            EventKind::ImapCommand { .. }
+            | EventKind::ImapResponse { .. }
+            | EventKind::ImapData { .. }
+            | EventKind::ImapContinue { .. } => "imap",
+            EventKind::Malformed { .. } => "malformed",
+        }
+    }
+}
+
+/// A few bytes as text for a malformed event.
+/// A malformed event of `protocol`: why, and the first bytes seen.
+pub fn malformed(protocol: &str, reason: impl Into<String>, bytes: &[u8]) -> EventKind {
+    EventKind::Malformed {
+        protocol: protocol.into(),
+        reason: reason.into(),
+        seen: seen(bytes),
+    }
+}
+
+/// Bytes lost from the capture: the protocol's line structure is lost too.
+pub fn lost(protocol: &str, n: u64) -> EventKind {
+    malformed(protocol, format!("{n} bytes missing from the capture"), b"")
+}
+
+pub fn seen(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(120)]).into_owned()
+}
+
+/// An event of one student's capture: numbered in the student's log, with
+/// its network and the lab nodes at each end (by name, where known). This
+/// is what the checks read and what their evidence points back to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeEvent {
+    /// The event's number in the student's log (from 1, in order of decoding).
+    pub id: u64,
+    pub network: String,
+    pub client_node: Option<String>,
+    pub server_node: Option<String>,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// The value of one field of an event, as the checks compare it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    Str(std::borrow::Cow<'a, str>),
+    Num(f64),
+    Bool(bool),
+    List(Vec<std::borrow::Cow<'a, str>>),
+}
+
+/// The fields every event has, whatever its type: its type name, its
+/// protocol, the network it was seen on and the lab nodes at each end
+/// (`client` opened the connection or sent the query).
+pub const COMMON_FIELDS: &[&str] = &["type", "protocol", "network", "client", "server"];
+
+/// The fields of each event type beyond [`COMMON_FIELDS`], by type name.
+/// `header.NAME` (any name, case-insensitive) is a field of the types that
+/// carry headers; it lists every value of that header.
+pub const FIELDS: &[(&str, &[&str])] = &[
+    ("tcp_open", &[]),
+    ("tcp_close", &["reset"]),
+    (
+        "http_request",
+        &[
+            "method",
+            "target",
+            "version",
+            "host",
+            "body_bytes",
+            "nth_on_connection",
+            "header.",
+        ],
+    ),
+    (
+        "http_response",
+        &[
+            "status",
+            "reason",
+            "version",
+            "body_bytes",
+            "request_method",
+            "request_target",
+            "nth_on_connection",
+            "header.",
+        ],
+    ),
+    ("dns_query", &["id", "name", "qtype", "transport"]),
+    (
+        "dns_response",
+        &[
+            "id",
+            "name",
+            "qtype",
+            "rcode",
+            "authoritative",
+            "truncated",
+            "answers",
+            "transport",
+        ],
+    ),
+    ("smtp_command", &["verb", "arg"]),
+    ("smtp_reply", &["code", "text"]),
+    ("smtp_message", &["bytes", "header."]),
+    ("pop3_command", &["verb", "args"]),
+    ("pop3_response", &["ok", "text", "lines", "bytes"]),
+    ("imap_command", &["tag", "name", "args", "literal_bytes"]),
+    ("imap_response", &["tag", "status", "text"]),
+    ("imap_data", &["text", "literal_bytes"]),
+    ("imap_continue", &["text"]),
+    ("malformed", &["reason", "seen"]),
+];
+
+/// Whether `field` names a field of events of type `ty` (any type: `None`).
+pub fn is_field(ty: Option<&str>, field: &str) -> bool {
+    if COMMON_FIELDS.contains(&field) {
+        return true;
+    }
+    let has = |fields: &[&str]| {
+        fields.iter().any(|f| {
+            *f == field || (f.ends_with('.') && field.len() > f.len() && field.starts_with(f))
+        })
+    };
+    FIELDS
+        .iter()
+        .filter(|(t, _)| ty.is_none_or(|ty| ty == *t))
+        .any(|(_, f)| has(f))
+}
+
+/// Whether `ty` is an event type's name.
+pub fn is_type(ty: &str) -> bool {
+    FIELDS.iter().any(|(t, _)| *t == ty)
+}
+
+/// Whether events of type `ty` answer an earlier event (the `reply.` of a
+/// request, a command or a query).
+pub fn is_answer_type(ty: &str) -> bool {
+    matches!(
+        ty,
+        "http_response" | "dns_response" | "smtp_reply" | "pop3_response" | "imap_response"
+    )
+}
+
+impl EventKind {
+    /// The event type's name, as in the JSON (`http_request`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::TcpOpen => "tcp_open",
+            EventKind::TcpClose { .. } => "tcp_close",
+            EventKind::HttpRequest { .. } => "http_request",
+            EventKind::HttpResponse { .. } => "http_response",
+            EventKind::DnsQuery { .. } => "dns_query",
+            EventKind::DnsResponse { .. } => "dns_response",
+            EventKind::SmtpCommand { .. } => "smtp_command",
+            EventKind::SmtpReply { .. } => "smtp_reply",
+            EventKind::SmtpMessage { .. } => "smtp_message",
+            EventKind::Pop3Command { .. } => "pop3_command",
+            EventKind::Pop3Response { .. } => "pop3_response",
+            EventKind::ImapCommand { .. } => "imap_command",
+            EventKind::ImapResponse { .. } => "imap_response",
+            EventKind::ImapData { .. } => "imap_data",
+            EventKind::ImapContinue { .. } => "imap_continue",
+            EventKind::Malformed { .. } => "malformed",
+        }
+    }
+
+    /// Whether this event asks for an answer that a later event of the
+    /// same flow gives (see [`NodeEvent::answers`]).
+    pub fn asks(&self) -> bool {
+        matches!(
+            self,
+            EventKind::HttpRequest { .. }
+                | EventKind::DnsQuery { .. }
+                | EventKind::SmtpCommand { .. }
+                | EventKind::SmtpMessage { .. }
+                | EventKind::Pop3Command { .. }
+                | EventKind::ImapCommand { .. }
+        )
+    }
+}
+
+fn header_values<'a>(headers: &'a [Header], name: &str) -> Value<'a> {
+    Value::List(
+        headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| std::borrow::Cow::Borrowed(v.as_str()))
+            .collect(),
+    )
+}
+
+impl NodeEvent {
+    /// One field by name (see [`FIELDS`]); `None` when the event has no
+    /// such field or it is unset (a request without Host, a node not named).
+    pub fn field(&self, name: &str) -> Option<Value<'_>> {
+        use std::borrow::Cow::{Borrowed, Owned};
+        fn s(v: &str) -> Option<Value<'_>> {
+            Some(Value::Str(std::borrow::Cow::Borrowed(v)))
+        }
+        let n = |v: f64| Some(Value::Num(v));
+        match name {
+            "type" => return s(self.event.kind.type_name()),
+            "protocol" => return s(self.event.kind.protocol()),
+            "network" => return s(&self.network),
+            "client" => return self.client_node.as_deref().and_then(s),
+            "server" => return self.server_node.as_deref().and_then(s),
+            _ => {}
+        }
+        let header = name.strip_prefix("header.");
+        match &self.event.kind {
+            EventKind::TcpOpen => None,
+            EventKind::TcpClose { reset } => (name == "reset").then_some(Value::Bool(*reset)),
+            EventKind::HttpRequest {
+                method,
+                target,
+                version,
+                host,
+                headers,
+                body_bytes,
+                nth_on_connection,
+            } => match name {
+                "method" => s(method),
+                "target" => s(target),
+                "version" => s(version),
+                "host" => host.as_deref().and_then(s),
+                "body_bytes" => n(*body_bytes as f64),
+                "nth_on_connection" => n(*nth_on_connection as f64),
+                _ => header.map(|h| header_values(headers, h)),
+            },
+            EventKind::HttpResponse {
+                status,
+                reason,
+                version,
+                headers,
+                body_bytes,
+                request_method,
+                request_target,
+                nth_on_connection,
+            } => match name {
+                "status" => n(*status as f64),
+                "reason" => s(reason),
+                "version" => s(version),
+                "body_bytes" => n(*body_bytes as f64),
+                "request_method" => request_method.as_deref().and_then(s),
+                "request_target" => request_target.as_deref().and_then(s),
+                "nth_on_connection" => n(*nth_on_connection as f64),
+                _ => header.map(|h| header_values(headers, h)),
+            },
+            EventKind::DnsQuery {
+                id,
+                name: qname,
+                qtype,
+                transport,
+            } => match name {
+                "id" => n(*id as f64),
+                "name" => s(qname),
+                "qtype" => s(qtype),
+                "transport" => s(transport.name()),
+                _ => None,
+            },
+            EventKind::DnsResponse {
+                id,
+                name: qname,
+                qtype,
+                rcode,
+                authoritative,
+                truncated,
+                answers,
+                transport,
+            } => match name {
+                "id" => n(*id as f64),
+                "name" => s(qname),
+                "qtype" => s(qtype),
+                "rcode" => s(rcode),
+                "authoritative" => Some(Value::Bool(*authoritative)),
+                "truncated" => Some(Value::Bool(*truncated)),
+                "answers" => Some(Value::List(
+                    answers.iter().map(|a| Borrowed(a.as_str())).collect(),
+                )),
+                "transport" => s(transport.name()),
+                _ => None,
+            },
+            EventKind::SmtpCommand { verb, arg } => match name {
+                "verb" => s(verb),
+                "arg" => s(arg),
+                _ => None,
+            },
+            EventKind::SmtpReply { code, lines } => match name {
+                "code" => n(*code as f64),
+                "text" => Some(Value::Str(Owned(lines.join("\n")))),
+                _ => None,
+            },
+            EventKind::SmtpMessage { bytes, headers } => match name {
+                "bytes" => n(*bytes as f64),
+                _ => header.map(|h| header_values(headers, h)),
+            },
+            EventKind::Pop3Command { verb, args } => match name {
+                "verb" => s(verb),
+                "args" => Some(Value::Str(Owned(args.join(" ")))),
+                _ => None,
+            },
+            EventKind::Pop3Response {
+                ok,
+                text,
+                lines,
+                bytes,
+            } => match name {
+                "ok" => Some(Value::Bool(*ok)),
+                "text" => s(text),
+                "lines" => lines.map(|l| Value::Num(l as f64)),
+                "bytes" => n(*bytes as f64),
+                _ => None,
+            },
+            EventKind::ImapCommand {
+                tag,
+                name: cmd,
+                args,
+                literal_bytes,
+            } => match name {
+                "tag" => s(tag),
+                "name" => s(cmd),
+                "args" => s(args),
+                "literal_bytes" => n(*literal_bytes as f64),
+                _ => None,
+            },
+            EventKind::ImapResponse { tag, status, text } => match name {
+                "tag" => s(tag),
+                "status" => s(status),
+                "text" => s(text),
+                _ => None,
+            },
+            EventKind::ImapData {
+                text,
+                literal_bytes,
+            } => match name {
+                "text" => s(text),
+                "literal_bytes" => n(*literal_bytes as f64),
+                _ => None,
+            },
+            EventKind::ImapContinue { text } => {
+                (name == "text").then(|| Value::Str(Borrowed(text)))
+            }
+            EventKind::Malformed { reason, seen, .. } => match name {
+                "reason" => s(reason),
+                "seen" => s(seen),
+                _ => None,
+            },
+        }
+    }
+
+    /// The event as one short line, for a result's evidence and a ladder
+    /// (`ws → origin GET /index.html HTTP/1.1`).
+    pub fn line(&self) -> String {
+        let who =
+            |n: &Option<String>, a: &SocketAddr| n.clone().unwrap_or_else(|| a.ip().to_string());
+        let (c, s) = (
+            who(&self.client_node, &self.event.client),
+            who(&self.server_node, &self.event.server),
+        );
+        let (from, to) = if self.event.kind.asks() || matches!(self.event.kind, EventKind::TcpOpen)
+        {
+            (c, s)
+        } else {
+            (s, c)
+        };
+        let what = match &self.event.kind {
+            EventKind::TcpOpen => "TCP connection opened (SYN)".to_string(),
+            EventKind::TcpClose { reset } => {
+                if *reset {
+                    "TCP connection reset".into()
+                } else {
+                    "TCP connection closed".into()
+                }
+            }
+            EventKind::HttpRequest {
+                method,
+                target,
+                version,
+                ..
+            } => format!("{method} {target} {version}"),
+            EventKind::HttpResponse {
+                status,
+                reason,
+                body_bytes,
+                ..
+            } => {
+                format!("{status} {reason} ({body_bytes} bytes of body)")
+            }
+            EventKind::DnsQuery {
+                name,
+                qtype,
+                transport,
+                ..
+            } => {
+                format!("DNS query {name} {qtype} over {}", transport.name())
+            }
+            EventKind::DnsResponse {
+                name,
+                qtype,
+                rcode,
+                answers,
+                ..
+            } => {
+                format!(
+                    "DNS answer {name} {qtype}: {rcode}, {} record(s)",
+                    answers.len()
+                )
+            }
+            EventKind::SmtpCommand { verb, arg } => {
+                if arg.is_empty() {
+                    verb.clone()
+                } else {
+                    format!(
+                        "{verb}{}{arg}",
+                        if verb.ends_with("FROM") || verb.ends_with(" TO") {
+                            ":"
+                        } else {
+                            " "
+                        }
+                    )
+                }
+            }
+            EventKind::SmtpReply { code, lines } => {
+                format!("{code} {}", lines.first().map(String::as_str).unwrap_or(""))
+            }
+            EventKind::SmtpMessage { bytes, headers } => {
+                let subject = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("subject"))
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or("");
+                format!("message of {bytes} bytes, Subject: {subject}")
+            }
+            EventKind::Pop3Command { verb, args } => {
+                // A password is not repeated on a page.
+                if verb.eq_ignore_ascii_case("PASS") {
+                    "PASS ****".into()
+                } else {
+                    format!("{verb} {}", args.join(" ")).trim_end().to_string()
+                }
+            }
+            EventKind::Pop3Response { ok, text, .. } => {
+                format!("{} {text}", if *ok { "+OK" } else { "-ERR" })
+            }
+            EventKind::ImapCommand {
+                tag, name, args, ..
+            } => format!("{tag} {name} {args}").trim_end().to_string(),
+            EventKind::ImapResponse { tag, status, text } => format!("{tag} {status} {text}"),
+            EventKind::ImapData { text, .. } => format!("* {text}"),
+            EventKind::ImapContinue { text } => format!("+ {text}"),
+            EventKind::Malformed {
+                protocol, reason, ..
+            } => format!("malformed {protocol}: {reason}"),
+        };
+        let mut out = format!("{from} → {to} {what}");
+        if out.len() > 200 {
+            let mut cut = 197;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            out.push('…');
+        }
+        out
+    }
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
