@@ -204,7 +204,7 @@ impl Validator<'_> {
                         self.err(
                             &raw.probe,
                             format!(
-                                "probe {k:?} runs on a {} node; {:?} is a {}",
+                                "probe {k:?} runs on a {} node; the role of {:?} is {}",
                                 role.name(),
                                 n.name,
                                 n.role.name()

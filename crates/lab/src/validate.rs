@@ -787,6 +787,81 @@ file = "tasks/fetch.md"
     }
 
     #[test]
+    fn a_malformed_check_names_its_field_line_and_column() {
+        let checks = r#"
+[[tasks.checks]]
+id = "a"
+expect = "x"
+events = { match = { type = "http_request", colour = "red" } }
+
+[[tasks.checks]]
+id = "b"
+expect = "x"
+events = { match = { type = "http_reqest" } }
+
+[[tasks.checks]]
+id = "c"
+expect = "x"
+events = { match = { type = "http_request", target = { regex = "([" } } }
+
+[[tasks.checks]]
+id = "d"
+expect = "x"
+probe = { node = "nowhere", probe = "mail", find = "mailboxes.bob", count = 1 }
+
+[[tasks.checks]]
+id = "e"
+expect = "x"
+answer = "nothing"
+
+[[tasks.checks]]
+id = "f"
+expect = "for {{nobody}}"
+events = { match = { type = "tcp_open", server = { sounds = "like" } } }
+
+[[tasks.checks]]
+id = "g"
+expect = "x"
+answer = "q"
+events = { match = { type = "tcp_open" } }
+
+[[tasks.questions]]
+id = "q"
+text = "?"
+expected = "site_count * 2"
+
+[[tasks.checks]]
+id = "h"
+expect = "x"
+probe = { node = "origin", probe = "mail", find = "mailboxes.bob", count = 1 }
+"#;
+        let d = write_lab(
+            &format!("{GOOD}{checks}"),
+            &[("tasks/fetch.md", "x")],
+        );
+        let errs = Lab::load(d.path()).unwrap_err();
+        let text = errs.to_string();
+        let has = |line: usize, needle: &str| {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(&format!("lab.toml:{line}:")) && l.contains(needle)),
+                "expected lab.toml:{line}:…{needle} in:\n{text}"
+            );
+        };
+        has(37, "events of type \"http_request\" have no field \"colour\"");
+        has(42, "unknown event type \"http_reqest\"");
+        has(47, "bad regex");
+        has(52, "probe of undefined node \"nowhere\"");
+        has(57, "answer names no question of this task: \"nothing\"");
+        has(61, "unknown parameter \"nobody\"");
+        has(62, "matcher: unknown key \"sounds\"");
+        has(66, "exactly one of events, sequence, probe, answer, all, any (found 2)");
+        has(73, "expected: unknown name \"site_count\"");
+        has(78, "probe \"mail\" runs on a mail node; the role of \"origin\" is origin");
+        assert_eq!(text.lines().count(), 10, "{text}");
+    }
+
+    #[test]
     fn units_parse() {
         assert_eq!(parse_size("64M"), Some(64 << 20));
         assert_eq!(parse_size("1GiB"), Some(1 << 30));
