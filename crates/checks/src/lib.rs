@@ -177,7 +177,7 @@ fn evaluate_task_with(input: &Input, ix: &Index, task: &Task) -> TaskResult {
         .iter()
         .map(|c| evaluate_check(input, ix, task, c))
         .collect();
-    let status = combine_all(checks.iter().map(|c| c.status));
+    let status = task_status(checks.iter().map(|c| c.status));
     TaskResult {
         task: task.id.clone(),
         status,
@@ -187,9 +187,11 @@ fn evaluate_task_with(input: &Input, ix: &Index, task: &Task) -> TaskResult {
     }
 }
 
-/// All of them: any error is an error, any fail a fail; all pass, pass;
+/// A task's status from its checks' (and `all`'s from its rules'): any
+/// error is an error, any
+/// fail a fail; all pass, pass;
 /// otherwise not decided yet.
-fn combine_all(statuses: impl Iterator<Item = Status>) -> Status {
+pub fn task_status(statuses: impl Iterator<Item = Status>) -> Status {
     let (mut any_err, mut any_fail, mut all_pass, mut n) = (false, false, true, 0);
     for s in statuses {
         n += 1;
@@ -277,7 +279,7 @@ impl Eval<'_, '_> {
                     let o = self.rule(r, env);
                     outs.push(o);
                 }
-                let status = combine_all(outs.iter().map(|o| o.status));
+                let status = task_status(outs.iter().map(|o| o.status));
                 join(status, outs)
             }
             Rule::Any(rules) => {

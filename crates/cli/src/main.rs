@@ -119,6 +119,12 @@ enum Cmd {
     },
     /// A student's captured traffic: frames, protocol events, or a pcap.
     Capture(verbs::CaptureArgs),
+    /// Evaluate the checks now; each student's tasks and checks with expected and seen.
+    Check(verbs::CheckArgs),
+    /// Grades: a row per student, a column per task (csv, json, canvas, moodle).
+    Grades(verbs::GradesArgs),
+    /// Submit a student's answer to a task's question (as the panel's form does).
+    Answer(verbs::AnswerArgs),
 }
 
 #[derive(Subcommand)]
@@ -189,6 +195,9 @@ fn main() -> ExitCode {
             Cmd::Credentials(a) => verbs::credentials(a).await,
             Cmd::Params { student, conn } => verbs::params(&conn, &student).await,
             Cmd::Capture(a) => verbs::capture(a).await,
+            Cmd::Check(a) => verbs::check(a).await,
+            Cmd::Grades(a) => verbs::grades(a).await,
+            Cmd::Answer(a) => verbs::answer(a).await,
         }
     });
     match result {

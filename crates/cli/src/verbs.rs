@@ -105,7 +105,9 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
     let ctrl = Controller::new(cfg, rt).await?;
     let token = instructor_token(&a.data)?;
     ctrl.images().await.context("preparing lab images")?;
+    ctrl.install_grader();
     tokio::spawn(ctrl.clone().run_loop());
+    tokio::spawn(ctrl.clone().grade_loop());
     let shutdown = async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -915,5 +917,133 @@ pub async fn capture(a: CaptureArgs) -> Result<ExitCode> {
         }
     }
     println!("({} of {} shown)", items.len(), v["total"]);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// Only this student.
+    #[arg(long)]
+    pub student: Option<String>,
+    /// Only this task.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Recompute every result from what is still recorded, passes included (a regrade).
+    #[arg(long)]
+    pub recheck: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+/// Evaluate now and print each student's tasks and checks.
+pub async fn check(a: CheckArgs) -> Result<ExitCode> {
+    let client = Client::new(&a.conn)?;
+    let body = serde_json::json!({ "run": a.conn.run, "student": a.student, "recheck": a.recheck });
+    let mut res: Vec<applab_controller::grading::StudentResults> =
+        client.post("/api/check", &body).await?;
+    if let Some(t) = &a.task {
+        if !res.iter().any(|s| s.tasks.iter().any(|x| &x.task == t)) {
+            bail!("no task {t:?} in this lab");
+        }
+        for s in &mut res {
+            s.tasks.retain(|x| &x.task == t);
+        }
+    }
+    if a.conn.json {
+        println!("{}", serde_json::to_string_pretty(&res)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in &res {
+        println!(
+            "{} ({}): {} of {} points",
+            s.student,
+            s.name,
+            points(s.points),
+            points(s.max_points)
+        );
+        for t in &s.tasks {
+            println!("  {} {}  {}", mark(t.status), t.task, t.title);
+            for c in &t.checks {
+                println!("    {} {}: {}", mark(c.status), c.check, c.expected);
+                println!("        seen: {}", c.seen);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A status with a symbol, never by colour alone.
+fn mark(s: applab_checks::Status) -> &'static str {
+    match s {
+        applab_checks::Status::Pass => "[pass]   ",
+        applab_checks::Status::Fail => "[FAIL]   ",
+        applab_checks::Status::Pending => "[pending]",
+        applab_checks::Status::Error => "[ERROR]  ",
+    }
+}
+
+pub fn points(p: f64) -> String {
+    let s = format!("{p:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[derive(clap::Args)]
+pub struct GradesArgs {
+    /// csv, json, canvas (Canvas gradebook import) or moodle (keyed by email).
+    #[arg(long, default_value = "csv", value_parser = ["csv", "json", "canvas", "moodle"])]
+    pub format: String,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+pub async fn grades(a: GradesArgs) -> Result<ExitCode> {
+    let client = Client::new(&a.conn)?;
+    let mut q = vec![("format", a.format.as_str())];
+    if let Some(r) = &a.conn.run {
+        q.push(("run", r.as_str()));
+    }
+    let bytes = client.get_bytes("/api/grades", &q).await?;
+    match &a.output {
+        Some(p) => {
+            std::fs::write(p, &bytes).with_context(|| format!("writing {}", p.display()))?;
+            eprintln!("grades written to {}", p.display());
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct AnswerArgs {
+    pub student: String,
+    pub task: String,
+    pub question: String,
+    pub value: String,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+/// Submit an answer for a student (instructors and tests; students use the panel).
+pub async fn answer(a: AnswerArgs) -> Result<ExitCode> {
+    let client = Client::new(&a.conn)?;
+    let body = serde_json::json!({
+        "run": a.conn.run, "student": a.student, "task": a.task,
+        "question": a.question, "value": a.value,
+    });
+    let t: applab_controller::grading::TaskView = client.post("/api/answer", &body).await?;
+    if a.conn.json {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+    } else {
+        println!("{} {}  {}", mark(t.status), t.task, t.title);
+        for c in &t.checks {
+            println!("    {} {}: {}", mark(c.status), c.check, c.seen);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

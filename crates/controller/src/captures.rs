@@ -22,7 +22,7 @@ use std::time::Duration;
 /// Frames and events kept in memory per student (older ones are dropped;
 /// the pcap ring keeps the frames themselves).
 const KEEP_FRAMES: usize = 50_000;
-const KEEP_EVENTS: usize = 20_000;
+pub const KEEP_EVENTS: usize = 20_000;
 
 /// A frame of the list, with its network and the nodes it went between.
 #[derive(Debug, Clone, Serialize)]
@@ -81,8 +81,12 @@ pub struct Wanted {
     pub network: String,
 }
 
+/// Told of every event as it is logged (the check engine).
+pub type EventHook = Arc<dyn Fn(&str, &str, &NodeEvent) + Send + Sync>;
+
 pub struct Captures {
     dir: PathBuf,
+    hook: RwLock<Option<EventHook>>,
     ring_bytes: u64,
     sessions: Mutex<HashMap<Wanted, Session>>,
     logs: Mutex<HashMap<Key, Arc<Mutex<StudentLog>>>>,
@@ -106,11 +110,17 @@ impl Captures {
     pub fn new(dir: PathBuf, ring_bytes: u64) -> Captures {
         Captures {
             dir,
+            hook: RwLock::new(None),
             ring_bytes,
             sessions: Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Have `hook` called with every event logged from now on.
+    pub fn set_hook(&self, hook: EventHook) {
+        *self.hook.write().expect("hook lock") = Some(hook);
     }
 
     /// Where one network's pcap ring lives.
@@ -154,6 +164,8 @@ impl Captures {
             let log = self.log(&w.run, &w.student);
             let names = self.names_of(&w.run, &w.student);
             let network = w.network.clone();
+            let hook = self.hook.read().expect("hook lock").clone();
+            let (run, student) = (w.run.clone(), w.student.clone());
             let sink = Box::new(move |frame: FrameInfo, events: Vec<Event>| {
                 let names = names.read().expect("names lock");
                 let name = |s: &str| {
@@ -183,6 +195,9 @@ impl Captures {
                         event,
                     };
                     let _ = log.live.send(e.clone());
+                    if let Some(h) = &hook {
+                        h(&run, &student, &e);
+                    }
                     log.events.push_back(e);
                     while log.events.len() > KEEP_EVENTS {
                         log.events.pop_front();
@@ -244,6 +259,14 @@ impl Captures {
                 )
             })
             .collect()
+    }
+
+    /// A student's node names by address, as known now.
+    pub fn names_snapshot(&self, run: &str, student: &str) -> HashMap<IpAddr, String> {
+        self.names_of(run, student)
+            .read()
+            .expect("names lock")
+            .clone()
     }
 
     /// Name what was recorded before the nodes' addresses were known (the

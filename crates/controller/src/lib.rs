@@ -9,6 +9,8 @@
 
 pub mod captures;
 pub mod credentials;
+pub mod grades;
+pub mod grading;
 pub mod images;
 pub mod links;
 pub mod plan;
@@ -87,6 +89,8 @@ pub struct Controller {
     pub captures: captures::Captures,
     /// Delay, rate and loss on the lab's links, and their measured traffic.
     pub shaper: Arc<applab_shaping::Shaper>,
+    /// The check engine's state: each student's events, probes, marks.
+    pub grader: grading::Grader,
     images: tokio::sync::Mutex<BTreeMap<String, images::Image>>,
     labs: Mutex<HashMap<String, Arc<Lab>>>,
     locks: Mutex<HashMap<StudentKey, Arc<tokio::sync::Mutex<()>>>>,
@@ -145,6 +149,7 @@ impl Controller {
             })?;
         Ok(Arc::new(Controller {
             shaper,
+            grader: grading::Grader::default(),
             captures: captures::Captures::new(cfg.data_dir.join("captures"), cfg.capture_bytes),
             instance,
             slots: tokio::sync::Semaphore::new(cfg.parallel.max(1)),
@@ -333,7 +338,7 @@ impl Controller {
         }
     }
 
-    async fn student_or_err(&self, run: &str, id: &str) -> Result<StudentRow> {
+    pub(crate) async fn student_or_err(&self, run: &str, id: &str) -> Result<StudentRow> {
         self.store
             .student(run, id)
             .await?
@@ -372,12 +377,14 @@ impl Controller {
                 let _g = lock.lock().await;
                 self.store.delete_student(run, s).await?;
                 self.captures.forget(run, Some(s));
+                self.grader.forget(run, Some(s));
                 self.forget_links(&format!("{run}/{s}/")).await;
                 self.collect(Some(run)).await?;
             }
             None => {
                 self.store.delete_run(run).await?;
                 self.captures.forget(run, None);
+                self.grader.forget(run, None);
                 self.forget_links(&format!("{run}/")).await;
                 self.labs.lock().expect("labs lock").remove(run);
                 self.collect(Some(run)).await?;

@@ -53,6 +53,49 @@ pub struct LinkOverride {
     pub loss: Option<f64>,
 }
 
+/// A stored check result.
+#[derive(Debug, Clone, FromRow, serde::Serialize, serde::Deserialize)]
+pub struct ResultRow {
+    pub run: String,
+    pub student: String,
+    pub task: String,
+    pub check_id: String,
+    pub status: String,
+    pub expected: String,
+    pub seen: String,
+    /// JSON: the evidence list.
+    pub evidence: String,
+    pub first_passed_at: Option<f64>,
+    pub updated_at: f64,
+    pub changes: i64,
+}
+
+#[derive(Debug, Clone, FromRow, serde::Serialize, serde::Deserialize)]
+pub struct HistoryRow {
+    pub task: String,
+    pub check_id: String,
+    pub status: String,
+    pub seen: String,
+    pub at: f64,
+}
+
+#[derive(Debug, Clone, FromRow, serde::Serialize, serde::Deserialize)]
+pub struct SubmissionRow {
+    pub student: String,
+    pub task: String,
+    pub question: String,
+    pub value: String,
+    pub at: f64,
+}
+
+/// Now, in fractional Unix seconds.
+pub fn now_f() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -128,6 +171,124 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Store a check's new verdict (and its history line) in one
+    /// transaction. A stored pass is kept unless `regrade` says otherwise.
+    /// Returns whether anything was written.
+    pub async fn put_result(&self, r: &ResultRow, regrade: bool) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let old: Option<ResultRow> = sqlx::query_as(
+            "SELECT * FROM results WHERE run = ? AND student = ? AND task = ? AND check_id = ?",
+        )
+        .bind(&r.run)
+        .bind(&r.student)
+        .bind(&r.task)
+        .bind(&r.check_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(o) = &old {
+            if o.status == "pass" && r.status != "pass" && !regrade {
+                return Ok(false);
+            }
+            if o.status == r.status && o.seen == r.seen && o.evidence == r.evidence {
+                return Ok(false);
+            }
+        }
+        let first_passed = old
+            .as_ref()
+            .and_then(|o| o.first_passed_at)
+            .or((r.status == "pass").then_some(r.updated_at));
+        let status_changed = old.as_ref().is_none_or(|o| o.status != r.status);
+        let changes = old.as_ref().map_or(0, |o| o.changes) + status_changed as i64;
+        sqlx::query(
+            "INSERT INTO results (run, student, task, check_id, status, expected, seen, evidence, first_passed_at, updated_at, changes) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (run, student, task, check_id) DO UPDATE SET status = excluded.status, expected = excluded.expected, \
+             seen = excluded.seen, evidence = excluded.evidence, first_passed_at = excluded.first_passed_at, \
+             updated_at = excluded.updated_at, changes = excluded.changes",
+        )
+        .bind(&r.run)
+        .bind(&r.student)
+        .bind(&r.task)
+        .bind(&r.check_id)
+        .bind(&r.status)
+        .bind(&r.expected)
+        .bind(&r.seen)
+        .bind(&r.evidence)
+        .bind(first_passed)
+        .bind(r.updated_at)
+        .bind(changes)
+        .execute(&mut *tx)
+        .await?;
+        if status_changed {
+            sqlx::query("INSERT INTO result_history (run, student, task, check_id, status, seen, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                .bind(&r.run)
+                .bind(&r.student)
+                .bind(&r.task)
+                .bind(&r.check_id)
+                .bind(&r.status)
+                .bind(&r.seen)
+                .bind(r.updated_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A run's results (one student's, when given).
+    pub async fn results(&self, run: &str, student: Option<&str>) -> Result<Vec<ResultRow>> {
+        Ok(match student {
+            Some(s) => {
+                sqlx::query_as("SELECT * FROM results WHERE run = ? AND student = ?")
+                    .bind(run)
+                    .bind(s)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query_as("SELECT * FROM results WHERE run = ?")
+                    .bind(run)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        })
+    }
+
+    pub async fn history(&self, run: &str, student: &str) -> Result<Vec<HistoryRow>> {
+        Ok(sqlx::query_as(
+            "SELECT task, check_id, status, seen, at FROM result_history WHERE run = ? AND student = ? ORDER BY seq",
+        )
+        .bind(run)
+        .bind(student)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn add_submission(&self, run: &str, s: &SubmissionRow) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query("INSERT INTO submissions (run, student, task, question, value, at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(run)
+            .bind(&s.student)
+            .bind(&s.task)
+            .bind(&s.question)
+            .bind(&s.value)
+            .bind(s.at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn submissions(&self, run: &str, student: &str) -> Result<Vec<SubmissionRow>> {
+        Ok(sqlx::query_as(
+            "SELECT student, task, question, value, at FROM submissions WHERE run = ? AND student = ? ORDER BY seq",
+        )
+        .bind(run)
+        .bind(student)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn students(&self, run: &str) -> Result<Vec<StudentRow>> {

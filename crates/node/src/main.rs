@@ -12,6 +12,7 @@ mod http_limits;
 mod logbuf;
 mod mail;
 mod origin;
+mod probe;
 mod proxy;
 mod tools;
 mod workstation;
@@ -45,6 +46,11 @@ enum Role {
     Dns(dns::Args),
     /// The student's workstation: stays up, answers an echo service, hosts the tools.
     Workstation(workstation::Args),
+    /// Print this node's state as JSON, for the checks (mail, shop, proxy).
+    Probe {
+        #[command(subcommand)]
+        probe: probe::Probe,
+    },
     /// Run a workstation tool (the same as calling it by its link name).
     Tool {
         #[command(subcommand)]
@@ -66,6 +72,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.role {
         Role::Tool { tool } => tools::run(tool),
+        Role::Probe { probe } => probe::run(probe),
         // The origin runs its own event loop per worker thread.
         Role::Origin(args) => {
             alloc::use_mimalloc();

@@ -51,6 +51,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/capture/events", get(capture_events))
         .route("/api/capture/pcap", get(capture_pcap))
         .route("/api/capture/stream", get(capture_stream))
+        .route("/api/results", get(results))
+        .route("/api/results/matrix", get(results_matrix))
+        .route("/api/results/history", get(results_history))
+        .route("/api/results/stream", get(results_stream))
+        .route("/api/check", post(check))
+        .route("/api/answer", post(answer))
+        .route("/api/grades", get(grades))
         .layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/api/health", get(health))
@@ -443,4 +450,140 @@ async fn capture_stream(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+fn required(v: Option<String>, what: &str) -> Result<String, ApiError> {
+    v.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, format!("{what} is required")))
+}
+
+/// A student's results, task by task, check by check.
+async fn results(
+    State(st): State<AppState>,
+    Query(q): Query<RunQuery>,
+) -> ApiResult<applab_controller::grading::StudentResults> {
+    let student = required(q.student, "student")?;
+    let run = student_run(&st, q.run.as_deref(), &student).await?;
+    Ok(Json(st.ctrl.results(&run.name, &student).await?))
+}
+
+/// The run's class × task matrix.
+async fn results_matrix(
+    State(st): State<AppState>,
+    Query(q): Query<RunQuery>,
+) -> ApiResult<applab_controller::grading::Matrix> {
+    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
+    Ok(Json(st.ctrl.matrix(&run.name).await?))
+}
+
+/// A student's verdict changes and answers, oldest first.
+async fn results_history(
+    State(st): State<AppState>,
+    Query(q): Query<RunQuery>,
+) -> ApiResult<serde_json::Value> {
+    let student = required(q.student, "student")?;
+    let run = student_run(&st, q.run.as_deref(), &student).await?;
+    let history = st.ctrl.store.history(&run.name, &student).await?;
+    let submissions = st.ctrl.store.submissions(&run.name, &student).await?;
+    Ok(Json(
+        json!({ "run": run.name, "student": student, "history": history, "submissions": submissions }),
+    ))
+}
+
+/// Result changes as they are stored, as server-sent events: a run's, or
+/// one student's.
+async fn results_stream(
+    State(st): State<AppState>,
+    Query(q): Query<RunQuery>,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    let run = match &q.student {
+        Some(s) => student_run(&st, q.run.as_deref(), s).await?,
+        None => st.ctrl.resolve_run(q.run.as_deref()).await?,
+    };
+    let rx = st.ctrl.grader.subscribe();
+    let (run, student) = (run.name, q.student);
+    let stream = futures_util::stream::unfold(rx, move |mut rx| {
+        let (run, student) = (run.clone(), student.clone());
+        async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let ev = match rx.recv().await {
+                    Ok(c) if c.run != run || student.as_ref().is_some_and(|s| *s != c.student) => continue,
+                    Ok(c) => SseEvent::default()
+                        .event("result")
+                        .json_data(&c)
+                        .unwrap_or_else(|_| SseEvent::default().comment("unserialisable")),
+                    Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok::<_, std::convert::Infallible>(ev), rx));
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct CheckReq {
+    run: Option<String>,
+    student: Option<String>,
+    #[serde(default)]
+    recheck: bool,
+}
+
+/// Evaluate now (probes first), and return the results.
+async fn check(
+    State(st): State<AppState>,
+    Json(r): Json<CheckReq>,
+) -> ApiResult<Vec<applab_controller::grading::StudentResults>> {
+    let run = match &r.student {
+        Some(s) => student_run(&st, r.run.as_deref(), s).await?,
+        None => st.ctrl.resolve_run(r.run.as_deref()).await?,
+    };
+    Ok(Json(
+        st.ctrl
+            .check_now(&run.name, r.student.as_deref(), r.recheck)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct AnswerReq {
+    run: Option<String>,
+    student: String,
+    task: String,
+    question: String,
+    value: String,
+}
+
+async fn answer(
+    State(st): State<AppState>,
+    Json(r): Json<AnswerReq>,
+) -> ApiResult<applab_controller::grading::TaskView> {
+    let run = student_run(&st, r.run.as_deref(), &r.student).await?;
+    Ok(Json(
+        st.ctrl
+            .answer(&run.name, &r.student, &r.task, &r.question, &r.value)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct GradesQuery {
+    run: Option<String>,
+    format: Option<String>,
+}
+
+async fn grades(
+    State(st): State<AppState>,
+    Query(q): Query<GradesQuery>,
+) -> Result<Response, ApiError> {
+    use applab_controller::grades::{render, Format};
+    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
+    let f = Format::parse(q.format.as_deref().unwrap_or("csv"))?;
+    let m = st.ctrl.matrix(&run.name).await?;
+    let body = render(&m, f)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, f.content_type())], body).into_response())
 }

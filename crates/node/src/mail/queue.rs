@@ -449,8 +449,12 @@ impl Queue {
             let store = self.store.clone();
             let done = env.pending().next().is_none();
             let e2 = env.clone();
+            let message = messages.get(&env.id).cloned();
             let r = tokio::task::spawn_blocking(move || {
                 if done {
+                    if let Err(e) = store.record_done(&e2, message.as_deref().map_or(&[][..], |m| &m[..])) {
+                        tracing::warn!(id = %e2.id, "cannot record the finished message: {e}");
+                    }
                     store.remove(&e2.id)
                 } else {
                     store.update(&e2)

@@ -131,6 +131,59 @@ impl Store {
         (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
     }
 
+    /// Where finished messages are recorded, one JSON line each.
+    pub fn done_log(&self) -> PathBuf {
+        self.root.join("done.jsonl")
+    }
+
+    /// Record a message whose every recipient is settled (delivered or
+    /// bounced), with its attempts: what the checks read to see that a
+    /// message was retried and then delivered once. Bounded: past 256 KiB
+    /// the older half is dropped.
+    pub fn record_done(&self, env: &Envelope, message: &[u8]) -> std::io::Result<()> {
+        const MAX: u64 = 256 << 10;
+        let head = mail_parser::MessageParser::default().parse_headers(message);
+        let line = serde_json::json!({
+            "id": env.id,
+            "from": env.from,
+            "rcpts": env.rcpts,
+            "attempts": env.attempts,
+            "received": env.received,
+            "done": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            "subject": head.as_ref().and_then(|m| m.subject()),
+            "message_id": head.as_ref().and_then(|m| m.message_id()),
+        });
+        let path = self.done_log();
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX) {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let keep = text.lines().skip(text.lines().count() / 2);
+            let mut out = String::new();
+            for l in keep {
+                out.push_str(l);
+                out.push('\n');
+            }
+            write_durable(&self.tmp, &path, out.as_bytes())?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        f.write_all(format!("{line}\n").as_bytes())?;
+        f.sync_data()
+    }
+
+    /// The finished messages recorded, oldest first.
+    pub fn read_done(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.done_log())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// Queue a message durably; returns only once both files are on disk.
     pub fn enqueue(&self, env: &Envelope, message: &[u8]) -> std::io::Result<()> {
         let eml = self.queue.join(format!("{}.eml", env.id));

@@ -1,6 +1,6 @@
 //! `mailq`: what a mail node holds, for the instructor, the checks and the
-//! tests: the queue (each message's envelope, attempts and last error) and
-//! every mailbox (each message's envelope headers and trace). Run inside a
+//! tests: the queue (each message's envelope, attempts and last error), the
+//! messages finished (with their attempts), and every mailbox (each message's envelope headers and trace). Run inside a
 //! mail node (`applab exec STUDENT mail-a -- applab-node tool mailq`).
 
 use crate::mail::store::Store;
@@ -62,10 +62,12 @@ fn message_summary(path: &Path) -> serde_json::Value {
     })
 }
 
-fn collect(data: &Path) -> anyhow::Result<serde_json::Value> {
-    let queue = Store::at(data, "mailq")
+pub fn collect(data: &Path) -> anyhow::Result<serde_json::Value> {
+    let store = Store::at(data, "mailq");
+    let queue = store
         .read_queue()
         .map_err(|e| anyhow::anyhow!("{}: {e}", data.display()))?;
+    let done = store.read_done();
     let mut boxes = serde_json::Map::new();
     let mut all_folders = serde_json::Map::new();
     if let Ok(rd) = std::fs::read_dir(data.join("mailboxes")) {
@@ -107,7 +109,7 @@ fn collect(data: &Path) -> anyhow::Result<serde_json::Value> {
             boxes.insert(name, serde_json::Value::Array(msgs));
         }
     }
-    Ok(serde_json::json!({ "queue": queue, "mailboxes": boxes, "folders": all_folders }))
+    Ok(serde_json::json!({ "queue": queue, "done": done, "mailboxes": boxes, "folders": all_folders }))
 }
 
 pub fn run(args: Args) -> ExitCode {

@@ -4,7 +4,7 @@ mod http;
 mod load;
 mod lookup;
 mod mail;
-mod mailq;
+pub mod mailq;
 mod mailread;
 mod tcp;
 
