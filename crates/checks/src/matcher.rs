@@ -98,6 +98,7 @@ pub struct CompiledMatcher {
     regex: Option<Arc<Regex>>,
     contains: Option<String>,
     icontains: Option<String>,
+    excludes: Option<String>,
     min: Option<f64>,
     max: Option<f64>,
     present: Option<bool>,
@@ -120,6 +121,7 @@ impl CompiledMatcher {
         let not = text(&m.not);
         let contains = text(&m.contains);
         let icontains = text(&m.icontains).map(|s| s.to_lowercase());
+        let excludes = text(&m.excludes).map(|s| s.to_lowercase());
         let regex = m.regex.as_ref().and_then(|r| {
             let r = env.render_regex(r).and_then(|src| regex(&src));
             never |= r.is_none();
@@ -131,6 +133,7 @@ impl CompiledMatcher {
             regex,
             contains,
             icontains,
+            excludes,
             min: m.min,
             max: m.max,
             present: m.present,
@@ -173,13 +176,19 @@ impl CompiledMatcher {
                 return false;
             }
         }
+        let excluded = |t: &str| {
+            self.excludes
+                .as_ref()
+                .is_some_and(|x| t.to_lowercase().contains(x.as_str()))
+        };
         let Some(v) = v else {
-            // Missing: only "not" and "present = false" can hold.
+            // Missing: only "not", "excludes" and "present = false" can hold.
             return !self.has_text_parts() && self.min.is_none() && self.max.is_none();
         };
         match v {
             Value::Str(s) => {
-                self.text_holds(s)
+                !excluded(s)
+                    && self.text_holds(s)
                     && self.not.as_ref().is_none_or(|n| n != s.as_ref())
                     && (self.min.is_none() && self.max.is_none()
                         || s.trim().parse::<f64>().is_ok_and(|n| self.bounds(n)))
@@ -203,7 +212,8 @@ impl CompiledMatcher {
                 self.text_holds(&t) && self.not.as_ref().is_none_or(|n| *n != t)
             }
             Value::List(l) => {
-                (!self.has_text_parts() || l.iter().any(|x| self.text_holds(x)))
+                !l.iter().any(|x| excluded(x))
+                    && (!self.has_text_parts() || l.iter().any(|x| self.text_holds(x)))
                     && self
                         .not
                         .as_ref()

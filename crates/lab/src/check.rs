@@ -67,6 +67,8 @@ pub struct Matcher {
     pub contains: Option<String>,
     /// Case-insensitive `contains`.
     pub icontains: Option<String>,
+    /// Does not contain this, case-insensitively (a missing value does not).
+    pub excludes: Option<String>,
     pub min: Option<f64>,
     pub max: Option<f64>,
     /// Whether the value is there at all (a list: whether it is non-empty).

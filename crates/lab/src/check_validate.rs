@@ -422,6 +422,7 @@ impl Validator<'_> {
                         "regex" => &mut m.regex,
                         "contains" => &mut m.contains,
                         "icontains" => &mut m.icontains,
+                        "excludes" => &mut m.excludes,
                         "min" | "max" => {
                             let Some(n) = num(val) else {
                                 self.err(v, format!("matcher: {key} is a number"));
@@ -443,7 +444,7 @@ impl Validator<'_> {
                             continue;
                         }
                         other => {
-                            self.err(v, format!("matcher: unknown key {other:?} (known: equals, not, regex, contains, icontains, min, max, present)"));
+                            self.err(v, format!("matcher: unknown key {other:?} (known: equals, not, regex, contains, icontains, excludes, min, max, present)"));
                             return None;
                         }
                     };

@@ -576,6 +576,13 @@ impl NodeEvent {
             EventKind::Pop3Response { ok, text, .. } => {
                 format!("{} {text}", if *ok { "+OK" } else { "-ERR" })
             }
+            // A password is not repeated on a page.
+            EventKind::ImapCommand {
+                tag, name, args, ..
+            } if name.eq_ignore_ascii_case("LOGIN") => {
+                let user = args.split_whitespace().next().unwrap_or("");
+                format!("{tag} {name} {user} ****")
+            }
             EventKind::ImapCommand {
                 tag, name, args, ..
             } => format!("{tag} {name} {args}").trim_end().to_string(),
