@@ -27,9 +27,7 @@ impl Index {
         let mut flows: HashMap<(&str, u64), Flow> = HashMap::new();
         for (i, e) in events.iter().enumerate() {
             let i = i as u32;
-            let f = flows
-                .entry((e.network.as_str(), e.event.flow))
-                .or_default();
+            let f = flows.entry((e.network.as_str(), e.event.flow)).or_default();
             match &e.event.kind {
                 EventKind::HttpRequest {
                     nth_on_connection, ..

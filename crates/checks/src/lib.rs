@@ -181,7 +181,11 @@ fn evaluate_task_with(input: &Input, ix: &Index, task: &Task) -> TaskResult {
     TaskResult {
         task: task.id.clone(),
         status,
-        points: if status == Status::Pass { task.points } else { 0.0 },
+        points: if status == Status::Pass {
+            task.points
+        } else {
+            0.0
+        },
         max_points: task.points,
         checks,
     }
@@ -416,7 +420,10 @@ impl Eval<'_, '_> {
                 Outcome {
                     status: Status::Pass,
                     seen: format!("saw {}", words.join("; then ")),
-                    evidence: ids.iter().map(|i| Evidence::of(&self.events()[*i])).collect(),
+                    evidence: ids
+                        .iter()
+                        .map(|i| Evidence::of(&self.events()[*i]))
+                        .collect(),
                 }
             }
             Ok(None) if search.best.is_empty() => {
@@ -437,14 +444,19 @@ impl Eval<'_, '_> {
                         let a = &r.steps[b];
                         seen.push_str(&format!(
                             " without {} in between",
-                            a.say.clone().unwrap_or_else(|| "the event it excludes".into())
+                            a.say
+                                .clone()
+                                .unwrap_or_else(|| "the event it excludes".into())
                         ));
                     }
                 }
                 Outcome {
                     status: Status::Fail,
                     seen,
-                    evidence: best.iter().map(|i| Evidence::of(&self.events()[*i])).collect(),
+                    evidence: best
+                        .iter()
+                        .map(|i| Evidence::of(&self.events()[*i]))
+                        .collect(),
                 }
             }
         }
@@ -502,9 +514,10 @@ impl Eval<'_, '_> {
             }
             // An excluded event between the previous step and this one:
             // every later candidate has it in between too.
-            if let Some((a, _)) = absent.iter().find(|(_, p)| {
-                on_flow && p.matches(events, self.ix, i)
-            }) {
+            if let Some((a, _)) = absent
+                .iter()
+                .find(|(_, p)| on_flow && p.matches(events, self.ix, i))
+            {
                 if chosen.len() == s.best.len() && chosen[..] == s.best[..] {
                     s.blocked = Some(*a);
                 }
@@ -576,7 +589,11 @@ impl Eval<'_, '_> {
                 bind_json(&r.bind, first, env);
             }
         }
-        let what = if pattern.0.is_empty() { "item" } else { "matching item" };
+        let what = if pattern.0.is_empty() {
+            "item"
+        } else {
+            "matching item"
+        };
         let mut seen = format!(
             "{name}: {n} {what}{} of {} at {path}",
             plural(n),
@@ -624,7 +641,11 @@ impl Eval<'_, '_> {
             Ok(v) => v,
             Err(e) => return Outcome::new(Status::Error, format!("the expected value: {e}")),
         };
-        let unit = q.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
+        let unit = q
+            .unit
+            .as_deref()
+            .map(|u| format!(" {u}"))
+            .unwrap_or_default();
         let Some(v) = parse_number(&a.value) else {
             return Outcome::new(
                 Status::Fail,
@@ -646,7 +667,10 @@ impl Eval<'_, '_> {
             } else {
                 format!("your answer {v}{unit} is not within the tolerance of the right value")
             },
-            evidence: vec![Evidence::probe(format!("answer to {qid}: {}", short(&a.value)))],
+            evidence: vec![Evidence::probe(format!(
+                "answer to {qid}: {}",
+                short(&a.value)
+            ))],
         }
     }
 }
@@ -695,7 +719,9 @@ pub fn parse_number(s: &str) -> Option<f64> {
     let s = s.trim().replace(',', ".");
     let end = s
         .char_indices()
-        .find(|(i, c)| !(c.is_ascii_digit() || *c == '.' || ((*c == '-' || *c == '+') && *i == 0) || *c == 'e'))
+        .find(|(i, c)| {
+            !(c.is_ascii_digit() || *c == '.' || ((*c == '-' || *c == '+') && *i == 0) || *c == 'e')
+        })
         .map(|(i, _)| i)
         .unwrap_or(s.len());
     let v: f64 = s[..end].parse().ok()?;
@@ -750,8 +776,11 @@ fn bind_json(bs: &[Binding], item: &serde_json::Value, env: &mut Env) {
         let got = match &b.regex {
             None => Some(text),
             Some(r) => matcher::regex(r).and_then(|re| {
-                re.captures(&text)
-                    .and_then(|c| c.get(1).or_else(|| c.get(0)).map(|m| m.as_str().to_string()))
+                re.captures(&text).and_then(|c| {
+                    c.get(1)
+                        .or_else(|| c.get(0))
+                        .map(|m| m.as_str().to_string())
+                })
             }),
         };
         if let Some(g) = got {

@@ -144,7 +144,10 @@ impl CompiledMatcher {
     fn text_holds(&self, t: &str) -> bool {
         self.equals.as_ref().is_none_or(|e| e == t)
             && self.regex.as_ref().is_none_or(|r| r.is_match(t))
-            && self.contains.as_ref().is_none_or(|c| t.contains(c.as_str()))
+            && self
+                .contains
+                .as_ref()
+                .is_none_or(|c| t.contains(c.as_str()))
             && self
                 .icontains
                 .as_ref()
@@ -200,7 +203,10 @@ impl CompiledMatcher {
                     .as_ref()
                     .is_none_or(|e| e.trim().parse::<f64>().is_ok_and(|x| x == *n) || *e == t);
                 eq && self.regex.as_ref().is_none_or(|r| r.is_match(&t))
-                    && self.contains.as_ref().is_none_or(|c| t.contains(c.as_str()))
+                    && self
+                        .contains
+                        .as_ref()
+                        .is_none_or(|c| t.contains(c.as_str()))
                     && self
                         .not
                         .as_ref()

@@ -170,7 +170,14 @@ impl Trace {
         self
     }
 
-    fn get(&mut self, flow: u64, nth: u32, target: &str, host: &str, headers: &[(&str, &str)]) -> &mut Self {
+    fn get(
+        &mut self,
+        flow: u64,
+        nth: u32,
+        target: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+    ) -> &mut Self {
         let headers: Vec<Header> = headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -239,7 +246,10 @@ fn nothing_seen_is_pending_everywhere() {
     assert_eq!(r.status, Status::Pending);
     assert_eq!(r.points, 0.0);
     assert_eq!(r.max_points, 2.0);
-    assert_eq!(check(&r, "close").expected, "11 or more connections to www.bokalu.lab");
+    assert_eq!(
+        check(&r, "close").expected,
+        "11 or more connections to www.bokalu.lab"
+    );
 }
 
 #[test]
@@ -252,7 +262,12 @@ fn connections_counted_and_the_reply_read() {
     let r = eval(&t.events, &Probes::new(), &[]);
     let c = check(&r, "close");
     assert_eq!(c.status, Status::Pass, "{c:?}");
-    assert!(c.seen.starts_with("saw 11 matching events over 11 TCP connections"), "{}", c.seen);
+    assert!(
+        c.seen
+            .starts_with("saw 11 matching events over 11 TCP connections"),
+        "{}",
+        c.seen
+    );
     assert_eq!(c.evidence.len(), 11);
     assert_eq!(c.evidence[0].event, Some(1));
     assert_eq!(c.evidence[0].frame, Some(3));
@@ -270,7 +285,12 @@ fn connections_counted_and_the_reply_read() {
     let c = check(&eval(&t.events, &Probes::new(), &[]), "close").clone();
     assert_eq!(c.status, Status::Fail);
     assert!(c.seen.contains("over 10 TCP connections"), "{}", c.seen);
-    assert!(c.seen.contains("wanted at least 1 such events, over at least 11 connections"), "{}", c.seen);
+    assert!(
+        c.seen
+            .contains("wanted at least 1 such events, over at least 11 connections"),
+        "{}",
+        c.seen
+    );
 
     // The reply matters: a 404 answer does not count.
     let mut t = Trace::default();
@@ -278,7 +298,10 @@ fn connections_counted_and_the_reply_read() {
         t.get(flow, 1, "/o", "www.bokalu.lab", &[("Connection", "close")])
             .answer(flow, 1, if flow == 3 { 404 } else { 200 }, &[]);
     }
-    assert_eq!(check(&eval(&t.events, &Probes::new(), &[]), "close").status, Status::Fail);
+    assert_eq!(
+        check(&eval(&t.events, &Probes::new(), &[]), "close").status,
+        Status::Fail
+    );
 }
 
 #[test]
@@ -295,7 +318,13 @@ fn all_on_one_connection() {
     let mut t = Trace::default();
     for nth in 1..=6 {
         t.get(1, nth, "/o", "www.bokalu.lab", &[]);
-        t.get(2, nth, "/o", "www.bokalu.lab", &[("Connection", "keep-alive")]);
+        t.get(
+            2,
+            nth,
+            "/o",
+            "www.bokalu.lab",
+            &[("Connection", "keep-alive")],
+        );
     }
     let c = check(&eval(&t.events, &Probes::new(), &[]), "keep").clone();
     assert_eq!(c.status, Status::Fail, "{c:?}");
@@ -311,20 +340,31 @@ fn a_value_bound_then_required() {
     let r = eval(&t.events, &Probes::new(), &[]);
     let c = check(&r, "cookie");
     assert_eq!(c.status, Status::Fail, "{c:?}");
-    assert!(c.seen.contains("but not, after that, the cookie sent back"), "{}", c.seen);
+    assert!(
+        c.seen.contains("but not, after that, the cookie sent back"),
+        "{}",
+        c.seen
+    );
     t.get(3, 1, "/shop", "x", &[("Cookie", "theme=dark; cart=abc123")]);
     let r = eval(&t.events, &Probes::new(), &[]);
     let c = check(&r, "cookie");
     assert_eq!(c.status, Status::Pass, "{c:?}");
     assert_eq!(
-        c.evidence.iter().map(|e| e.event.unwrap()).collect::<Vec<_>>(),
+        c.evidence
+            .iter()
+            .map(|e| e.event.unwrap())
+            .collect::<Vec<_>>(),
         [2, 4]
     );
     // Order matters: the cookie before its Set-Cookie is not it.
     let mut t = Trace::default();
     t.get(1, 1, "/shop", "x", &[("Cookie", "cart=abc123")]);
-    t.get(2, 1, "/shop", "x", &[]).answer(2, 1, 200, &[("Set-Cookie", "cart=abc123")]);
-    assert_eq!(check(&eval(&t.events, &Probes::new(), &[]), "cookie").status, Status::Fail);
+    t.get(2, 1, "/shop", "x", &[])
+        .answer(2, 1, 200, &[("Set-Cookie", "cart=abc123")]);
+    assert_eq!(
+        check(&eval(&t.events, &Probes::new(), &[]), "cookie").status,
+        Status::Fail
+    );
 }
 
 #[test]
@@ -373,13 +413,21 @@ fn absence_between_two_steps() {
     fetch(&mut t, "ws", 3);
     let c = check(&eval(&t.events, &Probes::new(), &[]), "hit").clone();
     assert_eq!(c.status, Status::Fail, "{c:?}");
-    assert!(c.seen.contains("without a request to the origin in between"), "{}", c.seen);
+    assert!(
+        c.seen
+            .contains("without a request to the origin in between"),
+        "{}",
+        c.seen
+    );
     // A later pair with nothing between passes.
     fetch(&mut t, "ws", 4);
     let c = check(&eval(&t.events, &Probes::new(), &[]), "hit").clone();
     assert_eq!(c.status, Status::Pass, "{c:?}");
     assert_eq!(
-        c.evidence.iter().map(|e| e.event.unwrap()).collect::<Vec<_>>(),
+        c.evidence
+            .iter()
+            .map(|e| e.event.unwrap())
+            .collect::<Vec<_>>(),
         [3, 4]
     );
 }
@@ -414,24 +462,42 @@ fn probes_pass_fail_pending_and_error() {
     assert_eq!(check(&r, "delivered").status, Status::Pending);
     assert!(check(&r, "delivered").seen.contains("has not run yet"));
 
-    let r = eval(&[], &Probes::from([(key.clone(), ProbeOutput::Err("exec timed out".into()))]), &[]);
+    let r = eval(
+        &[],
+        &Probes::from([(key.clone(), ProbeOutput::Err("exec timed out".into()))]),
+        &[],
+    );
     let c = check(&r, "delivered");
     assert_eq!(c.status, Status::Error);
     assert!(c.seen.contains("exec timed out"), "{}", c.seen);
     assert_eq!(r.status, Status::Error);
 
-    let msg = |subject: &str, received: usize| {
-        serde_json::json!({ "subject": subject, "received": vec!["by x"; received] })
-    };
+    let msg = |subject: &str, received: usize| serde_json::json!({ "subject": subject, "received": vec!["by x"; received] });
     // Nothing like it: pending; one with only one Received line: still not it.
-    let r = eval(&[], &with(serde_json::json!({ "mailboxes": { "bob": [msg("hello", 2)] } })), &[]);
+    let r = eval(
+        &[],
+        &with(serde_json::json!({ "mailboxes": { "bob": [msg("hello", 2)] } })),
+        &[],
+    );
     assert_eq!(check(&r, "delivered").status, Status::Pending);
-    let r = eval(&[], &with(serde_json::json!({ "mailboxes": { "bob": [msg("bokalu", 1)] } })), &[]);
+    let r = eval(
+        &[],
+        &with(serde_json::json!({ "mailboxes": { "bob": [msg("bokalu", 1)] } })),
+        &[],
+    );
     assert_eq!(check(&r, "delivered").status, Status::Pending);
-    let r = eval(&[], &with(serde_json::json!({ "mailboxes": { "bob": [msg("hi bokalu", 2)] } })), &[]);
+    let r = eval(
+        &[],
+        &with(serde_json::json!({ "mailboxes": { "bob": [msg("hi bokalu", 2)] } })),
+        &[],
+    );
     let c = check(&r, "delivered");
     assert_eq!(c.status, Status::Pass, "{c:?}");
-    assert!(c.seen.contains("1 matching item of 1 at mailboxes.bob"), "{}", c.seen);
+    assert!(
+        c.seen.contains("1 matching item of 1 at mailboxes.bob"),
+        "{}",
+        c.seen
+    );
     assert!(c.evidence[0].event.is_none());
 }
 
@@ -446,12 +512,20 @@ fn a_binding_flows_from_traffic_into_a_probe() {
             ProbeOutput::Ok(serde_json::json!({ "carts": carts })),
         )])
     };
-    let r = eval(&t.events, &shop(serde_json::json!({ "c0ffee": ["tea"], "other": [] })), &[]);
+    let r = eval(
+        &t.events,
+        &shop(serde_json::json!({ "c0ffee": ["tea"], "other": [] })),
+        &[],
+    );
     let c = check(&r, "both");
     assert_eq!(c.status, Status::Pass, "{c:?}");
     assert_eq!(c.evidence.len(), 2, "the event and the probe: {c:?}");
     // The item is in another cart: not this student's session.
-    let r = eval(&t.events, &shop(serde_json::json!({ "c0ffee": [], "other": ["tea"] })), &[]);
+    let r = eval(
+        &t.events,
+        &shop(serde_json::json!({ "c0ffee": [], "other": ["tea"] })),
+        &[],
+    );
     assert_eq!(check(&r, "both").status, Status::Fail);
     // No cookie seen at all: the probe has nothing to look up.
     let r = eval(&[], &shop(serde_json::json!({ "other": ["tea"] })), &[]);
@@ -473,7 +547,11 @@ fn answers_within_tolerance_and_the_latest_counts() {
     let r = eval(&[], &Probes::new(), &[sub("1003", 1.0), sub("800", 2.0)]);
     let c = check(&r, "time");
     assert_eq!(c.status, Status::Fail);
-    assert!(!c.seen.contains("1000"), "the right value is never shown: {}", c.seen);
+    assert!(
+        !c.seen.contains("1000"),
+        "the right value is never shown: {}",
+        c.seen
+    );
     let r = eval(&[], &Probes::new(), &[sub("a lot", 1.0)]);
     assert!(check(&r, "time").seen.contains("not a number"));
     assert_eq!(parse_number("0,97"), Some(0.97));
@@ -493,12 +571,22 @@ fn the_task_passes_with_every_check_and_earns_its_points() {
     }
     t.answer(21, 1, 200, &[("Set-Cookie", "cart=c0ffee")]);
     t.get(22, 1, "/", "x", &[("Cookie", "cart=c0ffee")]);
-    t.push(23, "ws", "mail", EventKind::Pop3Command { verb: "DELE".into(), args: vec![] });
+    t.push(
+        23,
+        "ws",
+        "mail",
+        EventKind::Pop3Command {
+            verb: "DELE".into(),
+            args: vec![],
+        },
+    );
     t.push(23, "ws", "mail", EventKind::TcpClose { reset: true });
     let probes = Probes::from([
         (
             ("mail".to_string(), "mail".to_string()),
-            ProbeOutput::Ok(serde_json::json!({ "mailboxes": { "bob": [{ "subject": "bokalu", "received": ["a", "b"] }] } })),
+            ProbeOutput::Ok(
+                serde_json::json!({ "mailboxes": { "bob": [{ "subject": "bokalu", "received": ["a", "b"] }] } }),
+            ),
         ),
         (
             ("origin".to_string(), "shop".to_string()),

@@ -123,6 +123,12 @@ enum Cmd {
     Check(verbs::CheckArgs),
     /// Grades: a row per student, a column per task (csv, json, canvas, moodle).
     Grades(verbs::GradesArgs),
+    /// A student's check history: every change of verdict, and their answers.
+    History {
+        student: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Submit a student's answer to a task's question (as the panel's form does).
     Answer(verbs::AnswerArgs),
 }
@@ -198,6 +204,7 @@ fn main() -> ExitCode {
             Cmd::Check(a) => verbs::check(a).await,
             Cmd::Grades(a) => verbs::grades(a).await,
             Cmd::Answer(a) => verbs::answer(a).await,
+            Cmd::History { student, conn } => verbs::history(&conn, &student).await,
         }
     });
     match result {

@@ -29,6 +29,10 @@ CREATE TABLE result_history (
     status   TEXT NOT NULL,
     seen     TEXT NOT NULL,
     at       REAL NOT NULL,
+    -- The capture time of the latest event the verdict cites (NULL when
+    -- only probes or answers decided it): `at` minus this is how long the
+    -- check engine took.
+    decided_at REAL,
     FOREIGN KEY (run, student) REFERENCES students(run, id) ON DELETE CASCADE
 );
 

@@ -49,7 +49,13 @@ fn earned(m: &Matrix, row: &crate::grading::MatrixRow) -> Vec<String> {
     row.cells
         .iter()
         .zip(&m.tasks)
-        .map(|(c, t)| pts(if *c == applab_checks::Status::Pass { t.points } else { 0.0 }))
+        .map(|(c, t)| {
+            pts(if *c == applab_checks::Status::Pass {
+                t.points
+            } else {
+                0.0
+            })
+        })
         .collect()
 }
 
@@ -73,7 +79,11 @@ pub fn render(m: &Matrix, f: Format) -> Result<Vec<u8>> {
                 let mut rec = vec![r.id.clone(), r.name.clone(), r.email.clone()];
                 rec.extend(earned(m, r));
                 rec.push(pts(r.points));
-                let pct = if r.max_points > 0.0 { 100.0 * r.points / r.max_points } else { 0.0 };
+                let pct = if r.max_points > 0.0 {
+                    100.0 * r.points / r.max_points
+                } else {
+                    0.0
+                };
                 rec.push(format!("{pct:.1}"));
                 w.write_record(&rec)?;
             }
@@ -85,11 +95,23 @@ pub fn render(m: &Matrix, f: Format) -> Result<Vec<u8>> {
                 .collect();
             head.extend(titles.iter().cloned());
             w.write_record(&head)?;
-            let mut possible = vec!["    Points Possible".to_string(), String::new(), String::new(), String::new(), String::new()];
+            let mut possible = vec![
+                "    Points Possible".to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ];
             possible.extend(m.tasks.iter().map(|t| pts(t.points)));
             w.write_record(&possible)?;
             for r in &m.students {
-                let mut rec = vec![r.name.clone(), String::new(), r.id.clone(), r.email.clone(), m.run.clone()];
+                let mut rec = vec![
+                    r.name.clone(),
+                    String::new(),
+                    r.id.clone(),
+                    r.email.clone(),
+                    m.run.clone(),
+                ];
                 rec.extend(earned(m, r));
                 w.write_record(&rec)?;
             }
@@ -122,12 +144,36 @@ mod tests {
             run: "sec-a".into(),
             lab: "http-basics".into(),
             tasks: vec![
-                MatrixTask { id: "connections".into(), title: "Connections".into(), points: 2.0, passed: 1 },
-                MatrixTask { id: "methods".into(), title: "Methods, typed".into(), points: 1.0, passed: 0 },
+                MatrixTask {
+                    id: "connections".into(),
+                    title: "Connections".into(),
+                    points: 2.0,
+                    passed: 1,
+                },
+                MatrixTask {
+                    id: "methods".into(),
+                    title: "Methods, typed".into(),
+                    points: 1.0,
+                    passed: 0,
+                },
             ],
             students: vec![
-                MatrixRow { id: "s1".into(), name: "Ada L".into(), email: "ada@u.example".into(), cells: vec![Status::Pass, Status::Fail], points: 2.0, max_points: 3.0 },
-                MatrixRow { id: "s2".into(), name: "Bo".into(), email: "bo@u.example".into(), cells: vec![Status::Pending, Status::Pending], points: 0.0, max_points: 3.0 },
+                MatrixRow {
+                    id: "s1".into(),
+                    name: "Ada L".into(),
+                    email: "ada@u.example".into(),
+                    cells: vec![Status::Pass, Status::Fail],
+                    points: 2.0,
+                    max_points: 3.0,
+                },
+                MatrixRow {
+                    id: "s2".into(),
+                    name: "Bo".into(),
+                    email: "bo@u.example".into(),
+                    cells: vec![Status::Pending, Status::Pending],
+                    points: 0.0,
+                    max_points: 3.0,
+                },
             ],
         }
     }
@@ -147,7 +193,8 @@ mod tests {
         assert_eq!(lines[2], "Ada L,,s1,ada@u.example,sec-a,2,0");
         let moodle = String::from_utf8(render(&m, Format::Moodle).unwrap()).unwrap();
         assert!(moodle.starts_with("Email address,Connections (connections),\"Methods, typed (methods)\",Total\nada@u.example,2,0,2\n"), "{moodle}");
-        let json: serde_json::Value = serde_json::from_slice(&render(&m, Format::Json).unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&render(&m, Format::Json).unwrap()).unwrap();
         assert_eq!(json["students"][0]["cells"][0], "pass");
         assert!(Format::parse("excel").is_err());
     }

@@ -14,7 +14,7 @@
 use crate::store::{ResultRow, SubmissionRow};
 use crate::Controller;
 use anyhow::{bail, Context, Result};
-use applab_checks::{CheckResult, Probes, ProbeOutput, Status, Submission, TaskResult};
+use applab_checks::{CheckResult, ProbeOutput, Probes, Status, Submission, TaskResult};
 use applab_lab::Lab;
 use applab_proto::event::NodeEvent;
 use serde::{Deserialize, Serialize};
@@ -182,7 +182,10 @@ impl Grader {
             .lock()
             .expect("grader lock")
             .retain(|k, _| !gone(k));
-        self.locks.lock().expect("grader locks").retain(|k, _| !gone(k));
+        self.locks
+            .lock()
+            .expect("grader locks")
+            .retain(|k, _| !gone(k));
     }
 
     fn mark_all(&self, run: &str, student: &str) {
@@ -358,7 +361,12 @@ impl Controller {
                 }
             }
             let since = s.dirty_since.take();
-            (tasks, std::mem::take(&mut s.events), s.probes.clone(), since)
+            (
+                tasks,
+                std::mem::take(&mut s.events),
+                s.probes.clone(),
+                since,
+            )
         };
         let lab2 = lab.clone();
         let (events, results) = tokio::task::spawn_blocking(move || {
@@ -392,7 +400,8 @@ impl Controller {
         for t in &results {
             for c in &t.checks {
                 let row = result_row(run, student, &t.task, c, at);
-                if self.store.put_result(&row, regrade).await? {
+                let decided_at = c.evidence.iter().filter_map(|e| e.time).reduce(f64::max);
+                if self.store.put_result(&row, decided_at, regrade).await? {
                     let latency = since.map(|s| s.elapsed().as_secs_f64());
                     if let Some(l) = latency {
                         let mut ls = self.grader.latencies.lock().expect("latencies");
@@ -424,9 +433,10 @@ impl Controller {
         for t in &lab.tasks {
             let rows: Vec<&ResultRow> = stored.iter().filter(|r| r.task == t.id).collect();
             if !t.checks.is_empty()
-                && t.checks
-                    .iter()
-                    .all(|c| rows.iter().any(|r| r.check_id == c.id && r.status == "pass"))
+                && t.checks.iter().all(|c| {
+                    rows.iter()
+                        .any(|r| r.check_id == c.id && r.status == "pass")
+                })
             {
                 passed.insert(t.id.clone());
             }
@@ -588,7 +598,10 @@ impl Controller {
         let stored = self.store.results(run, None).await?;
         let mut by_student: HashMap<&str, Vec<ResultRow>> = HashMap::new();
         for r in &stored {
-            by_student.entry(r.student.as_str()).or_default().push(r.clone());
+            by_student
+                .entry(r.student.as_str())
+                .or_default()
+                .push(r.clone());
         }
         let mut rows = Vec::new();
         let mut passed = vec![0usize; lab.tasks.len()];
@@ -599,7 +612,10 @@ impl Controller {
                 run,
                 &s,
                 &params,
-                by_student.get(s.id.as_str()).map(Vec::as_slice).unwrap_or(&[]),
+                by_student
+                    .get(s.id.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]),
             );
             for (i, t) in res.tasks.iter().enumerate() {
                 if t.status == Status::Pass {
@@ -652,7 +668,11 @@ impl Controller {
             let ids: Vec<&str> = t.questions.iter().map(|q| q.id.as_str()).collect();
             bail!(
                 "task {task:?} has no question {question:?} (its questions: {})",
-                if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+                if ids.is_empty() {
+                    "none".to_string()
+                } else {
+                    ids.join(", ")
+                }
             );
         }
         if value.len() > 200 {
@@ -729,7 +749,11 @@ pub fn student_results(
             })
             .collect();
         let status = applab_checks::task_status(checks.iter().map(|c| c.status));
-        let earned = if status == Status::Pass { t.points } else { 0.0 };
+        let earned = if status == Status::Pass {
+            t.points
+        } else {
+            0.0
+        };
         points += earned;
         max_points += t.points;
         tasks.push(TaskView {

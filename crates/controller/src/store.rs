@@ -77,6 +77,7 @@ pub struct HistoryRow {
     pub status: String,
     pub seen: String,
     pub at: f64,
+    pub decided_at: Option<f64>,
 }
 
 #[derive(Debug, Clone, FromRow, serde::Serialize, serde::Deserialize)]
@@ -176,7 +177,12 @@ impl Store {
     /// Store a check's new verdict (and its history line) in one
     /// transaction. A stored pass is kept unless `regrade` says otherwise.
     /// Returns whether anything was written.
-    pub async fn put_result(&self, r: &ResultRow, regrade: bool) -> Result<bool> {
+    pub async fn put_result(
+        &self,
+        r: &ResultRow,
+        decided_at: Option<f64>,
+        regrade: bool,
+    ) -> Result<bool> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         let old: Option<ResultRow> = sqlx::query_as(
@@ -223,7 +229,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if status_changed {
-            sqlx::query("INSERT INTO result_history (run, student, task, check_id, status, seen, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO result_history (run, student, task, check_id, status, seen, at, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
                 .bind(&r.run)
                 .bind(&r.student)
                 .bind(&r.task)
@@ -231,6 +237,7 @@ impl Store {
                 .bind(&r.status)
                 .bind(&r.seen)
                 .bind(r.updated_at)
+                .bind(decided_at)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -259,7 +266,7 @@ impl Store {
 
     pub async fn history(&self, run: &str, student: &str) -> Result<Vec<HistoryRow>> {
         Ok(sqlx::query_as(
-            "SELECT task, check_id, status, seen, at FROM result_history WHERE run = ? AND student = ? ORDER BY seq",
+            "SELECT task, check_id, status, seen, at, decided_at FROM result_history WHERE run = ? AND student = ? ORDER BY seq",
         )
         .bind(run)
         .bind(student)

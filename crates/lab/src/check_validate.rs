@@ -23,16 +23,19 @@ impl Validator<'_> {
         let mut ids = BTreeSet::new();
         for c in raw {
             let Some(id) = &c.id else {
-                self.errors.push(self.src.at(
-                    self.check_start(c),
-                    "a check needs an id (id = \"...\")",
-                ));
+                self.errors.push(
+                    self.src
+                        .at(self.check_start(c), "a check needs an id (id = \"...\")"),
+                );
                 continue;
             };
             if !crate::validate::is_label(id.get_ref()) {
                 self.err(
                     id,
-                    format!("bad check id {:?}: use 1-32 of a-z, 0-9 and '-'", id.get_ref()),
+                    format!(
+                        "bad check id {:?}: use 1-32 of a-z, 0-9 and '-'",
+                        id.get_ref()
+                    ),
                 );
             } else if !ids.insert(id.get_ref().clone()) {
                 self.err(id, format!("duplicate check id {:?}", id.get_ref()));
@@ -53,7 +56,13 @@ impl Validator<'_> {
             collect_binds(c, &mut binds);
             for b in &binds {
                 if scope.vars.contains(b) {
-                    self.err(id, format!("check {:?} binds {b:?}, which is a parameter's name", id.get_ref()));
+                    self.err(
+                        id,
+                        format!(
+                            "check {:?} binds {b:?}, which is a parameter's name",
+                            id.get_ref()
+                        ),
+                    );
                 }
             }
             if let Some(rule) = self.rule(c, scope, &binds, id) {
@@ -103,7 +112,11 @@ impl Validator<'_> {
         .filter(|b| **b)
         .count();
         if given != 1 {
-            let off = if given == 0 { at.span().start } else { self.check_start(c) };
+            let off = if given == 0 {
+                at.span().start
+            } else {
+                self.check_start(c)
+            };
             self.errors.push(self.src.at(
                 off,
                 format!(
@@ -165,8 +178,7 @@ impl Validator<'_> {
                     bind,
                 });
             }
-            if steps.first().is_some_and(|s| s.absent) || steps.last().is_some_and(|s| s.absent)
-            {
+            if steps.first().is_some_and(|s| s.absent) || steps.last().is_some_and(|s| s.absent) {
                 self.err(
                     &seq.steps,
                     "an absent step goes between two matched steps, not first or last",
@@ -188,7 +200,10 @@ impl Validator<'_> {
             let mut ok = true;
             match node {
                 None => {
-                    self.err(&raw.node, format!("probe of undefined node {:?}", raw.node.get_ref()));
+                    self.err(
+                        &raw.node,
+                        format!("probe of undefined node {:?}", raw.node.get_ref()),
+                    );
                     ok = false;
                 }
                 Some(n) => match PROBES.iter().find(|(k, _)| k == raw.probe.get_ref()) {
@@ -196,7 +211,11 @@ impl Validator<'_> {
                         let known: Vec<_> = PROBES.iter().map(|(k, _)| *k).collect();
                         self.err(
                             &raw.probe,
-                            format!("unknown probe {:?} (known: {})", raw.probe.get_ref(), known.join(", ")),
+                            format!(
+                                "unknown probe {:?} (known: {})",
+                                raw.probe.get_ref(),
+                                known.join(", ")
+                            ),
                         );
                         ok = false;
                     }
@@ -217,7 +236,10 @@ impl Validator<'_> {
             }
             self.text(&raw.find, scope, binds);
             if raw.find.get_ref().is_empty() || raw.find.get_ref().split('.').any(str::is_empty) {
-                self.err(&raw.find, "find is a dot-separated path such as \"mailboxes.bob\"");
+                self.err(
+                    &raw.find,
+                    "find is a dot-separated path such as \"mailboxes.bob\"",
+                );
                 ok = false;
             }
             let items = match (&raw.where_, &raw.count) {
@@ -247,7 +269,10 @@ impl Validator<'_> {
                 None => None,
             };
             if items.is_none() && value.is_none() && ok {
-                self.err(&raw.find, "a probe says what it wants: where = {...} (with count), count, or value");
+                self.err(
+                    &raw.find,
+                    "a probe says what it wants: where = {...} (with count), count, or value",
+                );
                 ok = false;
             }
             let bind = self.bindings(&raw.bind, None, scope);
@@ -291,7 +316,11 @@ impl Validator<'_> {
             }
             rules.push(self.rule(item, scope, binds, list)?);
         }
-        Some(if all { Rule::All(rules) } else { Rule::Any(rules) })
+        Some(if all {
+            Rule::All(rules)
+        } else {
+            Rule::Any(rules)
+        })
     }
 
     fn pattern<T>(
@@ -308,14 +337,26 @@ impl Validator<'_> {
             .and_then(|(_, v)| v.get_ref().as_str().map(str::to_string));
         if let Some(t) = &ty {
             if !applab_proto::event::is_type(t) {
-                let (_, v) = raw.iter().find(|(k, _)| k.get_ref() == "type").expect("type");
-                let known: Vec<_> = applab_proto::event::FIELDS.iter().map(|(t, _)| *t).collect();
-                self.err(v, format!("unknown event type {t:?} (known: {})", known.join(", ")));
+                let (_, v) = raw
+                    .iter()
+                    .find(|(k, _)| k.get_ref() == "type")
+                    .expect("type");
+                let known: Vec<_> = applab_proto::event::FIELDS
+                    .iter()
+                    .map(|(t, _)| *t)
+                    .collect();
+                self.err(
+                    v,
+                    format!("unknown event type {t:?} (known: {})", known.join(", ")),
+                );
                 ok = false;
             }
         }
         if raw.is_empty() {
-            self.err(at, "an empty match matches every event; say at least its type");
+            self.err(
+                at,
+                "an empty match matches every event; say at least its type",
+            );
             return None;
         }
         let mut out = Vec::new();
@@ -323,11 +364,19 @@ impl Validator<'_> {
             let field = k.get_ref();
             let (target_ty, name) = match field.strip_prefix("reply.") {
                 Some(rest) => {
-                    if ty.as_deref().is_some_and(|t| applab_proto::event::is_answer_type(t))
+                    if ty
+                        .as_deref()
+                        .is_some_and(|t| applab_proto::event::is_answer_type(t))
                         || ty.as_deref() == Some("tcp_open")
                         || ty.as_deref() == Some("tcp_close")
                     {
-                        self.err(k, format!("events of type {:?} have no reply", ty.as_deref().unwrap_or("")));
+                        self.err(
+                            k,
+                            format!(
+                                "events of type {:?} have no reply",
+                                ty.as_deref().unwrap_or("")
+                            ),
+                        );
                         ok = false;
                         continue;
                     }
@@ -357,7 +406,11 @@ impl Validator<'_> {
                     ok = false;
                 }
             }
-            if name == "network" && m.equals.as_ref().is_some_and(|n| !scope.networks.contains(n)) {
+            if name == "network"
+                && m.equals
+                    .as_ref()
+                    .is_some_and(|n| !scope.networks.contains(n))
+            {
                 self.err(v, "not a network of this lab");
                 ok = false;
             }
@@ -459,7 +512,10 @@ impl Validator<'_> {
                     // Placeholders are filled (and escaped) before compiling.
                     let mut probe = r.clone();
                     for p in placeholders(r).iter().rev() {
-                        let end = r[p.offset..].find("}}").map(|e| p.offset + e + 2).unwrap_or(r.len());
+                        let end = r[p.offset..]
+                            .find("}}")
+                            .map(|e| p.offset + e + 2)
+                            .unwrap_or(r.len());
                         probe.replace_range(p.offset..end, "x");
                     }
                     if let Err(e) = regex::Regex::new(&probe) {
@@ -470,12 +526,18 @@ impl Validator<'_> {
                     }
                 }
                 if t.is_empty() {
-                    self.err(v, "matcher: an empty table matches nothing; give equals, regex, min ...");
+                    self.err(
+                        v,
+                        "matcher: an empty table matches nothing; give equals, regex, min ...",
+                    );
                     return None;
                 }
             }
             _ => {
-                self.err(v, "matcher: a string, a number, a boolean or a table such as { regex = \"...\" }");
+                self.err(
+                    v,
+                    "matcher: a string, a number, a boolean or a table such as { regex = \"...\" }",
+                );
                 return None;
             }
         }
@@ -487,7 +549,10 @@ impl Validator<'_> {
         let n = |x: &toml::Value| x.as_integer().filter(|i| *i >= 0).map(|i| i as u64);
         match v.get_ref() {
             toml::Value::Integer(_) => match n(v.get_ref()) {
-                Some(i) => Some(Range { min: i, max: Some(i) }),
+                Some(i) => Some(Range {
+                    min: i,
+                    max: Some(i),
+                }),
                 None => {
                     self.err(v, "a count is not negative");
                     None
@@ -540,7 +605,13 @@ impl Validator<'_> {
         let mut out = Vec::new();
         for (name, v) in raw {
             if !crate::validate::is_ident(name.get_ref()) {
-                self.err(name, format!("bad name {:?} to bind: use a-z, 0-9 and '_'", name.get_ref()));
+                self.err(
+                    name,
+                    format!(
+                        "bad name {:?} to bind: use a-z, 0-9 and '_'",
+                        name.get_ref()
+                    ),
+                );
                 continue;
             }
             let (field, regex) = match v.get_ref() {
@@ -552,19 +623,29 @@ impl Validator<'_> {
                     match (field, unknown) {
                         (Some(f), None) => (f.to_string(), regex.map(str::to_string)),
                         _ => {
-                            self.err(v, "bind: a field name, or { field = \"...\", regex = \"...\" }");
+                            self.err(
+                                v,
+                                "bind: a field name, or { field = \"...\", regex = \"...\" }",
+                            );
                             continue;
                         }
                     }
                 }
                 _ => {
-                    self.err(v, "bind: a field name, or { field = \"...\", regex = \"...\" }");
+                    self.err(
+                        v,
+                        "bind: a field name, or { field = \"...\", regex = \"...\" }",
+                    );
                     continue;
                 }
             };
             if pattern.is_some() {
                 let name_only = field.strip_prefix("reply.").unwrap_or(&field);
-                let target = if field.starts_with("reply.") { None } else { ty.as_deref() };
+                let target = if field.starts_with("reply.") {
+                    None
+                } else {
+                    ty.as_deref()
+                };
                 if !applab_proto::event::is_field(target, name_only) {
                     self.err(v, format!("bind: events have no field {field:?} here"));
                     continue;
@@ -573,7 +654,13 @@ impl Validator<'_> {
             if let Some(r) = &regex {
                 if let Err(e) = regex::Regex::new(r) {
                     let msg = e.to_string();
-                    self.err(v, format!("bind: bad regex: {}", msg.lines().last().unwrap_or("").trim()));
+                    self.err(
+                        v,
+                        format!(
+                            "bind: bad regex: {}",
+                            msg.lines().last().unwrap_or("").trim()
+                        ),
+                    );
                     continue;
                 }
             }
@@ -611,21 +698,34 @@ impl Validator<'_> {
         for q in raw {
             let id = q.id.get_ref();
             if !crate::validate::is_label(id) {
-                self.err(&q.id, format!("bad question id {id:?}: use 1-32 of a-z, 0-9 and '-'"));
+                self.err(
+                    &q.id,
+                    format!("bad question id {id:?}: use 1-32 of a-z, 0-9 and '-'"),
+                );
             } else if !ids.insert(id.clone()) {
                 self.err(&q.id, format!("duplicate question id {id:?}"));
             }
             for p in placeholders(&q.text) {
                 if !vars.contains(&p.name) {
-                    self.err(&q.id, format!("question text uses unknown parameter {:?}", p.name));
+                    self.err(
+                        &q.id,
+                        format!("question text uses unknown parameter {:?}", p.name),
+                    );
                 }
             }
             // Evaluated once with sample values: a wrong name or type shows now.
             let sample: BTreeMap<String, String> = params
                 .iter()
-                .map(|(n, p)| (n.clone(), crate::params::derive(b"validate", "sample", n, &p.kind)))
+                .map(|(n, p)| {
+                    (
+                        n.clone(),
+                        crate::params::derive(b"validate", "sample", n, &p.kind),
+                    )
+                })
                 .collect();
-            if let Err(e) = expected_value(&q.expected.get_ref().clone(), params, &sample, constants) {
+            if let Err(e) =
+                expected_value(&q.expected.get_ref().clone(), params, &sample, constants)
+            {
                 self.err(&q.expected, format!("expected: {e}"));
             }
             for (t, name) in [(&q.abs, "abs"), (&q.rel, "rel")] {
@@ -679,20 +779,29 @@ pub fn expected_value(
     for (name, p) in params {
         let Some(v) = values.get(name) else { continue };
         let value = match p.kind {
-            ParamKind::Int { .. } => Value::Int(v.parse().map_err(|_| format!("{name} is not a number: {v}"))?),
+            ParamKind::Int { .. } => Value::Int(
+                v.parse()
+                    .map_err(|_| format!("{name} is not a number: {v}"))?,
+            ),
             _ => Value::String(v.clone()),
         };
-        ctx.set_value(name.clone(), value).map_err(|e| e.to_string())?;
+        ctx.set_value(name.clone(), value)
+            .map_err(|e| e.to_string())?;
     }
     for (name, v) in constants {
-        ctx.set_value(name.clone(), Value::Float(*v)).map_err(|e| e.to_string())?;
+        ctx.set_value(name.clone(), Value::Float(*v))
+            .map_err(|e| e.to_string())?;
     }
     for id in tree.iter_variable_identifiers() {
         if !params.contains_key(id) && !constants.contains_key(id) {
-            return Err(format!("unknown name {id:?} (parameters and [constants] only)"));
+            return Err(format!(
+                "unknown name {id:?} (parameters and [constants] only)"
+            ));
         }
     }
-    let v = tree.eval_number_with_context(&ctx).map_err(|e| e.to_string())?;
+    let v = tree
+        .eval_number_with_context(&ctx)
+        .map_err(|e| e.to_string())?;
     if v.is_finite() {
         Ok(v)
     } else {

@@ -221,7 +221,13 @@ impl Validator<'_> {
         let mut constants = BTreeMap::new();
         for (name, v) in &raw.constants {
             if !is_ident(name.get_ref()) || vars.contains(name.get_ref()) {
-                self.err(name, format!("bad constant name {:?}: use a-z, 0-9 and '_', and not a parameter's name", name.get_ref()));
+                self.err(
+                    name,
+                    format!(
+                        "bad constant name {:?}: use a-z, 0-9 and '_', and not a parameter's name",
+                        name.get_ref()
+                    ),
+                );
             } else if !v.get_ref().is_finite() {
                 self.err(v, "a constant is a finite number");
             } else {
@@ -835,10 +841,7 @@ id = "h"
 expect = "x"
 probe = { node = "origin", probe = "mail", find = "mailboxes.bob", count = 1 }
 "#;
-        let d = write_lab(
-            &format!("{GOOD}{checks}"),
-            &[("tasks/fetch.md", "x")],
-        );
+        let d = write_lab(&format!("{GOOD}{checks}"), &[("tasks/fetch.md", "x")]);
         let errs = Lab::load(d.path()).unwrap_err();
         let text = errs.to_string();
         let has = |line: usize, needle: &str| {
@@ -848,16 +851,25 @@ probe = { node = "origin", probe = "mail", find = "mailboxes.bob", count = 1 }
                 "expected lab.toml:{line}:…{needle} in:\n{text}"
             );
         };
-        has(37, "events of type \"http_request\" have no field \"colour\"");
+        has(
+            37,
+            "events of type \"http_request\" have no field \"colour\"",
+        );
         has(42, "unknown event type \"http_reqest\"");
         has(47, "bad regex");
         has(52, "probe of undefined node \"nowhere\"");
         has(57, "answer names no question of this task: \"nothing\"");
         has(61, "unknown parameter \"nobody\"");
         has(62, "matcher: unknown key \"sounds\"");
-        has(66, "exactly one of events, sequence, probe, answer, all, any (found 2)");
+        has(
+            66,
+            "exactly one of events, sequence, probe, answer, all, any (found 2)",
+        );
         has(73, "expected: unknown name \"site_count\"");
-        has(78, "probe \"mail\" runs on a mail node; the role of \"origin\" is origin");
+        has(
+            78,
+            "probe \"mail\" runs on a mail node; the role of \"origin\" is origin",
+        );
         assert_eq!(text.lines().count(), 10, "{text}");
     }
 

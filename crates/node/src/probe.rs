@@ -37,8 +37,9 @@ pub enum Probe {
 fn shop(state: &std::path::Path) -> anyhow::Result<serde_json::Value> {
     let file = state.join("shop.json");
     let carts: serde_json::Value = match std::fs::read_to_string(&file) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+        Ok(text) => {
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+        }
         // No visitor yet: no store written.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
         Err(e) => anyhow::bail!("{}: {e}", file.display()),

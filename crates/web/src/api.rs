@@ -508,12 +508,16 @@ async fn results_stream(
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 let ev = match rx.recv().await {
-                    Ok(c) if c.run != run || student.as_ref().is_some_and(|s| *s != c.student) => continue,
+                    Ok(c) if c.run != run || student.as_ref().is_some_and(|s| *s != c.student) => {
+                        continue
+                    }
                     Ok(c) => SseEvent::default()
                         .event("result")
                         .json_data(&c)
                         .unwrap_or_else(|_| SseEvent::default().comment("unserialisable")),
-                    Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
+                    Err(RecvError::Lagged(n)) => {
+                        SseEvent::default().event("lagged").data(n.to_string())
+                    }
                     Err(RecvError::Closed) => return None,
                 };
                 return Some((Ok::<_, std::convert::Infallible>(ev), rx));

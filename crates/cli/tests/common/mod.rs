@@ -329,3 +329,160 @@ pub fn container_ids(run: &str) -> std::collections::BTreeMap<String, String> {
         })
         .collect()
 }
+
+/// What the check engine says, read through `applab check --json`.
+pub struct Results(pub Value);
+
+impl Server {
+    /// Evaluate now (probes first) and return every student's results.
+    pub fn check(&self, run: &str) -> Results {
+        Results(self.json(&["check", "--run", run]))
+    }
+
+    /// Submit a student's answer; the task's results after judging it.
+    pub fn answer(
+        &self,
+        run: &str,
+        student: &str,
+        task: &str,
+        question: &str,
+        value: &str,
+    ) -> Value {
+        self.json(&["answer", student, task, question, value, "--run", run])
+    }
+
+    /// For each check of `student` that passed on events: seconds from the
+    /// capture of the latest event its verdict cited to the stored pass.
+    pub fn pass_latencies(&self, run: &str, student: &str) -> Vec<(String, f64)> {
+        let h = self.json(&["history", student, "--run", run]);
+        h["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["status"] == "pass" && r["decided_at"].is_f64())
+            .map(|r| {
+                (
+                    format!(
+                        "{}/{}",
+                        r["task"].as_str().unwrap(),
+                        r["check_id"].as_str().unwrap()
+                    ),
+                    r["at"].as_f64().unwrap() - r["decided_at"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Poll `applab check` until `student`'s `task`/`check` has `status`
+    /// (the results of the continuous loop, forced now and then).
+    pub fn wait_status(
+        &self,
+        run: &str,
+        student: &str,
+        task: &str,
+        check: &str,
+        status: &str,
+        within: Duration,
+    ) -> Results {
+        let t = Instant::now();
+        loop {
+            let r = self.check(run);
+            if r.status(student, task, check) == status {
+                return r;
+            }
+            assert!(
+                t.elapsed() < within,
+                "{student} {task}/{check} is not {status} after {within:?}: {}",
+                r.explain(student)
+            );
+            std::thread::sleep(Duration::from_millis(700));
+        }
+    }
+}
+
+impl Results {
+    pub fn student(&self, id: &str) -> &Value {
+        self.0
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["student"] == id))
+            .unwrap_or_else(|| panic!("no results for {id}: {}", self.0))
+    }
+
+    pub fn check(&self, student: &str, task: &str, check: &str) -> &Value {
+        let s = self.student(student);
+        s["tasks"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["task"] == task))
+            .and_then(|t| t["checks"].as_array())
+            .and_then(|cs| cs.iter().find(|c| c["check"] == check))
+            .unwrap_or_else(|| panic!("no check {task}/{check} for {student}: {s}"))
+    }
+
+    pub fn status(&self, student: &str, task: &str, check: &str) -> String {
+        self.check(student, task, check)["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Every check of a student as `task/check: status (seen)` lines.
+    pub fn explain(&self, student: &str) -> String {
+        let mut out = String::new();
+        for t in self.student(student)["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for c in t["checks"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "\n  {}/{}: {} ({})",
+                    t["task"].as_str().unwrap_or(""),
+                    c["check"].as_str().unwrap_or(""),
+                    c["status"].as_str().unwrap_or(""),
+                    c["seen"].as_str().unwrap_or("")
+                ));
+            }
+        }
+        out
+    }
+
+    /// The exact status of every check of a student, as `(task, check, status)`.
+    pub fn assert_exactly(&self, student: &str, want: &[(&str, &str, &str)]) {
+        let mut have = Vec::new();
+        for t in self.student(student)["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for c in t["checks"].as_array().into_iter().flatten() {
+                have.push((
+                    t["task"].as_str().unwrap_or("").to_string(),
+                    c["check"].as_str().unwrap_or("").to_string(),
+                    c["status"].as_str().unwrap_or("").to_string(),
+                ));
+            }
+        }
+        let want: Vec<(String, String, String)> = want
+            .iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect();
+        assert_eq!(have, want, "{student}'s results:{}", self.explain(student));
+    }
+
+    /// Every check of a student has `status`.
+    pub fn assert_all(&self, student: &str, status: &str) {
+        let s = self.student(student);
+        for t in s["tasks"].as_array().into_iter().flatten() {
+            for c in t["checks"].as_array().into_iter().flatten() {
+                assert_eq!(
+                    c["status"],
+                    status,
+                    "{student} {}/{}:{}",
+                    t["task"],
+                    c["check"],
+                    self.explain(student)
+                );
+            }
+        }
+    }
+}

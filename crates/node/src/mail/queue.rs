@@ -452,7 +452,9 @@ impl Queue {
             let message = messages.get(&env.id).cloned();
             let r = tokio::task::spawn_blocking(move || {
                 if done {
-                    if let Err(e) = store.record_done(&e2, message.as_deref().map_or(&[][..], |m| &m[..])) {
+                    if let Err(e) =
+                        store.record_done(&e2, message.as_deref().map_or(&[][..], |m| &m[..]))
+                    {
                         tracing::warn!(id = %e2.id, "cannot record the finished message: {e}");
                     }
                     store.remove(&e2.id)

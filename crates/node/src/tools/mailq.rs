@@ -109,7 +109,9 @@ pub fn collect(data: &Path) -> anyhow::Result<serde_json::Value> {
             boxes.insert(name, serde_json::Value::Array(msgs));
         }
     }
-    Ok(serde_json::json!({ "queue": queue, "done": done, "mailboxes": boxes, "folders": all_folders }))
+    Ok(
+        serde_json::json!({ "queue": queue, "done": done, "mailboxes": boxes, "folders": all_folders }),
+    )
 }
 
 pub fn run(args: Args) -> ExitCode {
