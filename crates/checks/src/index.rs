@@ -1,8 +1,8 @@
 //! Which event answers which, worked out once per evaluation: an HTTP
 //! response pairs with its request by its place on the connection, an IMAP
 //! completion with its command by tag, a DNS answer with its query by id,
-//! SMTP and POP3 replies with their commands in order (a greeting answers
-//! nothing).
+//! SMTP and POP3 replies with their commands in order (the first reply on
+//! a connection is the greeting, and answers nothing).
 
 use applab_proto::event::{EventKind, NodeEvent};
 use std::collections::{HashMap, VecDeque};
@@ -19,6 +19,10 @@ struct Flow {
     dns: HashMap<u16, u32>,
     /// SMTP commands and messages, POP3 commands, waiting for their reply.
     fifo: VecDeque<u32>,
+    /// The server's first reply (its greeting) was seen. A client that
+    /// types ahead has its commands decoded before the greeting, so the
+    /// greeting is told apart by being first, not by an empty queue.
+    greeted: bool,
 }
 
 impl Index {
@@ -61,7 +65,9 @@ impl Index {
                 | EventKind::SmtpMessage { .. }
                 | EventKind::Pop3Command { .. } => f.fifo.push_back(i),
                 EventKind::SmtpReply { .. } | EventKind::Pop3Response { .. } => {
-                    if let Some(q) = f.fifo.pop_front() {
+                    if !f.greeted {
+                        f.greeted = true;
+                    } else if let Some(q) = f.fifo.pop_front() {
                         reply[q as usize] = Some(i);
                     }
                 }

@@ -277,13 +277,19 @@ impl Eval<'_, '_> {
             Rule::Sequence(r) => self.sequence(r, env),
             Rule::Probe(r) => self.probe(r, env),
             Rule::Answer(q) => self.answer(q),
+            // In order, each seeing what the ones before bound; the first
+            // that does not pass decides (what follows depends on it).
             Rule::All(rules) => {
                 let mut outs = Vec::new();
                 for r in rules {
                     let o = self.rule(r, env);
+                    let stop = o.status != Status::Pass;
                     outs.push(o);
+                    if stop {
+                        break;
+                    }
                 }
-                let status = task_status(outs.iter().map(|o| o.status));
+                let status = outs.last().map_or(Status::Pending, |o| o.status);
                 join(status, outs)
             }
             Rule::Any(rules) => {

@@ -455,6 +455,30 @@ fn same_connection_and_absence_of_quit() {
 }
 
 #[test]
+fn a_client_typing_ahead_of_the_greeting_gets_the_right_replies() {
+    // USER and PASS decoded before the greeting: PASS's answer is the -ERR.
+    let cmd = |verb: &str| EventKind::Pop3Command {
+        verb: verb.into(),
+        args: vec![],
+    };
+    let answer = |ok: bool| EventKind::Pop3Response {
+        ok,
+        text: String::new(),
+        lines: None,
+        bytes: 0,
+    };
+    let mut t = Trace::default();
+    t.push(1, "ws", "mail", cmd("USER"));
+    t.push(1, "ws", "mail", cmd("PASS"));
+    t.push(1, "ws", "mail", answer(true)); // the greeting
+    t.push(1, "ws", "mail", answer(true)); // USER
+    t.push(1, "ws", "mail", answer(false)); // PASS
+    let ix = Index::new(&t.events);
+    assert_eq!(ix.reply(0), Some(3));
+    assert_eq!(ix.reply(1), Some(4));
+}
+
+#[test]
 fn probes_pass_fail_pending_and_error() {
     let key = ("mail".to_string(), "mail".to_string());
     let with = |v: serde_json::Value| Probes::from([(key.clone(), ProbeOutput::Ok(v))]);

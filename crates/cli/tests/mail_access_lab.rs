@@ -3,12 +3,15 @@
 //! delete, a DELE without QUIT, download and keep), IMAP by hand (a folder,
 //! a message moved into it, found again from another client, only its
 //! header fetched) — against bob's pre-filled mailbox; the node's state and
-//! the captured traffic show it. Needs a Docker engine; fails without one.
+//! the captured traffic show it, and the model passes every check. An idle
+//! classmate passes none; a copier with the model's password and folder
+//! name passes none. Needs a Docker engine; fails without one.
 
 mod common;
 
 use common::Server;
 use serde_json::Value;
+use std::time::Duration;
 
 const RUN: &str = "access";
 const WHO: &str = "p1";
@@ -35,7 +38,7 @@ fn events(s: &Server, protocol: &str) -> Vec<Value> {
 #[test]
 fn model_student_does_pop3_and_imap() {
     let mut s = Server::start("10.228.0.0/20");
-    s.launch(RUN, "mail-access", &[WHO]);
+    s.launch(RUN, "mail-access", &[WHO, "i1", "c1"]);
     let p = s.json(&["params", WHO, "--run", RUN]);
     let pw = p["bob_password"].as_str().unwrap().to_string();
     let token = p["token"].as_str().unwrap().to_string();
@@ -141,4 +144,44 @@ fn model_student_does_pop3_and_imap() {
     for v in ["LOGIN", "CREATE", "MOVE", "FETCH", "LOGOUT"] {
         assert!(imap.iter().any(|x| x == v), "{v} in {imap:?}");
     }
+
+    // Every check passes for the model.
+    let r = s.wait_status(RUN, WHO, "imap", "message-moved", "pass", Duration::from_secs(30));
+    let r = if r.status(WHO, "pop3", "mailbox-state") == "pass" {
+        r
+    } else {
+        s.wait_status(RUN, WHO, "pop3", "mailbox-state", "pass", Duration::from_secs(30))
+    };
+    r.assert_all(WHO, "pass");
+    r.assert_all("i1", "pending");
+
+    // The copier: the same dialogues with the model's password and folder,
+    // against their own server (by its node name: the model's domain is
+    // not in the copier's DNS).
+    let c = |script: &str| {
+        let _ = s.exec(RUN, "c1", "ws", &["sh", "-c", script]);
+    };
+    c(&format!("printf 'USER bob\\nPASS {pw}\\nLIST\\nRETR 1\\nDELE 1\\nQUIT\\n' | tcp mail-b 110"));
+    c(&format!("printf 'USER bob\\nPASS {pw}\\nDELE 1\\n' | tcp mail-b 110"));
+    c(&format!("mail read 1 --keep --server mail-b -u bob -p {pw}"));
+    c(&format!("printf '{login}\\nb CREATE {project}\\nc SELECT INBOX\\nd MOVE 2 {project}\\ne LOGOUT\\n' | tcp mail-b 143"));
+    c(&format!("printf '{login}\\nb SELECT {project}\\nc FETCH 1 BODY.PEEK[HEADER]\\nd LOGOUT\\n' | tcp mail-b 143"));
+    std::thread::sleep(Duration::from_secs(2));
+    let r = s.check(RUN);
+    r.assert_exactly(
+        "c1",
+        &[
+            // USER is accepted before any password; PASS is not.
+            ("pop3", "download-and-delete", "fail"),
+            ("pop3", "dele-without-quit", "pending"),
+            ("pop3", "download-and-keep", "pending"),
+            ("pop3", "mailbox-state", "pending"),
+            ("imap", "folder-created", "pending"),
+            ("imap", "message-moved", "pending"),
+            // A LOGOUT was seen; no login after it succeeded.
+            ("imap", "kept-across-sessions", "fail"),
+            ("imap", "fetch-header", "pending"),
+        ],
+    );
+    r.assert_all("i1", "pending");
 }

@@ -40,7 +40,8 @@ pub enum Rule {
     Probe(ProbeRule),
     /// The id of one of the task's questions.
     Answer(String),
-    /// Every rule holds; names bound by one are seen by the next.
+    /// Every rule holds, taken in order: names bound by one are seen by the
+    /// next, and the first that does not pass gives the verdict.
     All(Vec<Rule>),
     /// At least one rule holds.
     Any(Vec<Rule>),
