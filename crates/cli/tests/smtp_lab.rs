@@ -1,8 +1,9 @@
 //! smtp on a real launch: a scripted model student does each step of
 //! CURRICULUM.md §4 from the workstation (`lookup`, `tcp`, `mail send`)
 //! against their own two mail domains and DNS, and the nodes' state and the
-//! captured traffic show what happened. Needs a Docker engine; fails
-//! without one.
+//! captured traffic show what happened; the model passes every check, an
+//! idle classmate none, a copier with the model's domains and token none.
+//! Needs a Docker engine; fails without one.
 
 mod common;
 
@@ -54,7 +55,7 @@ fn events(s: &Server, protocol: &str) -> Vec<Value> {
 #[test]
 fn model_student_does_smtp_between_two_domains() {
     let mut s = Server::start("10.227.0.0/20");
-    s.launch(RUN, "smtp", &[WHO]);
+    s.launch(RUN, "smtp", &[WHO, "i1", "c1"]);
     let p = s.json(&["params", WHO, "--run", RUN]);
     let a = format!("{}.lab", p["dom_a"].as_str().unwrap());
     let b = format!("{}.lab", p["dom_b"].as_str().unwrap());
@@ -194,4 +195,38 @@ fn model_student_does_smtp_between_two_domains() {
     assert!(mailq(&s, "mail-a")["queue"].as_array().unwrap().is_empty());
     // Bob's mailbox survived the stop (the node's volume).
     assert!(mailbox(&s, "mail-b", "bob").len() >= 3);
+
+    // Every check passes for the model; nothing for the idle classmate.
+    let r = s.wait_status(RUN, WHO, "retry", "retried-once-delivered", "pass", Duration::from_secs(40));
+    r.assert_all(WHO, "pass");
+    r.assert_all("i1", "pending");
+
+    // The copier types the model's dialogue, domains and token included,
+    // to their own server.
+    let dialogue = format!(
+        "HELO ws.{a}\nMAIL FROM:<alice@{a}>\nRCPT TO:<bob@{b}>\nDATA\n\
+         From: alice@{a}\nTo: bob@{b}\nSubject: {token} by hand\n\n\
+         Hello Bob, typed by hand.\n.\nQUIT\n"
+    );
+    s.sh(RUN, "c1", "ws", &format!("printf '%s' '{dialogue}' | tcp mail-a 25"));
+    let _ = s.exec(
+        RUN,
+        "c1",
+        "ws",
+        &["sh", "-c", &format!(
+            "mail send --server mail-a --from alice@{a} --to bob@{b} --header-to 'The whole class <class@{b}>' --subject '{token} envelope' --body 'Who gets this?'"
+        )],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let r = s.check(RUN);
+    r.assert_exactly(
+        "c1",
+        &[
+            // The greeting and MAIL FROM were seen; no RCPT TO for their own bob's domain.
+            ("dialogue", "three-phases", "fail"),
+            ("dialogue", "relayed", "pending"),
+            ("envelope", "envelope-differs", "pending"),
+            ("retry", "retried-once-delivered", "pending"),
+        ],
+    );
 }
