@@ -31,9 +31,9 @@ fn link<'a>(st: &'a Value, node: &str, network: &str) -> &'a Value {
         .as_array()
         .and_then(|l| {
             l.iter()
-                .find(|l| l["node"] == node && l["network"] == network)
+                .find(|l| l["student"] == "m1" && l["node"] == node && l["network"] == network)
         })
-        .unwrap_or_else(|| panic!("no shaped link {node}/{network}: {st}"))
+        .unwrap_or_else(|| panic!("no shaped link {node}/{network} for m1: {st}"))
 }
 
 /// The load tool, started in the background on the workstation; its JSON
@@ -77,7 +77,7 @@ fn utilization_under_load(s: &Server, repeat: f64) -> (f64, Value) {
 #[test]
 fn model_student_does_web_caching_and_the_links_measure_as_shaped() {
     let mut s = Server::start("10.229.0.0/20");
-    s.launch(RUN, "web-caching", &["m1"]);
+    s.launch(RUN, "web-caching", &["m1", "i1", "c1"]);
     let st = s.status(RUN);
     assert!(
         st["shaping"]
@@ -196,6 +196,45 @@ fn model_student_does_web_caching_and_the_links_measure_as_shaped() {
     s.ok(&[
         "shape", "all", "proxy", "internet", "--rate", "1.54mbit", "--run", RUN,
     ]);
+
+    // The model's answers to the access-link questions, from their numbers.
+    let answers = |who: &str| -> [f64; 3] {
+        let p = s.json(&["params", who, "--run", RUN]);
+        let n = |k: &str| p[k].as_str().unwrap().parse::<f64>().unwrap();
+        let u = n("request_rate") * 100.0 / 1540.0;
+        [u, (1.0 - n("hit_percent") / 100.0) * u, u / 10.0]
+    };
+    let qs = ["utilization-no-cache", "utilization-cache", "utilization-fast-link"];
+    let mine = answers("m1");
+    for (q, v) in qs.iter().zip(mine) {
+        s.answer(RUN, "m1", "access-link", q, &format!("{v:.3}"));
+    }
+    let r = s.wait_status(RUN, "m1", "access-link", "load", "pass", Duration::from_secs(10));
+    r.assert_all("m1", "pass");
+    r.assert_all("i1", "pending");
+    // The copier fetches the page twice (that work is theirs, and no
+    // parameter is in it) and answers with the model's numbers.
+    s.sh(RUN, "c1", "ws", "http -q --proxy proxy:3128 http://www.news.lab/news.html; http -q --proxy proxy:3128 http://www.news.lab/news.html");
+    let theirs = answers("c1");
+    for (q, v) in qs.iter().zip(mine) {
+        s.answer(RUN, "c1", "access-link", q, &format!("{v:.3}"));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let r = s.check(RUN);
+    // Two students' numbers coincide only when both their parameters do.
+    let judged = |i: usize| if (mine[i] - theirs[i]).abs() <= 0.02 * theirs[i] { "pass" } else { "fail" };
+    r.assert_exactly(
+        "c1",
+        &[
+            ("hit-and-miss", "miss-then-hit", "pass"),
+            // The first step (the origin's 200) was seen; no revalidation yet.
+            ("conditional-get", "revalidated", "fail"),
+            ("access-link", "load", "pending"),
+            ("access-link", "utilization-no-cache", judged(0)),
+            ("access-link", "utilization-cache", judged(1)),
+            ("access-link", "utilization-fast-link", judged(2)),
+        ],
+    );
 
     measure_shaping(&s);
 
