@@ -3,7 +3,8 @@
 //! `origin` (in `origin.rs`) measures the origin role against nginx;
 //! `imap` (in `imap.rs`) the IMAP server against Dovecot; `capture` (in
 //! `capture.rs`) the tap against tcpdump; `proxy` (in `proxy.rs`) the
-//! caching proxy against Squid and Varnish.
+//! caching proxy against Squid and Varnish; `checks` (in `checks.rs`) the
+//! check engine under a class's events (no peer does this).
 //!
 //! `launch`: applab against the raw engine, side by side.
 //!
@@ -14,6 +15,7 @@
 //! probed the same way from here.
 
 mod capture;
+mod checks;
 mod imap;
 mod origin;
 mod proxy;
@@ -52,6 +54,8 @@ enum Cmd {
     Capture(capture::CaptureArgs),
     /// The caching proxy against Squid (forward) and Varnish (reverse).
     Proxy(proxy::ProxyArgs),
+    /// The check engine: a class's model-student events replayed at lab rates.
+    Checks(checks::ChecksArgs),
 }
 
 #[derive(clap::Args)]
@@ -78,6 +82,7 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     match cli.cmd {
         Cmd::Launch(a) => rt.block_on(launch(a)),
+        Cmd::Checks(a) => rt.block_on(checks::run(a)),
         Cmd::Origin(a) => origin::run(a),
         Cmd::Imap(a) => imap::run(a),
         Cmd::Capture(a) => capture::run(a),

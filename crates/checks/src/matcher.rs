@@ -210,7 +210,7 @@ impl CompiledMatcher {
                     && self
                         .not
                         .as_ref()
-                        .is_none_or(|x| x.trim().parse::<f64>().map_or(true, |x| x != *n))
+                        .is_none_or(|x| x.trim().parse::<f64>() != Ok(*n))
                     && self.bounds(*n)
             }
             Value::Bool(b) => {

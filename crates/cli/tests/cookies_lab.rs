@@ -27,13 +27,22 @@ fn shop_visit(s: &Server, who: &str, item: &str) -> String {
     let first = s.sh(RUN, who, "ws", "http http://www.shop.lab/shop");
     let id = cart_id(&first);
     let cookie = format!("-H 'Cookie: cart={id}'");
-    let page = s.sh(RUN, who, "ws", &format!("http {cookie} http://www.shop.lab/shop"));
+    let page = s.sh(
+        RUN,
+        who,
+        "ws",
+        &format!("http {cookie} http://www.shop.lab/shop"),
+    );
     assert!(page.contains(&id), "the page shows the cart id: {page}");
     let _ = s.exec(
         RUN,
         who,
         "ws",
-        &["sh", "-c", &format!("http -X POST -d 'item={item}' {cookie} http://www.shop.lab/shop/add")],
+        &[
+            "sh",
+            "-c",
+            &format!("http -X POST -d 'item={item}' {cookie} http://www.shop.lab/shop/add"),
+        ],
     );
     id
 }
@@ -49,18 +58,39 @@ fn model_student_passes_every_check_of_cookies() {
 
     // A first visit gets a cookie; sent back, it keys the cart.
     let id = shop_visit(&s, "m1", &item);
-    let cart = s.sh(RUN, "m1", "ws", &format!("http -H 'Cookie: cart={id}' http://www.shop.lab/shop"));
-    assert!(cart.contains(&format!("<li>{item} ")), "the item is in the cart: {cart}");
+    let cart = s.sh(
+        RUN,
+        "m1",
+        "ws",
+        &format!("http -H 'Cookie: cart={id}' http://www.shop.lab/shop"),
+    );
+    assert!(
+        cart.contains(&format!("<li>{item} ")),
+        "the item is in the cart: {cart}"
+    );
     // A second client, without the cookie: a stranger with an empty cart.
     let stranger = s.sh(RUN, "m1", "ws", "http http://www.shop.lab/shop");
     assert_ne!(cart_id(&stranger), id);
     assert!(stranger.contains("Your cart is empty."), "{stranger}");
 
-    let r = s.wait_status(RUN, "m1", "second-client", "stranger-empty-cart", "pass", Duration::from_secs(30));
+    let r = s.wait_status(
+        RUN,
+        "m1",
+        "second-client",
+        "stranger-empty-cart",
+        "pass",
+        Duration::from_secs(30),
+    );
     r.assert_all("m1", "pass");
     r.assert_all("i1", "pending");
-    let seen = r.check("m1", "cart", "item-in-cart")["seen"].as_str().unwrap().to_string();
-    assert!(seen.contains(&format!("carts.{id}")), "the probe read the model's own cart: {seen}");
+    let seen = r.check("m1", "cart", "item-in-cart")["seen"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        seen.contains(&format!("carts.{id}")),
+        "the probe read the model's own cart: {seen}"
+    );
 
     // The copier puts the model's item in: their shop does not sell it.
     shop_visit(&s, "c1", &item);

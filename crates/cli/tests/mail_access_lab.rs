@@ -146,11 +146,25 @@ fn model_student_does_pop3_and_imap() {
     }
 
     // Every check passes for the model.
-    let r = s.wait_status(RUN, WHO, "imap", "message-moved", "pass", Duration::from_secs(30));
+    let r = s.wait_status(
+        RUN,
+        WHO,
+        "imap",
+        "message-moved",
+        "pass",
+        Duration::from_secs(30),
+    );
     let r = if r.status(WHO, "pop3", "mailbox-state") == "pass" {
         r
     } else {
-        s.wait_status(RUN, WHO, "pop3", "mailbox-state", "pass", Duration::from_secs(30))
+        s.wait_status(
+            RUN,
+            WHO,
+            "pop3",
+            "mailbox-state",
+            "pass",
+            Duration::from_secs(30),
+        )
     };
     r.assert_all(WHO, "pass");
     r.assert_all("i1", "pending");
@@ -161,9 +175,15 @@ fn model_student_does_pop3_and_imap() {
     let c = |script: &str| {
         let _ = s.exec(RUN, "c1", "ws", &["sh", "-c", script]);
     };
-    c(&format!("printf 'USER bob\\nPASS {pw}\\nLIST\\nRETR 1\\nDELE 1\\nQUIT\\n' | tcp mail-b 110"));
-    c(&format!("printf 'USER bob\\nPASS {pw}\\nDELE 1\\n' | tcp mail-b 110"));
-    c(&format!("mail read 1 --keep --server mail-b -u bob -p {pw}"));
+    c(&format!(
+        "printf 'USER bob\\nPASS {pw}\\nLIST\\nRETR 1\\nDELE 1\\nQUIT\\n' | tcp mail-b 110"
+    ));
+    c(&format!(
+        "printf 'USER bob\\nPASS {pw}\\nDELE 1\\n' | tcp mail-b 110"
+    ));
+    c(&format!(
+        "mail read 1 --keep --server mail-b -u bob -p {pw}"
+    ));
     c(&format!("printf '{login}\\nb CREATE {project}\\nc SELECT INBOX\\nd MOVE 2 {project}\\ne LOGOUT\\n' | tcp mail-b 143"));
     c(&format!("printf '{login}\\nb SELECT {project}\\nc FETCH 1 BODY.PEEK[HEADER]\\nd LOGOUT\\n' | tcp mail-b 143"));
     std::thread::sleep(Duration::from_secs(2));

@@ -197,7 +197,14 @@ fn model_student_does_smtp_between_two_domains() {
     assert!(mailbox(&s, "mail-b", "bob").len() >= 3);
 
     // Every check passes for the model; nothing for the idle classmate.
-    let r = s.wait_status(RUN, WHO, "retry", "retried-once-delivered", "pass", Duration::from_secs(40));
+    let r = s.wait_status(
+        RUN,
+        WHO,
+        "retry",
+        "retried-once-delivered",
+        "pass",
+        Duration::from_secs(40),
+    );
     r.assert_all(WHO, "pass");
     r.assert_all("i1", "pending");
 
@@ -208,7 +215,12 @@ fn model_student_does_smtp_between_two_domains() {
          From: alice@{a}\nTo: bob@{b}\nSubject: {token} by hand\n\n\
          Hello Bob, typed by hand.\n.\nQUIT\n"
     );
-    s.sh(RUN, "c1", "ws", &format!("printf '%s' '{dialogue}' | tcp mail-a 25"));
+    s.sh(
+        RUN,
+        "c1",
+        "ws",
+        &format!("printf '%s' '{dialogue}' | tcp mail-a 25"),
+    );
     let _ = s.exec(
         RUN,
         "c1",

@@ -204,12 +204,23 @@ fn model_student_does_web_caching_and_the_links_measure_as_shaped() {
         let u = n("request_rate") * 100.0 / 1540.0;
         [u, (1.0 - n("hit_percent") / 100.0) * u, u / 10.0]
     };
-    let qs = ["utilization-no-cache", "utilization-cache", "utilization-fast-link"];
+    let qs = [
+        "utilization-no-cache",
+        "utilization-cache",
+        "utilization-fast-link",
+    ];
     let mine = answers("m1");
     for (q, v) in qs.iter().zip(mine) {
         s.answer(RUN, "m1", "access-link", q, &format!("{v:.3}"));
     }
-    let r = s.wait_status(RUN, "m1", "access-link", "load", "pass", Duration::from_secs(10));
+    let r = s.wait_status(
+        RUN,
+        "m1",
+        "access-link",
+        "load",
+        "pass",
+        Duration::from_secs(10),
+    );
     r.assert_all("m1", "pass");
     r.assert_all("i1", "pending");
     // The copier fetches the page twice (that work is theirs, and no
@@ -222,7 +233,13 @@ fn model_student_does_web_caching_and_the_links_measure_as_shaped() {
     std::thread::sleep(Duration::from_secs(2));
     let r = s.check(RUN);
     // Two students' numbers coincide only when both their parameters do.
-    let judged = |i: usize| if (mine[i] - theirs[i]).abs() <= 0.02 * theirs[i] { "pass" } else { "fail" };
+    let judged = |i: usize| {
+        if (mine[i] - theirs[i]).abs() <= 0.02 * theirs[i] {
+            "pass"
+        } else {
+            "fail"
+        }
+    };
     r.assert_exactly(
         "c1",
         &[

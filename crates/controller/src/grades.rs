@@ -130,7 +130,7 @@ pub fn render(m: &Matrix, f: Format) -> Result<Vec<u8>> {
         }
         Format::Json => unreachable!(),
     }
-    Ok(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)
+    w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 #[cfg(test)]

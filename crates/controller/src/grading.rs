@@ -65,6 +65,19 @@ struct StudentState {
     /// Tasks stored as passed (their probes need not run again).
     passed: BTreeSet<String>,
     loaded: bool,
+    /// What the store holds, read once: the lab, the student's values and
+    /// answers, and each check's stored verdict, so an evaluation that
+    /// changes nothing touches no database.
+    cache: Option<Cached>,
+}
+
+struct Cached {
+    lab: Arc<Lab>,
+    params: BTreeMap<String, String>,
+    /// None: read again (a new answer was submitted).
+    answers: Option<Vec<Submission>>,
+    /// (task, check) → (status, seen, evidence) as stored.
+    stored: HashMap<(String, String), (Status, String, String)>,
 }
 
 pub struct Grader {
@@ -315,26 +328,59 @@ impl Controller {
             .or_default()
             .clone();
         let _one = lock.lock().await;
-        let run_row = self.store.run(run).await?.context("no such run")?;
-        let row = self
-            .store
-            .student(run, student)
-            .await?
-            .context("no such student")?;
-        let lab = self.lab(&run_row)?;
-        let params = applab_lab::params::for_student(&lab, &run_row.secret, &row.id);
-        let answers: Vec<Submission> = self
-            .store
-            .submissions(run, student)
-            .await?
-            .into_iter()
-            .map(|s| Submission {
-                task: s.task,
-                question: s.question,
-                value: s.value,
-                time: s.at,
-            })
-            .collect();
+        let key = (run.to_string(), student.to_string());
+        let cached = self
+            .grader
+            .students
+            .lock()
+            .expect("grader lock")
+            .get_mut(&key)
+            .and_then(|s| s.cache.take());
+        let mut cache = match cached {
+            Some(c) => c,
+            None => {
+                let run_row = self.store.run(run).await?.context("no such run")?;
+                let row = self
+                    .store
+                    .student(run, student)
+                    .await?
+                    .context("no such student")?;
+                let lab = self.lab(&run_row)?;
+                let params = applab_lab::params::for_student(&lab, &run_row.secret, &row.id);
+                let stored = self
+                    .store
+                    .results(run, Some(student))
+                    .await?
+                    .into_iter()
+                    .map(|r| {
+                        let st = Status::parse(&r.status).unwrap_or(Status::Error);
+                        ((r.task, r.check_id), (st, r.seen, r.evidence))
+                    })
+                    .collect();
+                Cached {
+                    lab,
+                    params,
+                    answers: None,
+                    stored,
+                }
+            }
+        };
+        if cache.answers.is_none() {
+            let rows = self.store.submissions(run, student).await?;
+            cache.answers = Some(
+                rows.into_iter()
+                    .map(|s| Submission {
+                        task: s.task,
+                        question: s.question,
+                        value: s.value,
+                        time: s.at,
+                    })
+                    .collect(),
+            );
+        }
+        let lab = cache.lab.clone();
+        let params = cache.params.clone();
+        let answers = cache.answers.clone().unwrap_or_default();
         let names = self.captures.names_snapshot(run, student);
         // Take the marks and a view of the events; evaluate outside the lock.
         let (tasks, events, probes, since) = {
@@ -396,59 +442,84 @@ impl Controller {
             s.events.extend(newer);
         }
         let at = crate::store::now_f();
-        let mut passed_now = Vec::new();
+        // What changed, written in one transaction.
+        let mut rows = Vec::new();
         for t in &results {
             for c in &t.checks {
-                let row = result_row(run, student, &t.task, c, at);
-                let decided_at = c.evidence.iter().filter_map(|e| e.time).reduce(f64::max);
-                if self.store.put_result(&row, decided_at, regrade).await? {
-                    let latency = since.map(|s| s.elapsed().as_secs_f64());
-                    if let Some(l) = latency {
-                        let mut ls = self.grader.latencies.lock().expect("latencies");
-                        ls.push_back(l);
-                        while ls.len() > 10_000 {
-                            ls.pop_front();
-                        }
+                let k = (t.task.clone(), c.check.clone());
+                let evidence = serde_json::to_string(&c.evidence).unwrap_or_else(|_| "[]".into());
+                match cache.stored.get(&k) {
+                    // A pass stays a pass, with the evidence that first
+                    // decided it (until a regrade).
+                    Some((Status::Pass, _, _)) if !regrade => continue,
+                    Some((st, seen, ev))
+                        if *st == c.status && *seen == c.seen && *ev == evidence =>
+                    {
+                        continue
                     }
-                    tracing::info!(run, student, task = %t.task, check = %c.check, status = c.status.as_str(), "check result");
-                    let _ = self.grader.changes.send(Change {
-                        run: run.into(),
-                        student: student.into(),
-                        task: t.task.clone(),
-                        check: c.check.clone(),
-                        status: c.status,
-                        seen: c.seen.clone(),
-                        at,
-                        latency,
-                    });
+                    _ => {}
+                }
+                let mut row = result_row(run, student, &t.task, c, at);
+                row.evidence = evidence.clone();
+                let decided_at = c.evidence.iter().filter_map(|e| e.time).reduce(f64::max);
+                cache.stored.insert(k, (c.status, c.seen.clone(), evidence));
+                rows.push(((row, decided_at), c.status, c.seen.clone()));
+            }
+        }
+        let batch: Vec<(ResultRow, Option<f64>)> = rows.iter().map(|(r, _, _)| r.clone()).collect();
+        let wrote = if batch.is_empty() {
+            Vec::new()
+        } else {
+            self.store.put_results(&batch, regrade).await?
+        };
+        let latency = since.map(|s| s.elapsed().as_secs_f64());
+        for (((row, _), status, seen), wrote) in rows.into_iter().zip(wrote) {
+            if !wrote {
+                continue;
+            }
+            if let Some(l) = latency {
+                let mut ls = self.grader.latencies.lock().expect("latencies");
+                ls.push_back(l);
+                while ls.len() > 10_000 {
+                    ls.pop_front();
                 }
             }
-            if t.status == Status::Pass {
-                passed_now.push(t.task.clone());
-            }
+            tracing::info!(run, student, task = %row.task, check = %row.check_id, status = status.as_str(), "check result");
+            let _ = self.grader.changes.send(Change {
+                run: run.into(),
+                student: student.into(),
+                task: row.task,
+                check: row.check_id,
+                status,
+                seen,
+                at,
+                latency,
+            });
         }
         // Tasks stored as passed need no more probes.
-        let stored = self.store.results(run, Some(student)).await?;
-        let mut passed: BTreeSet<String> = passed_now.into_iter().collect();
-        for t in &lab.tasks {
-            let rows: Vec<&ResultRow> = stored.iter().filter(|r| r.task == t.id).collect();
-            if !t.checks.is_empty()
-                && t.checks.iter().all(|c| {
-                    rows.iter()
-                        .any(|r| r.check_id == c.id && r.status == "pass")
-                })
-            {
-                passed.insert(t.id.clone());
-            }
-        }
+        let passed: BTreeSet<String> = lab
+            .tasks
+            .iter()
+            .filter(|t| {
+                !t.checks.is_empty()
+                    && t.checks.iter().all(|c| {
+                        matches!(
+                            cache.stored.get(&(t.id.clone(), c.id.clone())),
+                            Some((Status::Pass, _, _))
+                        )
+                    })
+            })
+            .map(|t| t.id.clone())
+            .collect();
         if let Some(s) = self
             .grader
             .students
             .lock()
             .expect("grader lock")
-            .get_mut(&(run.to_string(), student.to_string()))
+            .get_mut(&key)
         {
             s.passed = passed;
+            s.cache = Some(cache);
         }
         Ok(())
     }
@@ -692,10 +763,13 @@ impl Controller {
             .await?;
         {
             let mut st = self.grader.students.lock().expect("grader lock");
-            st.entry((run.to_string(), student.to_string()))
-                .or_default()
-                .dirty
-                .insert(task.to_string());
+            let g = st
+                .entry((run.to_string(), student.to_string()))
+                .or_default();
+            g.dirty.insert(task.to_string());
+            if let Some(c) = g.cache.as_mut() {
+                c.answers = None;
+            }
         }
         self.grade_student(run, student, false).await?;
         let res = self.results(run, student).await?;

@@ -174,75 +174,79 @@ impl Store {
         Ok(())
     }
 
-    /// Store a check's new verdict (and its history line) in one
-    /// transaction. A stored pass is kept unless `regrade` says otherwise.
-    /// Returns whether anything was written.
-    pub async fn put_result(
+    /// Store checks' new verdicts (and their history lines) in one
+    /// transaction, each with the capture time of the latest event it
+    /// cites. A stored pass is kept unless `regrade` says otherwise.
+    /// Returns, for each, whether it was written.
+    pub async fn put_results(
         &self,
-        r: &ResultRow,
-        decided_at: Option<f64>,
+        rows: &[(ResultRow, Option<f64>)],
         regrade: bool,
-    ) -> Result<bool> {
+    ) -> Result<Vec<bool>> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
-        let old: Option<ResultRow> = sqlx::query_as(
-            "SELECT * FROM results WHERE run = ? AND student = ? AND task = ? AND check_id = ?",
-        )
-        .bind(&r.run)
-        .bind(&r.student)
-        .bind(&r.task)
-        .bind(&r.check_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(o) = &old {
-            if o.status == "pass" && r.status != "pass" && !regrade {
-                return Ok(false);
+        let mut out = Vec::with_capacity(rows.len());
+        for (r, decided_at) in rows {
+            let old: Option<ResultRow> = sqlx::query_as(
+                "SELECT * FROM results WHERE run = ? AND student = ? AND task = ? AND check_id = ?",
+            )
+            .bind(&r.run)
+            .bind(&r.student)
+            .bind(&r.task)
+            .bind(&r.check_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(o) = &old {
+                let kept_pass = o.status == "pass" && r.status != "pass" && !regrade;
+                let same = o.status == r.status && o.seen == r.seen && o.evidence == r.evidence;
+                if kept_pass || same {
+                    out.push(false);
+                    continue;
+                }
             }
-            if o.status == r.status && o.seen == r.seen && o.evidence == r.evidence {
-                return Ok(false);
+            let first_passed = old
+                .as_ref()
+                .and_then(|o| o.first_passed_at)
+                .or((r.status == "pass").then_some(r.updated_at));
+            let status_changed = old.as_ref().is_none_or(|o| o.status != r.status);
+            let changes = old.as_ref().map_or(0, |o| o.changes) + status_changed as i64;
+            sqlx::query(
+                "INSERT INTO results (run, student, task, check_id, status, expected, seen, evidence, first_passed_at, updated_at, changes) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (run, student, task, check_id) DO UPDATE SET status = excluded.status, expected = excluded.expected, \
+                 seen = excluded.seen, evidence = excluded.evidence, first_passed_at = excluded.first_passed_at, \
+                 updated_at = excluded.updated_at, changes = excluded.changes",
+            )
+            .bind(&r.run)
+            .bind(&r.student)
+            .bind(&r.task)
+            .bind(&r.check_id)
+            .bind(&r.status)
+            .bind(&r.expected)
+            .bind(&r.seen)
+            .bind(&r.evidence)
+            .bind(first_passed)
+            .bind(r.updated_at)
+            .bind(changes)
+            .execute(&mut *tx)
+            .await?;
+            if status_changed {
+                sqlx::query("INSERT INTO result_history (run, student, task, check_id, status, seen, at, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                    .bind(&r.run)
+                    .bind(&r.student)
+                    .bind(&r.task)
+                    .bind(&r.check_id)
+                    .bind(&r.status)
+                    .bind(&r.seen)
+                    .bind(r.updated_at)
+                    .bind(decided_at)
+                    .execute(&mut *tx)
+                    .await?;
             }
-        }
-        let first_passed = old
-            .as_ref()
-            .and_then(|o| o.first_passed_at)
-            .or((r.status == "pass").then_some(r.updated_at));
-        let status_changed = old.as_ref().is_none_or(|o| o.status != r.status);
-        let changes = old.as_ref().map_or(0, |o| o.changes) + status_changed as i64;
-        sqlx::query(
-            "INSERT INTO results (run, student, task, check_id, status, expected, seen, evidence, first_passed_at, updated_at, changes) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (run, student, task, check_id) DO UPDATE SET status = excluded.status, expected = excluded.expected, \
-             seen = excluded.seen, evidence = excluded.evidence, first_passed_at = excluded.first_passed_at, \
-             updated_at = excluded.updated_at, changes = excluded.changes",
-        )
-        .bind(&r.run)
-        .bind(&r.student)
-        .bind(&r.task)
-        .bind(&r.check_id)
-        .bind(&r.status)
-        .bind(&r.expected)
-        .bind(&r.seen)
-        .bind(&r.evidence)
-        .bind(first_passed)
-        .bind(r.updated_at)
-        .bind(changes)
-        .execute(&mut *tx)
-        .await?;
-        if status_changed {
-            sqlx::query("INSERT INTO result_history (run, student, task, check_id, status, seen, at, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(&r.run)
-                .bind(&r.student)
-                .bind(&r.task)
-                .bind(&r.check_id)
-                .bind(&r.status)
-                .bind(&r.seen)
-                .bind(r.updated_at)
-                .bind(decided_at)
-                .execute(&mut *tx)
-                .await?;
+            out.push(true);
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(out)
     }
 
     /// A run's results (one student's, when given).

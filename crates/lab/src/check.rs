@@ -37,7 +37,7 @@ pub struct Check {
 pub enum Rule {
     Events(EventsRule),
     Sequence(SequenceRule),
-    Probe(ProbeRule),
+    Probe(Box<ProbeRule>),
     /// The id of one of the task's questions.
     Answer(String),
     /// Every rule holds, taken in order: names bound by one are seen by the

@@ -277,14 +277,14 @@ impl Validator<'_> {
             }
             let bind = self.bindings(&raw.bind, None, scope);
             return ok.then(|| {
-                Rule::Probe(ProbeRule {
+                Rule::Probe(Box::new(ProbeRule {
                     node: raw.node.get_ref().clone(),
                     probe: raw.probe.get_ref().clone(),
                     find: raw.find.get_ref().clone(),
                     items,
                     value,
                     bind,
-                })
+                }))
             });
         }
         if let Some(a) = &c.answer {
@@ -366,7 +366,7 @@ impl Validator<'_> {
                 Some(rest) => {
                     if ty
                         .as_deref()
-                        .is_some_and(|t| applab_proto::event::is_answer_type(t))
+                        .is_some_and(applab_proto::event::is_answer_type)
                         || ty.as_deref() == Some("tcp_open")
                         || ty.as_deref() == Some("tcp_close")
                     {
