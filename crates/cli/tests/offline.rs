@@ -58,6 +58,16 @@ rate = "fast"
 id = "t"
 title = "T"
 file = "tasks/missing.md"
+
+[[tasks.checks]]
+id = "c"
+expect = "x"
+events = { match = { type = "http_request", colour = "red" } }
+
+[[tasks.checks]]
+id = "d"
+expect = "x"
+answer = "nothing"
 "#,
     )
     .unwrap();
@@ -79,6 +89,14 @@ file = "tasks/missing.md"
         ("21:8", "duplicate node name \"web\""),
         ("25:8", "bad rate \"fast\""),
         ("30:8", "missing task file"),
+        (
+            "35:45",
+            "events of type \"http_request\" have no field \"colour\"",
+        ),
+        (
+            "40:10",
+            "answer names no question of this task: \"nothing\"",
+        ),
     ];
     for (at, msg) in want {
         let needle = format!("lab.toml:{at}: {msg}");
@@ -114,6 +132,13 @@ fn every_verb_has_help() {
         vec!["teardown", "--help"],
         vec!["exec", "--help"],
         vec!["credentials", "--help"],
+        vec!["params", "--help"],
+        vec!["shape", "--help"],
+        vec!["capture", "--help"],
+        vec!["check", "--help"],
+        vec!["grades", "--help"],
+        vec!["answer", "--help"],
+        vec!["history", "--help"],
     ] {
         let out = Command::new(common::applab_bin())
             .args(&verb)
@@ -130,4 +155,41 @@ fn every_verb_has_help() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&node.stdout).contains("--root"));
+    for probe in ["mail", "shop", "proxy"] {
+        let out = Command::new(common::node_bin())
+            .args(["probe", probe, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "probe {probe} --help");
+    }
+}
+
+#[test]
+fn the_shop_probe_reads_the_carts_and_a_missing_store_is_empty() {
+    let d = tempfile::tempdir().unwrap();
+    let probe = |dir: &std::path::Path| {
+        let out = Command::new(common::node_bin())
+            .args(["probe", "shop", "--state"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(probe(d.path()), serde_json::json!({ "carts": {} }));
+    std::fs::write(d.path().join("shop.json"), r#"{"abc": ["tea"]}"#).unwrap();
+    assert_eq!(probe(d.path())["carts"]["abc"][0], "tea");
+    // A store that is not JSON: the probe fails, naming the file.
+    std::fs::write(d.path().join("shop.json"), "nonsense").unwrap();
+    let out = Command::new(common::node_bin())
+        .args(["probe", "shop", "--state"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shop.json"));
 }

@@ -257,18 +257,19 @@ impl Validator<'_> {
                 continue;
             }
             let path = self.dir.join(&rel);
+            // Checks are validated whether or not the task's file is there.
+            let questions = self.questions(&t.questions, &parameters, &constants, &vars);
+            let qids: BTreeSet<String> = questions.iter().map(|q| q.id.clone()).collect();
+            let scope = crate::check_validate::Scope {
+                vars: &vars,
+                nodes: &nodes,
+                networks: &seen,
+                questions: &qids,
+            };
+            let checks = self.checks(&t.checks, &scope);
             match std::fs::read_to_string(&path) {
                 Ok(text) => {
                     self.check_placeholders(&path, &text, &vars);
-                    let questions = self.questions(&t.questions, &parameters, &constants, &vars);
-                    let qids: BTreeSet<String> = questions.iter().map(|q| q.id.clone()).collect();
-                    let scope = crate::check_validate::Scope {
-                        vars: &vars,
-                        nodes: &nodes,
-                        networks: &seen,
-                        questions: &qids,
-                    };
-                    let checks = self.checks(&t.checks, &scope);
                     let points = match &t.points {
                         Some(p) if !(p.get_ref().is_finite() && *p.get_ref() >= 0.0) => {
                             self.err(p, "points are 0 or more");
