@@ -51,6 +51,19 @@ fn shop_visit(s: &Server, who: &str, item: &str) -> String {
 fn model_student_passes_every_check_of_cookies() {
     let mut s = Server::start("10.231.0.0/20");
     s.launch(RUN, "cookies", &["m1", "i1", "c1"]);
+    // The result stream for the model, as the panel will read it.
+    let token = std::fs::read_to_string(s.data.path().join("instructor.token")).unwrap();
+    let stream_log = s.data.path().join("stream.txt");
+    let mut stream = std::process::Command::new("curl")
+        .args(["-sN", "--max-time", "120", "-H"])
+        .arg(format!("Authorization: Bearer {}", token.trim()))
+        .arg(format!(
+            "http://127.0.0.1:{}/api/results/stream?run={RUN}&student=m1",
+            s.port
+        ))
+        .stdout(std::fs::File::create(&stream_log).unwrap())
+        .spawn()
+        .expect("curl (scripts/setup installs it)");
     let item = s.json(&["params", "m1", "--run", RUN])["item"]
         .as_str()
         .unwrap()
@@ -83,6 +96,28 @@ fn model_student_passes_every_check_of_cookies() {
     );
     r.assert_all("m1", "pass");
     r.assert_all("i1", "pending");
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = stream.kill();
+    let _ = stream.wait();
+    let got = std::fs::read_to_string(&stream_log).unwrap();
+    let passes: Vec<serde_json::Value> = got
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["status"] == "pass")
+        .collect();
+    for check in ["cookie-returned", "item-in-cart", "stranger-empty-cart"] {
+        assert!(
+            passes
+                .iter()
+                .any(|v| v["check"] == check && v["student"] == "m1"),
+            "{check} streamed as it passed:\n{got}"
+        );
+    }
+    assert!(
+        passes.iter().all(|v| v["student"] == "m1"),
+        "only the student asked for: {got}"
+    );
     let seen = r.check("m1", "cart", "item-in-cart")["seen"]
         .as_str()
         .unwrap()
