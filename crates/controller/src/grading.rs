@@ -627,16 +627,7 @@ impl Controller {
         student: Option<&str>,
         regrade: bool,
     ) -> Result<Vec<StudentResults>> {
-        let students: Vec<String> = match student {
-            Some(s) => vec![self.student_or_err(run, s).await?.id],
-            None => self
-                .store
-                .students(run)
-                .await?
-                .into_iter()
-                .map(|s| s.id)
-                .collect(),
-        };
+        let students = self.student_ids(run, student).await?;
         for s in &students {
             self.grader.mark_all(run, s);
         }

@@ -273,7 +273,20 @@ pub async fn ensure(
         progress(Progress::Start { role });
         let lab_images: BTreeMap<String, Image> = if role == "controller" {
             let all = self::roles(&src.images_dir)?;
-            let mut m = out.clone();
+            // The manifest names images, not whether this call built them:
+            // the controller's digest must not change with that.
+            let mut m: BTreeMap<String, Image> = out
+                .iter()
+                .map(|(k, v): (&String, &Image)| {
+                    (
+                        k.clone(),
+                        Image {
+                            built: false,
+                            ..v.clone()
+                        },
+                    )
+                })
+                .collect();
             for r in all
                 .iter()
                 .filter(|r| *r != "controller" && !out.contains_key(*r))

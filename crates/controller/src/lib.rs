@@ -345,6 +345,24 @@ impl Controller {
             .with_context(|| format!("no student {id:?} in run {run:?}"))
     }
 
+    /// One student of the run (checked to be in it), or all of them.
+    pub(crate) async fn student_ids(
+        &self,
+        run: &str,
+        student: Option<&str>,
+    ) -> Result<Vec<String>> {
+        Ok(match student {
+            Some(s) => vec![self.student_or_err(run, s).await?.id],
+            None => self
+                .store
+                .students(run)
+                .await?
+                .into_iter()
+                .map(|s| s.id)
+                .collect(),
+        })
+    }
+
     /// Recreate a student's topology from scratch: new containers and empty state.
     pub async fn reset(&self, run: &str, student: &str) -> Result<()> {
         self.student_or_err(run, student).await?;

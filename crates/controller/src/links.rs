@@ -152,19 +152,7 @@ impl Controller {
         if change.loss.is_some_and(|l| !(0.0..1.0).contains(&l)) {
             bail!("loss must be at least 0 and below 1");
         }
-        let students: Vec<String> = match student {
-            Some(s) => {
-                self.student_or_err(run, s).await?;
-                vec![s.to_string()]
-            }
-            None => self
-                .store
-                .students(run)
-                .await?
-                .into_iter()
-                .map(|s| s.id)
-                .collect(),
-        };
+        let students = self.student_ids(run, student).await?;
         for s in &students {
             self.store.set_link(run, s, change).await?;
             self.converge(run, s).await?;
