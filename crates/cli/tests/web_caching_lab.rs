@@ -260,8 +260,10 @@ fn model_student_does_web_caching_and_the_links_measure_as_shaped() {
     let t = Instant::now();
     loop {
         let st = s.status(RUN);
-        if st["students"][0]["state"] == "ready"
-            && st["links"].as_array().is_some_and(|l| l.len() == 3)
+        if m1(&st)["state"] == "ready"
+            && st["links"]
+                .as_array()
+                .is_some_and(|l| l.iter().filter(|x| x["student"] == "m1").count() == 3)
         {
             break;
         }
@@ -291,8 +293,16 @@ fn pid(node: &str) -> u32 {
 }
 
 /// A node's address on the lab's `internet` network.
+/// The model student's part of the status.
+fn m1(st: &Value) -> &Value {
+    st["students"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == "m1"))
+        .unwrap_or_else(|| panic!("no m1 in the status: {st}"))
+}
+
 fn addr(st: &Value, node: &str) -> String {
-    let n = st["students"][0]["nodes"]
+    let n = m1(st)["nodes"]
         .as_array()
         .unwrap()
         .iter()
