@@ -747,18 +747,7 @@ fn bind(bs: &[Binding], events: &[NodeEvent], ix: &Index, i: usize, env: &mut En
             Value::Bool(b) => vec![b.to_string()],
             Value::List(l) => l.into_iter().map(|s| s.into_owned()).collect(),
         };
-        let got = texts.iter().find_map(|t| match &b.regex {
-            None => Some(t.clone()),
-            Some(r) => matcher::regex(r).and_then(|re| {
-                re.captures(t).map(|c| {
-                    c.get(1)
-                        .or_else(|| c.get(0))
-                        .map(|m| m.as_str().to_string())
-                        .unwrap_or_default()
-                })
-            }),
-        });
-        match got {
+        match texts.iter().find_map(|t| bound_value(b, t)) {
             Some(g) => env.bind(&b.name, g),
             None => return false,
         }
@@ -779,18 +768,22 @@ fn bind_json(bs: &[Binding], item: &serde_json::Value, env: &mut Env) {
         }) else {
             continue;
         };
-        let got = match &b.regex {
-            None => Some(text),
-            Some(r) => matcher::regex(r).and_then(|re| {
-                re.captures(&text).and_then(|c| {
-                    c.get(1)
-                        .or_else(|| c.get(0))
-                        .map(|m| m.as_str().to_string())
-                })
-            }),
-        };
-        if let Some(g) = got {
+        if let Some(g) = bound_value(b, &text) {
             env.bind(&b.name, g);
+        }
+    }
+}
+
+/// What a binding takes from a text: all of it, or its regex's first
+/// group (or whole match); `None` when the regex does not match.
+fn bound_value(b: &Binding, text: &str) -> Option<String> {
+    match &b.regex {
+        None => Some(text.to_string()),
+        Some(r) => {
+            let c = matcher::regex(r)?.captures(text)?;
+            c.get(1)
+                .or_else(|| c.get(0))
+                .map(|m| m.as_str().to_string())
         }
     }
 }

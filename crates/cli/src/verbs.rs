@@ -982,10 +982,7 @@ fn mark(s: applab_checks::Status) -> &'static str {
     }
 }
 
-pub fn points(p: f64) -> String {
-    let s = format!("{p:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
+use applab_controller::grades::pts as points;
 
 #[derive(clap::Args)]
 pub struct GradesArgs {

@@ -40,7 +40,7 @@ impl Format {
 }
 
 /// Points as a gradebook reads them: `1`, `0.5`.
-fn pts(p: f64) -> String {
+pub fn pts(p: f64) -> String {
     let s = format!("{p:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

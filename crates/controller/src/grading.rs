@@ -222,7 +222,14 @@ impl Grader {
     }
 }
 
-fn result_row(run: &str, student: &str, task: &str, c: &CheckResult, at: f64) -> ResultRow {
+fn result_row(
+    run: &str,
+    student: &str,
+    task: &str,
+    c: &CheckResult,
+    evidence: String,
+    at: f64,
+) -> ResultRow {
     ResultRow {
         run: run.into(),
         student: student.into(),
@@ -231,7 +238,7 @@ fn result_row(run: &str, student: &str, task: &str, c: &CheckResult, at: f64) ->
         status: c.status.as_str().into(),
         expected: c.expected.clone(),
         seen: c.seen.clone(),
-        evidence: serde_json::to_string(&c.evidence).unwrap_or_else(|_| "[]".into()),
+        evidence,
         first_passed_at: None,
         updated_at: at,
         changes: 0,
@@ -459,8 +466,7 @@ impl Controller {
                     }
                     _ => {}
                 }
-                let mut row = result_row(run, student, &t.task, c, at);
-                row.evidence = evidence.clone();
+                let row = result_row(run, student, &t.task, c, evidence.clone(), at);
                 let decided_at = c.evidence.iter().filter_map(|e| e.time).reduce(f64::max);
                 cache.stored.insert(k, (c.status, c.seen.clone(), evidence));
                 rows.push(((row, decided_at), c.status, c.seen.clone()));

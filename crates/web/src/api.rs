@@ -157,9 +157,7 @@ async fn params(
     Query(q): Query<RunQuery>,
 ) -> ApiResult<std::collections::BTreeMap<String, String>> {
     let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
-    let student = q
-        .student
-        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "student is required".into()))?;
+    let student = required(q.student, "student")?;
     Ok(Json(st.ctrl.params(&run.name, &student).await?))
 }
 
@@ -429,9 +427,7 @@ async fn capture_stream(
     Query(q): Query<RunQuery>,
 ) -> Result<Response, ApiError> {
     use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-    let student = q
-        .student
-        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "student is required".into()))?;
+    let student = required(q.student, "student")?;
     let run = student_run(&st, q.run.as_deref(), &student).await?;
     st.ctrl.refresh_capture_names(&run.name, &student).await?;
     let rx = st.ctrl.captures.subscribe(&run.name, &student);
