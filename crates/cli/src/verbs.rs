@@ -76,8 +76,33 @@ pub struct ServeArgs {
     /// Pcap kept per student network, in MiB (oldest frames dropped first).
     #[arg(long, default_value_t = 64)]
     pub capture_mib: u64,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "APPLAB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "APPLAB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The panel's address as students type it (printed, and put on the
+    /// credentials sheets); default: this host's address and the port.
+    #[arg(long, env = "APPLAB_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub sources: SourceArgs,
+}
+
+/// The address students reach the panel at: the host's address on its
+/// default route (no packet is sent to find it), or loopback.
+fn public_url(scheme: &str, local: SocketAddr) -> String {
+    let ip = if local.ip().is_unspecified() {
+        std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|u| u.connect("192.0.2.1:9").map(|_| u))
+            .and_then(|u| u.local_addr())
+            .map(|a| a.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    } else {
+        local.ip()
+    };
+    format!("{scheme}://{}/", SocketAddr::new(ip, local.port()))
 }
 
 pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
@@ -114,7 +139,20 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
         tracing::info!("shutting down");
     };
-    applab_web::serve(ctrl, a.listen, token, shutdown).await?;
+    let opts = applab_web::ServeOptions {
+        listen: a.listen,
+        tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+    };
+    let bound = applab_web::bind(&ctrl, &opts).await?;
+    let url = a
+        .public_url
+        .clone()
+        .unwrap_or_else(|| public_url(bound.scheme(), bound.local));
+    // Students and the instructor read this line; it goes to stderr with the
+    // log, and to stdout for scripts.
+    eprintln!("applab panel: {url} (students log in with their credentials sheet)");
+    println!("{url}");
+    applab_web::serve(ctrl, bound, token, url, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -326,7 +364,7 @@ pub async fn launch(a: LaunchArgs) -> Result<ExitCode> {
                 applab_controller::store::now()
             ))
         });
-        write_credentials(&out, &res.added)?;
+        write_credentials(&out, &res.added, &panel_url(&client).await)?;
         if !a.conn.json {
             eprintln!(
                 "{} new student(s); their one-time credentials are in {}",
@@ -380,7 +418,18 @@ pub async fn launch(a: LaunchArgs) -> Result<ExitCode> {
     })
 }
 
-fn write_credentials(path: &Path, creds: &[Credential]) -> Result<()> {
+/// The panel's address, as the controller tells it.
+async fn panel_url(client: &Client) -> String {
+    client
+        .get::<serde_json::Value>("/api/health", &[])
+        .await
+        .ok()
+        .and_then(|h| h["panel_url"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The credentials sheet: one row per student with the panel's address.
+fn write_credentials(path: &Path, creds: &[Credential], panel: &str) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .write(true)
@@ -390,9 +439,9 @@ fn write_credentials(path: &Path, creds: &[Credential]) -> Result<()> {
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
     let mut w = csv::Writer::from_writer(f);
-    w.write_record(["run", "id", "name", "email", "password"])?;
+    w.write_record(["run", "id", "name", "email", "password", "panel"])?;
     for c in creds {
-        w.write_record([&c.run, &c.id, &c.name, &c.email, &c.password])?;
+        w.write_record([&c.run, &c.id, &c.name, &c.email, &c.password, panel])?;
     }
     w.flush()?;
     Ok(())
@@ -734,7 +783,7 @@ pub async fn credentials(a: CredentialsArgs) -> Result<ExitCode> {
                 applab_controller::store::now()
             ))
         });
-        write_credentials(&out, &creds)?;
+        write_credentials(&out, &creds, &panel_url(&client).await)?;
         if a.conn.json {
             println!(
                 "{}",

@@ -367,7 +367,14 @@ fn images_are_small_tagged_by_digest_and_not_rebuilt() {
             .trim()
             .parse()
             .unwrap();
-        assert!(size < 15_000_000, "{tag} is {size} bytes");
+        // Lab images hold applab-node alone; the controller's holds applab,
+        // which also carries the panel (pages, the terminal emulator, TLS).
+        let limit = if tag.contains("controller") {
+            20_000_000
+        } else {
+            15_000_000
+        };
+        assert!(size < limit, "{tag} is {size} bytes (limit {limit})");
         let version = std::process::Command::new("docker")
             .args([
                 "image",

@@ -47,6 +47,8 @@ struct StudentLog {
     /// The id of the last event logged (ids count from 1 per student).
     last_id: u64,
     live: tokio::sync::broadcast::Sender<NodeEvent>,
+    /// Frames as they are logged (the panel's live packet list).
+    live_frames: tokio::sync::broadcast::Sender<Frame>,
 }
 
 impl StudentLog {
@@ -56,6 +58,7 @@ impl StudentLog {
             events: VecDeque::new(),
             last_id: 0,
             live: tokio::sync::broadcast::channel(4096).0,
+            live_frames: tokio::sync::broadcast::channel(4096).0,
         }
     }
 }
@@ -176,12 +179,17 @@ impl Captures {
                 let mut log = log.lock().expect("log lock");
                 let src_node = name(&frame.src);
                 let dst_node = name(&frame.dst);
-                log.frames.push_back(Frame {
+                let f = Frame {
                     network: network.clone(),
                     src_node,
                     dst_node,
                     frame,
-                });
+                };
+                // Cloned only while someone watches.
+                if log.live_frames.receiver_count() > 0 {
+                    let _ = log.live_frames.send(f.clone());
+                }
+                log.frames.push_back(f);
                 while log.frames.len() > KEEP_FRAMES {
                     log.frames.pop_front();
                 }
@@ -349,6 +357,52 @@ impl Captures {
             .expect("log lock")
             .live
             .subscribe()
+    }
+
+    /// A student's frames as they are logged.
+    pub fn subscribe_frames(
+        &self,
+        run: &str,
+        student: &str,
+    ) -> tokio::sync::broadcast::Receiver<Frame> {
+        self.log(run, student)
+            .lock()
+            .expect("log lock")
+            .live_frames
+            .subscribe()
+    }
+
+    /// One frame of a student's network by its number, if still kept.
+    pub fn frame(&self, run: &str, student: &str, network: &str, number: u64) -> Option<Frame> {
+        self.name_late(run, student);
+        let log = self.log(run, student);
+        let log = log.lock().expect("log lock");
+        log.frames
+            .iter()
+            .find(|f| f.network == network && f.frame.number == number)
+            .cloned()
+    }
+
+    /// A frame's bytes, read back from the pcap ring (None once the ring
+    /// has dropped it).
+    pub fn frame_bytes(
+        &self,
+        run: &str,
+        student: &str,
+        f: &Frame,
+    ) -> std::io::Result<Option<Vec<u8>>> {
+        let t = Duration::from_secs_f64(f.frame.time.max(0.0));
+        let slack = Duration::from_micros(2);
+        let pcap = self.pcap(run, student, &f.network, t.saturating_sub(slack), t + slack)?;
+        let frames = applab_capture::pcap::read_from(&pcap[..]).map_err(std::io::Error::other)?;
+        // Frames of one microsecond are told apart by their length.
+        Ok(frames
+            .into_iter()
+            .min_by_key(|c| {
+                let us = ((c.time.as_secs_f64() - f.frame.time).abs() * 1e6) as u64;
+                (us, c.data.len() != f.frame.len)
+            })
+            .map(|c| c.data))
     }
 
     /// One network's frames between two times, as a pcap file.

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::{Store, StudentRow};
 
-pub use reconcile::{NodeStatus, RunStatus, StudentStatus};
+pub use reconcile::{NodeStatus, RunStatus, StudentStatus, Topology, TopologyLink};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -431,6 +431,93 @@ impl Controller {
             bail!("container {name} does not belong to this controller");
         }
         Ok(self.rt.exec(&c.id, cmd).await?)
+    }
+
+    /// The node a student works from (the lab's first workstation).
+    pub fn workstation(lab: &Lab) -> Option<&applab_lab::Node> {
+        lab.nodes
+            .iter()
+            .find(|n| n.role == applab_lab::Role::Workstation)
+    }
+
+    /// A login shell on the student's workstation, with a TTY: the panel's
+    /// console. Only ever the workstation of that student (the panel has no
+    /// way to name another node).
+    /// `session` names it (hex digits) for [`Controller::close_console`].
+    pub async fn open_console(
+        &self,
+        run: &str,
+        student: &str,
+        session: &str,
+        cols: u16,
+        rows: u16,
+    ) -> Result<applab_runtime::Tty> {
+        if session.is_empty() || !session.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("a console session is named by hex digits");
+        }
+        let r = self.store.run(run).await?.context("no such run")?;
+        let lab = self.lab(&r)?;
+        let ws = Self::workstation(&lab)
+            .with_context(|| format!("lab {} has no workstation", lab.name))?;
+        self.student_or_err(run, student).await?;
+        let name = plan::object_name(run, student, &ws.name);
+        let c = self
+            .rt
+            .inspect_container(&name)
+            .await
+            .with_context(|| format!("your workstation ({}) is not there yet", ws.name))?;
+        if c.labels.get(plan::INSTANCE) != Some(&self.instance) {
+            bail!("container {name} does not belong to this controller");
+        }
+        if c.state != applab_runtime::ContainerState::Running {
+            bail!("your workstation ({}) is not running", ws.name);
+        }
+        // The shell notes its pid under the session's name, so the session
+        // can be ended later (closing a TTY's input does not end its shell).
+        let cmd = [
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            format!("echo $$ > /tmp/.console-{session}.pid; exec /bin/sh -l"),
+        ];
+        let env = ["TERM=xterm-256color".to_string(), "HOME=/tmp".to_string()];
+        Ok(self.rt.exec_tty(&c.id, &cmd, &env, cols, rows).await?)
+    }
+
+    /// End a console session's shell (and what runs in its terminal).
+    pub async fn close_console(&self, run: &str, student: &str, session: &str) -> Result<()> {
+        let r = self.store.run(run).await?.context("no such run")?;
+        let lab = self.lab(&r)?;
+        let ws = Self::workstation(&lab).context("no workstation")?;
+        let f = format!("/tmp/.console-{session}.pid");
+        let cmd = [
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            format!("[ -f {f} ] && kill -HUP $(cat {f}); rm -f {f}"),
+        ];
+        self.exec(run, student, &ws.name, &cmd).await?;
+        Ok(())
+    }
+
+    pub async fn resize_console(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
+        Ok(self.rt.resize_tty(exec_id, cols, rows).await?)
+    }
+
+    /// A student stops or starts one of their nodes, where the lab allows it.
+    pub async fn student_set_node_running(
+        &self,
+        run: &str,
+        student: &str,
+        node: &str,
+        running: bool,
+    ) -> Result<()> {
+        let r = self.store.run(run).await?.context("no such run")?;
+        let lab = self.lab(&r)?;
+        match lab.node(node) {
+            Some(n) if n.student_controls => {}
+            Some(_) => bail!("this lab does not let students stop or start {node}"),
+            None => bail!("lab {} has no node {node:?}", r.lab_name),
+        }
+        self.set_node_running(run, student, node, running).await
     }
 
     /// List credentials, or reissue them (new passwords, shown once).

@@ -38,6 +38,27 @@ pub struct StudentStatus {
     pub nodes: Vec<NodeStatus>,
 }
 
+/// One attachment's shaping, as wanted, and as measured when shaped.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopologyLink {
+    pub node: String,
+    pub network: String,
+    pub delay_us: u64,
+    pub rate_bps: Option<u64>,
+    pub loss: f64,
+    pub measured: Option<crate::links::LinkStatus>,
+}
+
+/// A student's nodes and links as they are now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Topology {
+    pub run: String,
+    pub student: String,
+    pub nodes: Vec<NodeStatus>,
+    pub links: Vec<TopologyLink>,
+    pub shaping: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunStatus {
     pub run: String,
@@ -608,6 +629,51 @@ impl Controller {
             students,
             shaping: self.shaper.mechanism().to_string(),
             links: self.link_status(run),
+        })
+    }
+
+    /// One student's topology as it is: nodes with state, health and
+    /// addresses, and each attachment's shaping (wanted) with its measured
+    /// traffic where the link is shaped. The panel's topology page.
+    pub async fn student_topology(&self, run: &str, student: &str) -> Result<Topology> {
+        let run_row = self
+            .store
+            .run(run)
+            .await?
+            .with_context(|| format!("no run named {run:?}"))?;
+        let lab = self.lab(&run_row)?;
+        self.student_or_err(run, student).await?;
+        let node_roles: Vec<(String, Role)> =
+            lab.nodes.iter().map(|n| (n.name.clone(), n.role)).collect();
+        let stopped = self.store.stopped(run, student).await?;
+        let nodes = self
+            .node_status(run, student, &node_roles, &stopped)
+            .await?;
+        let overrides = self.store.links(run, student).await?;
+        let measured = self.link_status(run);
+        let links = crate::links::wanted(&lab, &overrides)
+            .into_iter()
+            .map(|(node, network, shape)| {
+                let m = measured
+                    .iter()
+                    .find(|l| l.student == student && l.node == node && l.network == network)
+                    .cloned();
+                TopologyLink {
+                    node,
+                    network,
+                    delay_us: shape.delay_us,
+                    rate_bps: shape.rate_bps,
+                    loss: shape.loss,
+                    measured: m,
+                }
+            })
+            .collect();
+        Ok(Topology {
+            run: run.to_string(),
+            student: student.to_string(),
+            nodes,
+            links,
+            shaping: self.shaper.mechanism().to_string(),
         })
     }
 

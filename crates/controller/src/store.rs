@@ -13,6 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
 
+mod sessions;
+pub use sessions::SessionRow;
+
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -361,6 +364,12 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        // New credentials end the old ones' sessions.
+        sqlx::query("DELETE FROM sessions WHERE role = 'student' AND subject = ? AND run = ?")
+            .bind(id)
+            .bind(run)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

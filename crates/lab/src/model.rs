@@ -157,6 +157,10 @@ pub struct Node {
     pub config: BTreeMap<String, serde_json::Value>,
     pub limits: Limits,
     pub attach: Vec<Attachment>,
+    /// Students may stop and start it from their panel (the SMTP lab's
+    /// `mail-b`, for the retry task).
+    #[serde(default)]
+    pub student_controls: bool,
 }
 
 /// Resource limits of one container.

@@ -66,6 +66,9 @@ pub struct RawNode {
     pub limits: RawLimits,
     #[serde(default)]
     pub attach: Vec<RawAttach>,
+    /// Students may stop and start this node from their panel.
+    #[serde(default)]
+    pub student_controls: bool,
 }
 
 #[derive(Deserialize, Default)]

@@ -479,6 +479,7 @@ impl Validator<'_> {
             config,
             limits: limits?,
             attach,
+            student_controls: n.student_controls,
         })
     }
 

@@ -497,7 +497,23 @@ impl NodeEvent {
         } else {
             (s, c)
         };
-        let what = match &self.event.kind {
+        let what = self.message();
+        let mut out = format!("{from} → {to} {what}");
+        if out.len() > 200 {
+            let mut cut = 197;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            out.push('…');
+        }
+        out
+    }
+
+    /// The message alone, without who sent it to whom (a ladder's arrow
+    /// label); passwords masked as in [`NodeEvent::line`].
+    pub fn message(&self) -> String {
+        match &self.event.kind {
             EventKind::TcpOpen => "TCP connection opened (SYN)".to_string(),
             EventKind::TcpClose { reset } => {
                 if *reset {
@@ -592,17 +608,7 @@ impl NodeEvent {
             EventKind::Malformed {
                 protocol, reason, ..
             } => format!("malformed {protocol}: {reason}"),
-        };
-        let mut out = format!("{from} → {to} {what}");
-        if out.len() > 200 {
-            let mut cut = 197;
-            while !out.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            out.truncate(cut);
-            out.push('…');
         }
-        out
     }
 }
 

@@ -11,7 +11,7 @@ use bollard::container::{
     NetworkingConfig, RemoveContainerOptions, StartContainerOptions, StatsOptions,
     StopContainerOptions, UploadToContainerOptions,
 };
-use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
 use bollard::image::BuildImageOptions;
 use bollard::models::{
     EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount, MountTypeEnum,
@@ -429,6 +429,71 @@ impl Runtime for DockerRuntime {
         let info = self.docker.inspect_exec(&exec.id).await.map_err(map_err)?;
         out.exit_code = info.exit_code.unwrap_or(-1);
         Ok(out)
+    }
+
+    async fn exec_tty(
+        &self,
+        id: &str,
+        cmd: &[String],
+        env: &[String],
+        cols: u16,
+        rows: u16,
+    ) -> Result<Tty> {
+        let opts = CreateExecOptions {
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(true),
+            env: Some(env.to_vec()),
+            cmd: Some(cmd.to_vec()),
+            ..Default::default()
+        };
+        let exec = self.docker.create_exec(id, opts).await.map_err(map_err)?;
+        let start = StartExecOptions {
+            detach: false,
+            tty: true,
+            output_capacity: Some(64 * 1024),
+        };
+        match self
+            .docker
+            .start_exec(&exec.id, Some(start))
+            .await
+            .map_err(map_err)?
+        {
+            StartExecResults::Attached { output, input } => {
+                use bollard::container::LogOutput;
+                let output = output.filter_map(|chunk| async move {
+                    match chunk {
+                        Ok(LogOutput::StdOut { message })
+                        | Ok(LogOutput::StdErr { message })
+                        | Ok(LogOutput::Console { message }) => Some(Ok(message)),
+                        Ok(LogOutput::StdIn { .. }) => None,
+                        Err(e) => Some(Err(map_err(e))),
+                    }
+                });
+                // The size is set once the exec runs (the engine refuses before).
+                let _ = self.resize_tty(&exec.id, cols, rows).await;
+                Ok(Tty {
+                    id: exec.id,
+                    output: Box::pin(output),
+                    input,
+                })
+            }
+            StartExecResults::Detached => Err(Error::Engine("exec started detached".into())),
+        }
+    }
+
+    async fn resize_tty(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
+        self.docker
+            .resize_exec(
+                exec_id,
+                ResizeExecOptions {
+                    height: rows.max(1),
+                    width: cols.max(1),
+                },
+            )
+            .await
+            .map_err(map_err)
     }
 
     async fn memory_usage(&self, id: &str) -> Result<u64> {

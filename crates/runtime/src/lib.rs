@@ -128,6 +128,15 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
 }
 
+/// An interactive command with a pseudo-terminal (the panel's console):
+/// what it prints, and where its keystrokes go.
+pub struct Tty {
+    /// The engine's id of the exec, for [`Runtime::resize_tty`].
+    pub id: String,
+    pub output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bytes::Bytes>> + Send>>,
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
 #[async_trait]
 pub trait Runtime: Send + Sync {
     async fn info(&self) -> Result<EngineInfo>;
@@ -160,6 +169,17 @@ pub trait Runtime: Send + Sync {
     async fn stop_container(&self, id: &str) -> Result<()>;
     async fn remove_container(&self, id: &str) -> Result<()>;
     async fn exec(&self, id: &str, cmd: &[String]) -> Result<ExecOutput>;
+    /// Run `cmd` in the container with a TTY of `cols` x `rows`, attached.
+    async fn exec_tty(
+        &self,
+        id: &str,
+        cmd: &[String],
+        env: &[String],
+        cols: u16,
+        rows: u16,
+    ) -> Result<Tty>;
+    /// Tell a TTY's program its window changed.
+    async fn resize_tty(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()>;
     /// Resident memory of a running container in bytes.
     async fn memory_usage(&self, id: &str) -> Result<u64>;
 

@@ -16,6 +16,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub ctrl: Arc<Controller>,
     pub token: Arc<String>,
+    /// The panel's sessions, limits and consoles.
+    pub panel: Arc<crate::panel::PanelState>,
 }
 
 /// Any failure becomes `{"error": "..."}` with a status.
@@ -63,12 +65,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health", get(health))
         .merge(api)
         .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+        .merge(crate::panel::router().layer(axum::extract::DefaultBodyLimit::max(64 << 10)))
+        .layer(middleware::from_fn(crate::panel::security_headers))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
 /// Constant-time comparison: the token is the instructor's only key.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -89,8 +93,10 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
     next.run(req).await
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }))
+async fn health(State(st): State<AppState>) -> Json<serde_json::Value> {
+    Json(
+        json!({ "ok": true, "version": env!("CARGO_PKG_VERSION"), "panel_url": st.panel.public_url }),
+    )
 }
 
 #[derive(Serialize)]

@@ -1,11 +1,15 @@
-//! The controller's HTTP face: the instructor's JSON API.
+//! The controller's HTTP face: the instructor's JSON API, the panel's
+//! pages and the console WebSocket.
 //!
-//! The CLI's instructor verbs are clients of this API (bearer token). The
-//! listener refuses connections that arrive on a student bridge's gateway
-//! address, so a workstation can never reach the API (or, later, another
-//! student's panel pages) through its own network.
+//! The CLI's instructor verbs are clients of the API (bearer token);
+//! people use the panel (sessions, `panel/`). The listener refuses
+//! connections that arrive on a student bridge's gateway address, so a
+//! workstation can never reach the API or the panel through its own network.
 
 mod api;
+pub mod panel;
+pub mod pictures;
+mod tls;
 
 use anyhow::Result;
 use applab_controller::Controller;
@@ -137,24 +141,97 @@ pub fn refuse_networks(listener: &TcpListener, deny: &[Ipv4Net]) -> std::io::Res
     }
 }
 
-/// Serve the API until the future `shutdown` completes.
-pub async fn serve(
-    ctrl: Arc<Controller>,
-    listen: SocketAddr,
-    token: String,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let listener = TcpListener::bind(listen).await?;
-    tracing::info!(%listen, "API listening");
+/// The client's address, for the login rate limit (on any of our listeners).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, GuardedListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, GuardedListener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
+/// How `applab serve` listens.
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// PEM certificate chain and private key: serve HTTPS (and Secure cookies).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// The listener bound and guarded, ready to serve (so the caller can print
+/// the address before serving).
+pub struct Bound {
+    listener: TcpListener,
+    deny: Vec<Ipv4Net>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    pub local: SocketAddr,
+}
+
+pub async fn bind(ctrl: &Controller, o: &ServeOptions) -> Result<Bound> {
+    let tls = match &o.tls {
+        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+        None => None,
+    };
+    let listener = TcpListener::bind(o.listen).await?;
     let deny = vec![ctrl.cfg.pool];
     refuse_networks(&listener, &deny)?;
+    let local = listener.local_addr()?;
+    Ok(Bound {
+        listener,
+        deny,
+        tls,
+        local,
+    })
+}
+
+impl Bound {
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// Serve the API and the panel until the future `shutdown` completes.
+pub async fn serve(
+    ctrl: Arc<Controller>,
+    bound: Bound,
+    token: String,
+    public_url: String,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    tracing::info!(listen = %bound.local, scheme = bound.scheme(), "API and panel listening");
     let app = router(AppState {
         ctrl,
         token: Arc::new(token),
-    });
-    axum::serve(GuardedListener::new(listener, deny), app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        panel: Arc::new(panel::PanelState::new(bound.tls.is_some(), public_url)),
+    })
+    .into_make_service_with_connect_info::<Peer>();
+    let guarded = GuardedListener::new(bound.listener, bound.deny);
+    match bound.tls {
+        None => {
+            axum::serve(guarded, app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        Some(acceptor) => {
+            axum::serve(tls::TlsListener::new(guarded, acceptor), app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     Ok(())
 }
 
