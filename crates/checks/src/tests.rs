@@ -649,6 +649,21 @@ fn the_tasks_an_event_type_touches() {
     let lab = lab();
     assert_eq!(tasks_touched_by(&lab, "pop3_command").len(), 1);
     assert_eq!(tasks_touched_by(&lab, "dns_query").len(), 0);
+    // A check that reads `reply.status` is decided again when the response
+    // comes, after the request it matched (else the last request of a
+    // burst is judged without its answer, and nothing judges it again).
+    let by_request: Vec<&str> = tasks_touched_by(&lab, "http_request")
+        .iter()
+        .map(|t| t.id.as_str())
+        .collect();
+    let by_response: Vec<&str> = tasks_touched_by(&lab, "http_response")
+        .iter()
+        .map(|t| t.id.as_str())
+        .collect();
+    assert!(
+        by_request.iter().all(|t| by_response.contains(t)),
+        "{by_request:?} {by_response:?}"
+    );
     let probes = probes_of(&lab);
     assert!(probes.contains_key(&("mail".to_string(), "mail".to_string())));
     assert!(probes.contains_key(&("origin".to_string(), "shop".to_string())));

@@ -200,10 +200,22 @@ impl Rule {
                 .find(|(f, _)| f == "type")
                 .and_then(|(_, m)| m.equals.clone())
         };
+        // A pattern that reads `reply.` is decided again when the answer
+        // arrives, after the event it matched.
+        let mut add = |p: &Pattern| {
+            out.push(ty(p));
+            if p.0.iter().any(|(f, _)| f.starts_with("reply.")) {
+                out.extend(
+                    applab_proto::event::ANSWER_TYPES
+                        .iter()
+                        .map(|t| Some(t.to_string())),
+                );
+            }
+        };
         for r in rules {
             match r {
-                Rule::Events(e) => out.push(ty(&e.pattern)),
-                Rule::Sequence(s) => out.extend(s.steps.iter().map(|st| ty(&st.pattern))),
+                Rule::Events(e) => add(&e.pattern),
+                Rule::Sequence(s) => s.steps.iter().for_each(|st| add(&st.pattern)),
                 _ => {}
             }
         }

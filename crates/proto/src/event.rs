@@ -266,13 +266,19 @@ pub fn is_type(ty: &str) -> bool {
     FIELDS.iter().any(|(t, _)| *t == ty)
 }
 
-/// Whether events of type `ty` answer an earlier event (the `reply.` of a
+/// The event types that answer an earlier event (the `reply.` of a
 /// request, a command or a query).
+pub const ANSWER_TYPES: &[&str] = &[
+    "http_response",
+    "dns_response",
+    "smtp_reply",
+    "pop3_response",
+    "imap_response",
+];
+
+/// Whether events of type `ty` answer an earlier event.
 pub fn is_answer_type(ty: &str) -> bool {
-    matches!(
-        ty,
-        "http_response" | "dns_response" | "smtp_reply" | "pop3_response" | "imap_response"
-    )
+    ANSWER_TYPES.contains(&ty)
 }
 
 impl EventKind {

@@ -388,6 +388,8 @@ async fn topology_of(
         })
         .collect();
     let params = st.ctrl.params(&s.run.name, &s.student.id).await?;
+    // The engine names a student's networks; the student knows the lab's names.
+    let engine_net = |n: &str| applab_controller::plan::object_name(&s.run.name, &s.student.id, n);
     let mut pics = Vec::new();
     let mut rows = Vec::new();
     for ln in &s.lab.nodes {
@@ -404,7 +406,7 @@ async fn topology_of(
                     .find(|l| l.node == ln.name && l.network == a.network);
                 topology::Attach {
                     network: a.network.clone(),
-                    address: ns.addresses.get(&a.network).cloned(),
+                    address: ns.addresses.get(&engine_net(&a.network)).cloned(),
                     aliases: a.aliases.iter().map(|x| fill(x, &params)).collect(),
                     shaping: l
                         .map(|l| shaping_text(l.delay_us, l.rate_bps, l.loss))
@@ -433,10 +435,14 @@ async fn topology_of(
             role: ns.role.clone(),
             class,
             label,
-            addresses: ns
-                .addresses
+            addresses: ln
+                .attach
                 .iter()
-                .map(|(n, a)| format!("{a} on {n}"))
+                .filter_map(|a| {
+                    ns.addresses
+                        .get(&engine_net(&a.network))
+                        .map(|ip| format!("{ip} on {}", a.network))
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             control,
