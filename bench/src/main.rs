@@ -4,7 +4,8 @@
 //! `imap` (in `imap.rs`) the IMAP server against Dovecot; `capture` (in
 //! `capture.rs`) the tap against tcpdump; `proxy` (in `proxy.rs`) the
 //! caching proxy against Squid and Varnish; `checks` (in `checks.rs`) the
-//! check engine under a class's events (no peer does this).
+//! check engine under a class's events (no peer does this); `panel` (in
+//! `panel.rs`) the student panel at class size, against its floors.
 //!
 //! `launch`: applab against the raw engine, side by side.
 //!
@@ -18,6 +19,7 @@ mod capture;
 mod checks;
 mod imap;
 mod origin;
+mod panel;
 mod proxy;
 
 use anyhow::{bail, Context, Result};
@@ -56,6 +58,8 @@ enum Cmd {
     Proxy(proxy::ProxyArgs),
     /// The check engine: a class's model-student events replayed at lab rates.
     Checks(checks::ChecksArgs),
+    /// The panel: logged-in students with live streams, page loads, consoles.
+    Panel(panel::PanelArgs),
 }
 
 #[derive(clap::Args)]
@@ -83,6 +87,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Launch(a) => rt.block_on(launch(a)),
         Cmd::Checks(a) => rt.block_on(checks::run(a)),
+        Cmd::Panel(a) => rt.block_on(panel::run(a)),
         Cmd::Origin(a) => origin::run(a),
         Cmd::Imap(a) => imap::run(a),
         Cmd::Capture(a) => capture::run(a),

@@ -479,7 +479,12 @@ impl Controller {
             "-c".to_string(),
             format!("echo $$ > /tmp/.console-{session}.pid; exec /bin/sh -l"),
         ];
-        let env = ["TERM=xterm-256color".to_string(), "HOME=/tmp".to_string()];
+        // ENV is emptied: a login shell reads /etc/profile already.
+        let env = [
+            "TERM=xterm-256color".to_string(),
+            "HOME=/tmp".to_string(),
+            "ENV=".to_string(),
+        ];
         Ok(self.rt.exec_tty(&c.id, &cmd, &env, cols, rows).await?)
     }
 

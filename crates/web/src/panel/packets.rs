@@ -67,6 +67,8 @@ pub fn clock(t: f64) -> String {
 #[derive(Serialize, Clone)]
 pub struct EventRow {
     pub id: u64,
+    /// Capture time, seconds since the epoch.
+    pub t: f64,
     pub time: String,
     pub network: String,
     pub from: String,
@@ -81,6 +83,7 @@ pub struct EventRow {
 #[derive(Serialize, Clone)]
 pub struct FrameRow {
     pub number: u64,
+    pub t: f64,
     pub time: String,
     pub network: String,
     pub src: String,
@@ -106,6 +109,7 @@ pub fn event_row(base: &str, e: &NodeEvent) -> EventRow {
     let net = url_escape(&e.network);
     EventRow {
         id: e.id,
+        t: e.event.time,
         time: clock(e.event.time),
         network: e.network.clone(),
         from,
@@ -121,6 +125,7 @@ pub fn frame_row(base: &str, f: &Frame) -> FrameRow {
     let name = |n: &Option<String>, a: &str| n.clone().unwrap_or_else(|| a.to_string());
     FrameRow {
         number: f.frame.number,
+        t: f.frame.time,
         time: clock(f.frame.time),
         network: f.network.clone(),
         src: name(&f.src_node, &f.frame.src),
