@@ -236,14 +236,25 @@ async fn stream(http: Arc<Http>, cookie: String, lat: Arc<Mutex<Vec<f64>>>, unti
 
 /// Keystroke echo through the panel's console: ms from sending a letter to
 /// seeing it come back.
-async fn console_echo(port: u16, cookie: String, rounds: usize) -> Result<Vec<f64>> {
+async fn console_echo(
+    port: u16,
+    cookie: String,
+    rounds: usize,
+    all_open: Arc<tokio::sync::Barrier>,
+) -> Result<Vec<f64>> {
     use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
     let mut req = format!("ws://127.0.0.1:{port}/console/ws").into_client_request()?;
     req.headers_mut().insert("cookie", cookie.parse()?);
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    let mut ws = match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => ws,
+        Err(e) => {
+            all_open.wait().await;
+            bail!("console socket: {e}");
+        }
+    };
     // Wait for the prompt.
     let mut seen = String::new();
-    tokio::time::timeout(Duration::from_secs(30), async {
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(Ok(m)) = ws.next().await {
             if let Message::Binary(b) = m {
                 seen.push_str(&String::from_utf8_lossy(&b[1..]));
@@ -253,8 +264,13 @@ async fn console_echo(port: u16, cookie: String, rounds: usize) -> Result<Vec<f6
             }
         }
     })
-    .await
-    .context("no prompt")?;
+    .await;
+    // Every console is open before any is timed (one that failed still
+    // waits here, so the others are not held up).
+    all_open.wait().await;
+    if !seen.contains("# ") {
+        bail!("no prompt within 30 s");
+    }
     let mut out = Vec::new();
     let letters = b"abcdefghijklmnopqrstuvwxyz";
     for i in 0..rounds {
@@ -509,10 +525,12 @@ pub async fn run(a: PanelArgs) -> Result<()> {
     // Consoles: N at once, keystroke echo; the raw exec as the peer.
     eprintln!("{} consoles, keystroke echo…", a.consoles);
     let rounds = 20;
+    let n = a.consoles.min(cookies.len());
+    let all_open = Arc::new(tokio::sync::Barrier::new(n));
     let echo: Vec<_> = cookies
         .iter()
-        .take(a.consoles)
-        .map(|c| tokio::spawn(console_echo(port, c.clone(), rounds)))
+        .take(n)
+        .map(|c| tokio::spawn(console_echo(port, c.clone(), rounds, all_open.clone())))
         .collect();
     let mut echo_ms = Vec::new();
     let mut failed = 0;

@@ -705,6 +705,62 @@ async fn browser(s: &Server, launch: &Value) {
     )
     .await;
     c.set_window_size(1280, 1000).await.unwrap();
+    // vi works in the terminal: insert, escape, write and quit.
+    textarea
+        .send_keys("vi /tmp/note\u{E007}")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    textarea
+        .send_keys("ihello from vi\u{E00C}:wq\u{E007}")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    textarea
+        .send_keys("cat /tmp/note | tr a-z A-Z\u{E007}")
+        .await
+        .unwrap();
+    wait_for(
+        screen_js.replace(
+            "return out.join('\\n');",
+            "return out.join('\\n').indexOf('HELLO FROM VI') >= 0;",
+        ),
+        "the file vi wrote",
+        10,
+    )
+    .await;
+    // A large output is paced to the browser: the tab keeps answering
+    // while it draws, and the last line arrives.
+    textarea
+        .send_keys("awk 'BEGIN { for (i = 1; i <= 200000; i++) print \"line \" i }'; echo done-$((100+23))\u{E007}")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    loop {
+        let t = Instant::now();
+        let done = c
+            .execute(
+                &screen_js.replace(
+                    "return out.join('\\n');",
+                    "return out.join('\\n').indexOf('done-123') >= 0;",
+                ),
+                vec![],
+            )
+            .await
+            .unwrap();
+        slowest = slowest.max(t.elapsed());
+        if done.as_bool() == Some(true) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "200,000 lines did not arrive");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        slowest < Duration::from_secs(2),
+        "the tab froze for {slowest:?} while drawing"
+    );
+    eprintln!("200,000 lines drawn in {:?}; the page answered within {slowest:?} throughout", started.elapsed());
 
     // Packets: new ones appear without a reload.
     c.goto(&format!("{base}/packets?protocol=HTTP"))

@@ -58,7 +58,8 @@ impl StudentLog {
             events: VecDeque::new(),
             last_id: 0,
             live: tokio::sync::broadcast::channel(4096).0,
-            live_frames: tokio::sync::broadcast::channel(4096).0,
+            // Frames are many and small; a viewer that lags is told so.
+            live_frames: tokio::sync::broadcast::channel(1024).0,
         }
     }
 }

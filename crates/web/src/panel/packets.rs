@@ -14,6 +14,23 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+/// Addresses named after the student's nodes: asked of the engine only
+/// while none are known (a node's address is fixed by the plan), so a page
+/// load costs no engine round trip.
+async fn names(st: &AppState, s: &Subject) -> Result<(), PanelError> {
+    if st
+        .ctrl
+        .captures
+        .names_snapshot(&s.run.name, &s.student.id)
+        .is_empty()
+    {
+        st.ctrl
+            .refresh_capture_names(&s.run.name, &s.student.id)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Rows on a page, newest last.
 const PAGE_ROWS: usize = 300;
 
@@ -175,9 +192,7 @@ pub async fn list(
     s: Subject,
     Q(f): Q<Filter>,
 ) -> Result<Response, PanelError> {
-    st.ctrl
-        .refresh_capture_names(&s.run.name, &s.student.id)
-        .await?;
+    names(&st, &s).await?;
     let q = f.query();
     let caps = &st.ctrl.captures;
     let (run, id) = (&s.run.name, &s.student.id);
@@ -275,9 +290,7 @@ pub async fn stream(
     use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
     use futures_util::StreamExt;
     use tokio::sync::broadcast::error::RecvError;
-    st.ctrl
-        .refresh_capture_names(&s.run.name, &s.student.id)
-        .await?;
+    names(&st, &s).await?;
     let q = f.query();
     let base = s.base.clone();
     let keep_net = move |n: &str| q.network.as_ref().is_none_or(|x| x == n);
