@@ -320,11 +320,24 @@ async fn security(s: &Server, launch: &Value) {
         "/api/capture/stream?student=pb",
         "/api/grades",
         "/api/params?student=pb",
+        "/api/capture/frames?student=pb",
+        "/api/results/matrix",
+        "/api/results/history?student=pb",
+        "/api/results/stream?student=pb",
     ] {
         let r = http.get(p, Some(&a), "*/*").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{p} with A's session");
     }
     for (p, body) in [
+        ("/api/launch", r#"{"run":"x","lab_tar":"","roster":[]}"#),
+        ("/api/reset", r#"{"student":"pb"}"#),
+        (
+            "/api/shape",
+            r#"{"node":"origin","network":"lan","delay_us":0}"#,
+        ),
+        ("/api/teardown", r#"{"student":"pb"}"#),
+        ("/api/credentials", r#"{"student":"pb","reissue":true}"#),
+        ("/api/check", r#"{"student":"pb"}"#),
         ("/api/exec", r#"{"student":"pb","node":"ws","cmd":["id"]}"#),
         (
             "/api/node",
@@ -706,10 +719,7 @@ async fn browser(s: &Server, launch: &Value) {
     .await;
     c.set_window_size(1280, 1000).await.unwrap();
     // vi works in the terminal: insert, escape, write and quit.
-    textarea
-        .send_keys("vi /tmp/note\u{E007}")
-        .await
-        .unwrap();
+    textarea.send_keys("vi /tmp/note\u{E007}").await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     textarea
         .send_keys("ihello from vi\u{E00C}:wq\u{E007}")
@@ -753,14 +763,20 @@ async fn browser(s: &Server, launch: &Value) {
         if done.as_bool() == Some(true) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "200,000 lines did not arrive");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "200,000 lines did not arrive"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(
         slowest < Duration::from_secs(2),
         "the tab froze for {slowest:?} while drawing"
     );
-    eprintln!("200,000 lines drawn in {:?}; the page answered within {slowest:?} throughout", started.elapsed());
+    eprintln!(
+        "200,000 lines drawn in {:?}; the page answered within {slowest:?} throughout",
+        started.elapsed()
+    );
 
     // Packets: new ones appear without a reload.
     c.goto(&format!("{base}/packets?protocol=HTTP"))

@@ -96,21 +96,35 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (cert, key) = (d.path().join("cert.pem"), d.path().join("key.pem"));
         let ok = std::process::Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
-            .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-keyout"])
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost",
+                "-keyout",
+            ])
             .arg(&key)
             .arg("-out")
             .arg(&cert)
             .output()
             .expect("openssl (Debian's openssl package)");
-        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
         let acceptor = acceptor(&cert, &key).unwrap();
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         let guarded = crate::GuardedListener::new(l, vec![]);
         let app = axum::Router::new().route("/", axum::routing::get(|| async { "over tls" }));
         tokio::spawn(async move {
-            axum::serve(TlsListener::new(guarded, acceptor), app).await.unwrap();
+            axum::serve(TlsListener::new(guarded, acceptor), app)
+                .await
+                .unwrap();
         });
         let out = tokio::process::Command::new("curl")
             .args(["-sS", "--cacert"])
@@ -119,10 +133,15 @@ mod tests {
             .output()
             .await
             .expect("curl");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "over tls", "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "over tls",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // A key that is not a key is named in the error.
         std::fs::write(&key, "not a key").unwrap();
-        let e = acceptor(&cert, &key).err().unwrap().to_string();
+        let e = super::acceptor(&cert, &key).err().unwrap().to_string();
         assert!(e.contains("key.pem"), "{e}");
     }
 }

@@ -677,7 +677,7 @@ mod tests {
 
     #[test]
     fn clock_and_hex_dump() {
-        assert_eq!(clock(86_400.0 * 3.0 + 3_723.0456), "01:02:03.046");
+        assert_eq!(clock(86_400.0 * 3.0 + 3_723.045_6), "01:02:03.046");
         let d = hex_dump(b"GET / HTTP/1.1\r\nHost: x\r\n");
         assert_eq!(d.len(), 2);
         assert!(d[0].starts_with("0000  47 45 54 20"));

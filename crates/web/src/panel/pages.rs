@@ -423,7 +423,7 @@ async fn topology_of(
             attach,
         };
         let (class, label) = topology::state_label(&pic);
-        let control = ln.student_controls.then(|| {
+        let control = ln.student_controls.then_some({
             if ns.stopped_on_purpose {
                 ("start", "Start")
             } else {
