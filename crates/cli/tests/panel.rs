@@ -594,7 +594,7 @@ async fn browser(s: &Server, launch: &Value) {
                 }
                 if Instant::now() > deadline {
                     let main = c
-                        .execute("return document.querySelector('main').innerText", vec![])
+                        .execute("var t = window.applabTerm; var s = ''; if (t) { var b = t._core.buffer; for (var i = 0; i < b.lines.length; i++) s += b.translateBufferLineToString(i, true) + '\\n'; } return document.querySelector('main').innerText + '\\n--- terminal ---\\n' + s.slice(-3000);", vec![])
                         .await
                         .unwrap_or_default();
                     panic!("waited {secs} s for {what}; the page says: {main}");
@@ -721,10 +721,11 @@ async fn browser(s: &Server, launch: &Value) {
     // vi works in the terminal: insert, escape, write and quit.
     textarea.send_keys("vi /tmp/note\u{E007}").await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    textarea
-        .send_keys("ihello from vi\u{E00C}:wq\u{E007}")
-        .await
-        .unwrap();
+    textarea.send_keys("ihello from vi\u{E00C}").await.unwrap();
+    // vi reads an Escape followed at once by more keys as one escape
+    // sequence (a function key), as every vi does: a pause, then :wq.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    textarea.send_keys(":wq\u{E007}").await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     textarea
         .send_keys("cat /tmp/note | tr a-z A-Z\u{E007}")
@@ -901,7 +902,13 @@ async fn browser(s: &Server, launch: &Value) {
         .click()
         .await
         .unwrap();
-    assert!(c.current_url().await.unwrap().path().starts_with("/login"));
+    // The click returns before the POST's redirect lands.
+    wait_for(
+        "return location.pathname === '/login'".into(),
+        "the login page after logging out",
+        10,
+    )
+    .await;
     c.goto(&format!("{base}/packets")).await.unwrap();
     assert!(c.current_url().await.unwrap().path().starts_with("/login"));
     shot("09-logged-out").await;

@@ -419,18 +419,29 @@ impl Controller {
         node: &str,
         cmd: &[String],
     ) -> Result<ExecOutput> {
+        let c = self.own_container(run, student, node).await?;
+        Ok(self.rt.exec(&c.id, cmd).await?)
+    }
+
+    /// A student's container of one node, if this controller made it
+    /// (never another controller's that happens to share the name).
+    async fn own_container(
+        &self,
+        run: &str,
+        student: &str,
+        node: &str,
+    ) -> Result<applab_runtime::ContainerInfo> {
         self.student_or_err(run, student).await?;
         let name = plan::object_name(run, student, node);
         let c = self
             .rt
             .inspect_container(&name)
             .await
-            .with_context(|| format!("no node {node:?} for {student}"))?;
-        // Never into another controller's container that happens to share the name.
+            .with_context(|| format!("no node {node:?} for {student} (not there yet?)"))?;
         if c.labels.get(plan::INSTANCE) != Some(&self.instance) {
             bail!("container {name} does not belong to this controller");
         }
-        Ok(self.rt.exec(&c.id, cmd).await?)
+        Ok(c)
     }
 
     /// The node a student works from (the lab's first workstation).
@@ -459,16 +470,7 @@ impl Controller {
         let lab = self.lab(&r)?;
         let ws = Self::workstation(&lab)
             .with_context(|| format!("lab {} has no workstation", lab.name))?;
-        self.student_or_err(run, student).await?;
-        let name = plan::object_name(run, student, &ws.name);
-        let c = self
-            .rt
-            .inspect_container(&name)
-            .await
-            .with_context(|| format!("your workstation ({}) is not there yet", ws.name))?;
-        if c.labels.get(plan::INSTANCE) != Some(&self.instance) {
-            bail!("container {name} does not belong to this controller");
-        }
+        let c = self.own_container(run, student, &ws.name).await?;
         if c.state != applab_runtime::ContainerState::Running {
             bail!("your workstation ({}) is not running", ws.name);
         }

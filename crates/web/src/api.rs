@@ -432,26 +432,14 @@ async fn capture_stream(
     State(st): State<AppState>,
     Query(q): Query<RunQuery>,
 ) -> Result<Response, ApiError> {
-    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    use axum::response::sse::Event as SseEvent;
     let student = required(q.student, "student")?;
     let run = student_run(&st, q.run.as_deref(), &student).await?;
     st.ctrl.refresh_capture_names(&run.name, &student).await?;
     let rx = st.ctrl.captures.subscribe(&run.name, &student);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        use tokio::sync::broadcast::error::RecvError;
-        let ev = match rx.recv().await {
-            Ok(e) => SseEvent::default()
-                .event("event")
-                .json_data(&e)
-                .unwrap_or_else(|_| SseEvent::default().comment("unserialisable")),
-            Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok::<_, std::convert::Infallible>(ev), rx))
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    Ok(crate::sse::stream(rx, |e| {
+        Some(SseEvent::default().event("event").json_data(&e))
+    }))
 }
 
 fn required(v: Option<String>, what: &str) -> Result<String, ApiError> {
@@ -497,38 +485,19 @@ async fn results_stream(
     State(st): State<AppState>,
     Query(q): Query<RunQuery>,
 ) -> Result<Response, ApiError> {
-    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    use axum::response::sse::Event as SseEvent;
     let run = match &q.student {
         Some(s) => student_run(&st, q.run.as_deref(), s).await?,
         None => st.ctrl.resolve_run(q.run.as_deref()).await?,
     };
-    let rx = st.ctrl.grader.subscribe();
     let (run, student) = (run.name, q.student);
-    let stream = futures_util::stream::unfold(rx, move |mut rx| {
-        let (run, student) = (run.clone(), student.clone());
-        async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                let ev = match rx.recv().await {
-                    Ok(c) if c.run != run || student.as_ref().is_some_and(|s| *s != c.student) => {
-                        continue
-                    }
-                    Ok(c) => SseEvent::default()
-                        .event("result")
-                        .json_data(&c)
-                        .unwrap_or_else(|_| SseEvent::default().comment("unserialisable")),
-                    Err(RecvError::Lagged(n)) => {
-                        SseEvent::default().event("lagged").data(n.to_string())
-                    }
-                    Err(RecvError::Closed) => return None,
-                };
-                return Some((Ok::<_, std::convert::Infallible>(ev), rx));
-            }
-        }
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    Ok(crate::sse::stream(
+        st.ctrl.grader.subscribe(),
+        move |c: applab_controller::grading::Change| {
+            (c.run == run && student.as_ref().is_none_or(|s| *s == c.student))
+                .then(|| SseEvent::default().event("result").json_data(&c))
+        },
+    ))
 }
 
 #[derive(Deserialize)]

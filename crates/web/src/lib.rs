@@ -9,6 +9,7 @@
 mod api;
 pub mod panel;
 pub mod pictures;
+mod sse;
 mod tls;
 
 use anyhow::Result;

@@ -287,91 +287,45 @@ pub async fn stream(
     s: Subject,
     Q(f): Q<Filter>,
 ) -> Result<Response, PanelError> {
-    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-    use futures_util::StreamExt;
-    use tokio::sync::broadcast::error::RecvError;
+    use axum::response::sse::Event as SseEvent;
     names(&st, &s).await?;
     let q = f.query();
     let base = s.base.clone();
     let keep_net = move |n: &str| q.network.as_ref().is_none_or(|x| x == n);
-    let (node, proto) = (
-        f.node.clone().filter(|x| !x.is_empty()),
-        f.protocol.clone().filter(|x| !x.is_empty()),
-    );
-    let sse = if f.events_view() {
-        let rx = st.ctrl.captures.subscribe(&s.run.name, &s.student.id);
-        futures_util::stream::unfold(rx, move |mut rx| {
-            let (base, node, proto, keep_net) =
-                (base.clone(), node.clone(), proto.clone(), keep_net.clone());
-            async move {
-                loop {
-                    let ev = match rx.recv().await {
-                        Ok(e) => {
-                            let on_node = node.as_ref().is_none_or(|n| {
-                                e.client_node.as_ref() == Some(n)
-                                    || e.server_node.as_ref() == Some(n)
-                            });
-                            let of_proto = proto
-                                .as_ref()
-                                .is_none_or(|p| e.event.kind.protocol().eq_ignore_ascii_case(p));
-                            if !keep_net(&e.network) || !on_node || !of_proto {
-                                continue;
-                            }
-                            SseEvent::default()
-                                .event("event")
-                                .json_data(event_row(&base, &e))
-                        }
-                        Err(RecvError::Lagged(n)) => {
-                            Ok(SseEvent::default().event("lagged").data(n.to_string()))
-                        }
-                        Err(RecvError::Closed) => return None,
-                    };
-                    let ev = ev.unwrap_or_else(|_| SseEvent::default().comment("unserialisable"));
-                    return Some((Ok::<_, std::convert::Infallible>(ev), rx));
-                }
-            }
-        })
-        .boxed()
-    } else {
-        let rx = st
-            .ctrl
-            .captures
-            .subscribe_frames(&s.run.name, &s.student.id);
-        futures_util::stream::unfold(rx, move |mut rx| {
-            let (base, node, proto, keep_net) =
-                (base.clone(), node.clone(), proto.clone(), keep_net.clone());
-            async move {
-                loop {
-                    let ev = match rx.recv().await {
-                        Ok(fr) => {
-                            let on_node = node.as_ref().is_none_or(|n| {
-                                fr.src_node.as_ref() == Some(n) || fr.dst_node.as_ref() == Some(n)
-                            });
-                            let of_proto = proto
-                                .as_ref()
-                                .is_none_or(|p| fr.frame.protocol.eq_ignore_ascii_case(p));
-                            if !keep_net(&fr.network) || !on_node || !of_proto {
-                                continue;
-                            }
-                            SseEvent::default()
-                                .event("frame")
-                                .json_data(frame_row(&base, &fr))
-                        }
-                        Err(RecvError::Lagged(n)) => {
-                            Ok(SseEvent::default().event("lagged").data(n.to_string()))
-                        }
-                        Err(RecvError::Closed) => return None,
-                    };
-                    let ev = ev.unwrap_or_else(|_| SseEvent::default().comment("unserialisable"));
-                    return Some((Ok::<_, std::convert::Infallible>(ev), rx));
-                }
-            }
-        })
-        .boxed()
+    let node = f.node.clone().filter(|x| !x.is_empty());
+    let on_node = move |a: &Option<String>, b: &Option<String>| {
+        node.as_ref()
+            .is_none_or(|n| a.as_ref() == Some(n) || b.as_ref() == Some(n))
     };
-    Ok(Sse::new(sse)
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    let proto = f.protocol.clone().filter(|x| !x.is_empty());
+    let of_proto = move |p: &str| proto.as_ref().is_none_or(|x| x.eq_ignore_ascii_case(p));
+    let (run, id) = (&s.run.name, &s.student.id);
+    Ok(if f.events_view() {
+        crate::sse::stream(st.ctrl.captures.subscribe(run, id), move |e: NodeEvent| {
+            (keep_net(&e.network)
+                && on_node(&e.client_node, &e.server_node)
+                && of_proto(e.event.kind.protocol()))
+            .then(|| {
+                SseEvent::default()
+                    .event("event")
+                    .json_data(event_row(&base, &e))
+            })
+        })
+    } else {
+        crate::sse::stream(
+            st.ctrl.captures.subscribe_frames(run, id),
+            move |fr: Frame| {
+                (keep_net(&fr.network)
+                    && on_node(&fr.src_node, &fr.dst_node)
+                    && of_proto(&fr.frame.protocol))
+                .then(|| {
+                    SseEvent::default()
+                        .event("frame")
+                        .json_data(frame_row(&base, &fr))
+                })
+            },
+        )
+    })
 }
 
 fn known_network(s: &Subject, network: &str) -> Result<(), PanelError> {

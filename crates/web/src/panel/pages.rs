@@ -291,36 +291,22 @@ pub async fn answer(
 /// The student's own result changes as server-sent events (the pages
 /// update their verdicts without a reload).
 pub async fn results_stream(State(st): State<AppState>, s: Subject) -> Response {
-    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-    let rx = st.ctrl.grader.subscribe();
+    use axum::response::sse::Event as SseEvent;
     let (run, student) = (s.run.name, s.student.id);
-    let stream = futures_util::stream::unfold(rx, move |mut rx| {
-        let (run, student) = (run.clone(), student.clone());
-        async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                let ev = match rx.recv().await {
-                    Ok(c) if c.run != run || c.student != student => continue,
-                    Ok(c) => {
-                        let (class, label) = status_label(c.status);
-                        SseEvent::default()
-                            .event("result")
-                            .json_data(serde_json::json!({
-                                "task": c.task, "check": c.check, "status": class,
-                                "label": label, "seen": c.seen,
-                            }))
-                    }
-                    Err(RecvError::Lagged(_)) => Ok(SseEvent::default().event("lagged").data("")),
-                    Err(RecvError::Closed) => return None,
-                };
-                let ev = ev.unwrap_or_else(|_| SseEvent::default().comment("unserialisable"));
-                return Some((Ok::<_, std::convert::Infallible>(ev), rx));
-            }
-        }
-    });
-    Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    crate::sse::stream(
+        st.ctrl.grader.subscribe(),
+        move |c: applab_controller::grading::Change| {
+            (c.run == run && c.student == student).then(|| {
+                let (class, label) = status_label(c.status);
+                SseEvent::default()
+                    .event("result")
+                    .json_data(serde_json::json!({
+                        "task": c.task, "check": c.check, "status": class,
+                        "label": label, "seen": c.seen,
+                    }))
+            })
+        },
+    )
 }
 
 struct NodeRow {
