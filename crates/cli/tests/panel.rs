@@ -41,14 +41,11 @@ impl Http {
         }
     }
 
-    async fn get(&self, path: &str, cookie: Option<&str>, accept: &str) -> Answer {
-        let mut r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header(ACCEPT, accept);
-        if let Some(c) = cookie {
-            r = r.header(COOKIE, c);
-        }
+    async fn send(&self, r: reqwest::RequestBuilder, cookie: Option<&str>) -> Answer {
+        let r = match cookie {
+            Some(c) => r.header(COOKIE, c),
+            None => r,
+        };
         let resp = r.send().await.unwrap();
         let (status, headers) = (resp.status(), resp.headers().clone());
         Answer {
@@ -58,26 +55,25 @@ impl Http {
         }
     }
 
+    async fn get(&self, path: &str, cookie: Option<&str>, accept: &str) -> Answer {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header(ACCEPT, accept);
+        self.send(r, cookie).await
+    }
+
     async fn page(&self, path: &str, cookie: &str) -> Answer {
         self.get(path, Some(cookie), "text/html").await
     }
 
     async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Answer {
-        let mut r = self
+        let r = self
             .client
             .post(format!("{}{path}", self.base))
             .header(ACCEPT, "text/html")
             .form(form);
-        if let Some(c) = cookie {
-            r = r.header(COOKIE, c);
-        }
-        let resp = r.send().await.unwrap();
-        let (status, headers) = (resp.status(), resp.headers().clone());
-        Answer {
-            status,
-            headers,
-            body: resp.text().await.unwrap_or_default(),
-        }
+        self.send(r, cookie).await
     }
 
     /// Log in through the form as a browser does; the session cookie.

@@ -106,6 +106,9 @@ pub struct Query {
     pub protocol: Option<String>,
     pub since: Option<f64>,
     pub until: Option<f64>,
+    /// One TCP connection or UDP exchange (events only; flows are numbered
+    /// per network).
+    pub flow: Option<u64>,
     pub offset: usize,
     pub limit: usize,
 }
@@ -343,6 +346,7 @@ impl Captures {
                     .is_none_or(|p| e.event.kind.protocol().eq_ignore_ascii_case(p))
                 && q.since.is_none_or(|t| e.event.time >= t)
                 && q.until.is_none_or(|t| e.event.time <= t)
+                && q.flow.is_none_or(|f| e.event.flow == f)
         };
         page(log.events.iter().filter(keep), q)
     }

@@ -509,24 +509,6 @@ impl Controller {
         Ok(self.rt.resize_tty(exec_id, cols, rows).await?)
     }
 
-    /// A student stops or starts one of their nodes, where the lab allows it.
-    pub async fn student_set_node_running(
-        &self,
-        run: &str,
-        student: &str,
-        node: &str,
-        running: bool,
-    ) -> Result<()> {
-        let r = self.store.run(run).await?.context("no such run")?;
-        let lab = self.lab(&r)?;
-        match lab.node(node) {
-            Some(n) if n.student_controls => {}
-            Some(_) => bail!("this lab does not let students stop or start {node}"),
-            None => bail!("lab {} has no node {node:?}", r.lab_name),
-        }
-        self.set_node_running(run, student, node, running).await
-    }
-
     /// List credentials, or reissue them (new passwords, shown once).
     pub async fn reissue(&self, run: &str, student: Option<&str>) -> Result<Vec<Credential>> {
         let rows = match student {

@@ -182,6 +182,17 @@ impl Controller {
         self.captures.sync(&wanted);
     }
 
+    /// Name a student's addresses if nothing has yet: every reconcile pass
+    /// names them from its snapshot, and a node keeps its planned address,
+    /// so only a topology that just started needs the engine asked now.
+    /// Readers of the capture call this, not [`Self::refresh_capture_names`].
+    pub async fn ensure_capture_names(&self, run: &str, student: &str) -> Result<()> {
+        if self.captures.names_snapshot(run, student).is_empty() {
+            self.refresh_capture_names(run, student).await?;
+        }
+        Ok(())
+    }
+
     /// Learn a student's node addresses from the engine now (the frames of
     /// a topology that just started arrive before the next pass).
     pub async fn refresh_capture_names(&self, run: &str, student: &str) -> Result<()> {

@@ -321,6 +321,7 @@ impl CaptureQuery {
             protocol: self.protocol.clone(),
             since: self.since,
             until: self.until,
+            flow: None,
             offset: self.offset,
             limit: self.limit.unwrap_or(500).min(10_000),
         }
@@ -348,7 +349,7 @@ async fn capture_frames(
     Query(q): Query<CaptureQuery>,
 ) -> ApiResult<serde_json::Value> {
     let run = student_run(&st, q.run.as_deref(), &q.student).await?;
-    st.ctrl.refresh_capture_names(&run.name, &q.student).await?;
+    st.ctrl.ensure_capture_names(&run.name, &q.student).await?;
     let (total, frames) = st.ctrl.captures.frames(&run.name, &q.student, &q.query());
     let taps = st.ctrl.captures.taps_open(&run.name, &q.student);
     Ok(Json(
@@ -361,7 +362,7 @@ async fn capture_events(
     Query(q): Query<CaptureQuery>,
 ) -> ApiResult<serde_json::Value> {
     let run = student_run(&st, q.run.as_deref(), &q.student).await?;
-    st.ctrl.refresh_capture_names(&run.name, &q.student).await?;
+    st.ctrl.ensure_capture_names(&run.name, &q.student).await?;
     let (total, events) = st.ctrl.captures.events(&run.name, &q.student, &q.query());
     Ok(Json(
         json!({ "run": run.name, "student": q.student, "total": total, "offset": q.offset, "events": events }),
@@ -435,7 +436,7 @@ async fn capture_stream(
     use axum::response::sse::Event as SseEvent;
     let student = required(q.student, "student")?;
     let run = student_run(&st, q.run.as_deref(), &student).await?;
-    st.ctrl.refresh_capture_names(&run.name, &student).await?;
+    st.ctrl.ensure_capture_names(&run.name, &student).await?;
     let rx = st.ctrl.captures.subscribe(&run.name, &student);
     Ok(crate::sse::stream(rx, |e| {
         Some(SseEvent::default().event("event").json_data(&e))

@@ -26,7 +26,6 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use console::Consoles;
@@ -278,9 +277,4 @@ pub fn router() -> Router<AppState> {
         )
         .route("/packets/pcap/{network}", get(packets::pcap))
         .route("/static/{name}", get(asset))
-}
-
-/// Shared by the handlers: the panel's own state, from the app's.
-pub fn panel(st: &AppState) -> &Arc<PanelState> {
-    &st.panel
 }

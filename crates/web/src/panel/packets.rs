@@ -14,23 +14,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-/// Addresses named after the student's nodes: asked of the engine only
-/// while none are known (a node's address is fixed by the plan), so a page
-/// load costs no engine round trip.
-async fn names(st: &AppState, s: &Subject) -> Result<(), PanelError> {
-    if st
-        .ctrl
-        .captures
-        .names_snapshot(&s.run.name, &s.student.id)
-        .is_empty()
-    {
-        st.ctrl
-            .refresh_capture_names(&s.run.name, &s.student.id)
-            .await?;
-    }
-    Ok(())
-}
-
 /// Rows on a page, newest last.
 const PAGE_ROWS: usize = 300;
 
@@ -57,6 +40,7 @@ impl Filter {
                 .filter(|m| *m > 0.0)
                 .map(|m| applab_controller::store::now_f() - m * 60.0),
             until: None,
+            flow: None,
             offset: 0,
             limit: PAGE_ROWS,
         }
@@ -192,7 +176,9 @@ pub async fn list(
     s: Subject,
     Q(f): Q<Filter>,
 ) -> Result<Response, PanelError> {
-    names(&st, &s).await?;
+    st.ctrl
+        .ensure_capture_names(&s.run.name, &s.student.id)
+        .await?;
     let q = f.query();
     let caps = &st.ctrl.captures;
     let (run, id) = (&s.run.name, &s.student.id);
@@ -288,7 +274,9 @@ pub async fn stream(
     Q(f): Q<Filter>,
 ) -> Result<Response, PanelError> {
     use axum::response::sse::Event as SseEvent;
-    names(&st, &s).await?;
+    st.ctrl
+        .ensure_capture_names(&s.run.name, &s.student.id)
+        .await?;
     let q = f.query();
     let base = s.base.clone();
     let keep_net = move |n: &str| q.network.as_ref().is_none_or(|x| x == n);
@@ -502,15 +490,27 @@ pub async fn frame(
     })
 }
 
-/// One flow's events, oldest first.
-fn flow_events(st: &AppState, s: &Subject, network: &str, flow: u64) -> Vec<NodeEvent> {
+/// One flow's events, oldest first; 404 when the student has no such flow.
+fn flow_of(
+    st: &AppState,
+    s: &Subject,
+    network: &str,
+    flow: u64,
+) -> Result<Vec<NodeEvent>, PanelError> {
+    known_network(s, network)?;
     let q = Query {
         network: Some(network.to_string()),
+        flow: Some(flow),
         limit: applab_controller::captures::KEEP_EVENTS,
         ..Default::default()
     };
     let (_, evs) = st.ctrl.captures.events(&s.run.name, &s.student.id, &q);
-    evs.into_iter().filter(|e| e.event.flow == flow).collect()
+    if evs.is_empty() {
+        return Err(PanelError::not_found(format!(
+            "Connection {flow} of {network} is not (or no longer) in your capture."
+        )));
+    }
+    Ok(evs)
 }
 
 #[derive(askama::Template)]
@@ -531,13 +531,7 @@ pub async fn ladder(
     s: Subject,
     Path((network, flow)): Path<(String, u64)>,
 ) -> Result<Response, PanelError> {
-    known_network(&s, &network)?;
-    let evs = flow_events(&st, &s, &network, flow);
-    if evs.is_empty() {
-        return Err(PanelError::not_found(format!(
-            "Connection {flow} of {network} is not (or no longer) in your capture."
-        )));
-    }
+    let evs = flow_of(&st, &s, &network, flow)?;
     let t0 = evs[0].event.time;
     let t1 = evs[evs.len() - 1].event.time;
     render(&LadderPage {
@@ -567,11 +561,7 @@ pub async fn ladder_svg(
     s: Subject,
     Path((network, flow)): Path<(String, u64)>,
 ) -> Result<Response, PanelError> {
-    known_network(&s, &network)?;
-    let evs = flow_events(&st, &s, &network, flow);
-    if evs.is_empty() {
-        return Err(PanelError::not_found("no such connection"));
-    }
+    let evs = flow_of(&st, &s, &network, flow)?;
     Ok((
         [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
         ladder::svg(&evs, &[]),

@@ -524,7 +524,7 @@ pub async fn node_control(
         Some(_) => {}
     }
     st.ctrl
-        .student_set_node_running(&s.run.name, &s.student.id, &node, running)
+        .set_node_running(&s.run.name, &s.student.id, &node, running)
         .await?;
     Ok(Redirect::to(&format!("{}/topology", s.base)).into_response())
 }
