@@ -5,7 +5,8 @@
   var box = document.getElementById("terminal");
   var status = document.getElementById("console-status");
   if (!box || !window.Terminal) return;
-  var term = new window.Terminal({ cursorBlink: true, scrollback: 5000, fontFamily: "DejaVu Sans Mono, monospace", fontSize: 15 });
+  var watch = box.dataset.watch === "1";
+  var term = new window.Terminal({ cursorBlink: !watch, disableStdin: watch, scrollback: 5000, fontFamily: "DejaVu Sans Mono, monospace", fontSize: 15 });
   term.open(box);
   term.fit();
   term.focus();
@@ -16,6 +17,7 @@
   function say(t) { status.textContent = t; }
 
   function send(type, data) {
+    if (watch) return;
     if (sock && sock.readyState === 1) sock.send(type + data);
   }
 
@@ -30,7 +32,12 @@
     sock = new WebSocket(url);
     sock.binaryType = "arraybuffer";
     drawn = 0; acked = 0;
-    sock.onopen = function () { retry = 0; say("Connected to your workstation."); send("1", JSON.stringify({ cols: term.cols, rows: term.rows })); };
+    sock.onopen = function () {
+      retry = 0;
+      if (watch) { say("Watching (read-only)."); return; }
+      say("Connected to your workstation.");
+      send("1", JSON.stringify({ cols: term.cols, rows: term.rows }));
+    };
     sock.onmessage = function (m) {
       if (typeof m.data === "string") {
         if (m.data.charAt(0) === "1") {
@@ -54,8 +61,11 @@
     };
   }
 
-  term.on("data", function (d) { send("0", d); });
-  term.on("resize", function (s) { send("1", JSON.stringify({ cols: s.cols, rows: s.rows })); });
+  // A watcher's terminal sends nothing (and the server drops it anyway).
+  if (!watch) {
+    term.on("data", function (d) { send("0", d); });
+    term.on("resize", function (s) { send("1", JSON.stringify({ cols: s.cols, rows: s.rows })); });
+  }
   window.addEventListener("resize", function () { term.fit(); });
   void enc;
   connect();

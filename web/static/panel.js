@@ -6,7 +6,8 @@
   function liveResults() {
     var box = document.querySelector("[data-live=results]");
     if (!box || !window.EventSource) return;
-    var es = new EventSource("/results/stream");
+    var base = document.getElementById("main").dataset.base || "";
+    var es = new EventSource(base + "/results/stream");
     es.addEventListener("result", function (m) {
       var r;
       try { r = JSON.parse(m.data); } catch (e) { return; }
@@ -85,8 +86,41 @@
     });
   }
 
+  // The class grid: a cell per student and task, changed in place.
+  function liveGrid() {
+    var grid = document.getElementById("grid");
+    if (!grid || !window.EventSource || !grid.dataset.stream) return;
+    var state = document.getElementById("live-state");
+    var es = new EventSource(grid.dataset.stream);
+    es.onopen = function () { if (state) state.textContent = "Live: cells change as results come in."; };
+    es.onerror = function () { if (state) state.textContent = "Live updates paused; reconnecting…"; };
+    function recount(task) {
+      var n = grid.querySelectorAll("td.cell.pass[data-task='" + CSS.escape(task) + "']").length;
+      var c = document.getElementById("count-" + task);
+      if (c) c.textContent = n + " / " + c.dataset.total;
+    }
+    es.addEventListener("cell", function (m) {
+      var r;
+      try { r = JSON.parse(m.data); } catch (e) { return; }
+      var td = document.getElementById("cell-" + r.student + "-" + r.task);
+      if (!td) return;
+      if (td.classList.contains(r.status)) return;
+      td.className = "cell " + r.status + " changed";
+      var a = td.querySelector("a");
+      a.title = r.student + ": " + r.word;
+      a.firstChild.textContent = r.symbol;
+      a.lastChild.textContent = r.word;
+      var row = td.parentNode, passed = row.querySelector("td.passed");
+      if (passed) passed.textContent = row.querySelectorAll("td.cell.pass").length;
+      recount(r.task);
+      td.dataset.at = String(r.at);
+      td.dataset.shown = String(Date.now() / 1000);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     liveResults();
     livePackets();
+    liveGrid();
   });
 })();

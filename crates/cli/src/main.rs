@@ -64,6 +64,11 @@ enum Cmd {
     },
     /// Launch a lab for a roster (again: adds late students, keeps the rest).
     Launch(verbs::LaunchArgs),
+    /// Panel accounts for instructors and teaching assistants.
+    Instructor {
+        #[command(subcommand)]
+        cmd: InstructorCmd,
+    },
     /// Show every student's topology.
     Status {
         #[command(flatten)]
@@ -146,6 +151,26 @@ enum LabCmd {
 }
 
 #[derive(Subcommand)]
+enum InstructorCmd {
+    /// Add an account (or give it a new password); prints a one-time password.
+    Add {
+        /// The login name (letters, digits, '-', '_', '.').
+        name: String,
+        /// A teaching assistant: sees everything, may reset students and
+        /// stop/start nodes, may not launch, tear down or export.
+        #[arg(long)]
+        assistant: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List the accounts.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
 enum ImagesCmd {
     /// Build one FROM-scratch image per role (skipped when unchanged).
     Build(verbs::ImagesArgs),
@@ -178,6 +203,17 @@ fn main() -> ExitCode {
                 cmd: ImagesCmd::Build(a),
             } => verbs::images_build(a).await,
             Cmd::Launch(a) => verbs::launch(a).await,
+            Cmd::Instructor {
+                cmd:
+                    InstructorCmd::Add {
+                        name,
+                        assistant,
+                        conn,
+                    },
+            } => verbs::instructor_add(&conn, &name, assistant).await,
+            Cmd::Instructor {
+                cmd: InstructorCmd::List { conn },
+            } => verbs::instructor_list(&conn).await,
             Cmd::Status { conn } => verbs::status(&conn).await,
             Cmd::Reset { student, conn } => verbs::reset(&conn, &student).await,
             Cmd::Stop {

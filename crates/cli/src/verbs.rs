@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// credentials sheets); default: this host's address and the port.
     #[arg(long, env = "APPLAB_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The labs the instructor's panel offers to launch (default: the
+    /// installed `labs/` folder).
+    #[arg(long, env = "APPLAB_LABS")]
+    pub labs: Option<PathBuf>,
     #[command(flatten)]
     pub sources: SourceArgs,
 }
@@ -139,9 +143,11 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
         tracing::info!("shutting down");
     };
+    let labs = a.labs.clone().unwrap_or_else(|| paths::shared_dir("labs"));
     let opts = applab_web::ServeOptions {
         listen: a.listen,
         tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+        labs: labs.is_dir().then_some(labs),
     };
     let bound = applab_web::bind(&ctrl, &opts).await?;
     let url = a
@@ -151,6 +157,13 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
     // Students and the instructor read this line; it goes to stderr with the
     // log, and to stdout for scripts.
     eprintln!("applab panel: {url} (students log in with their credentials sheet)");
+    if let Some(password) = ctrl.first_instructor().await? {
+        eprintln!(
+            "applab panel: instructor login at {}/staff/login: account instructor, password {password} \
+             (shown once; `applab instructor add NAME` makes more accounts)",
+            url.trim_end_matches('/')
+        );
+    }
     println!("{url}");
     applab_web::serve(ctrl, bound, token, url, shutdown).await?;
     Ok(ExitCode::SUCCESS)
@@ -343,11 +356,7 @@ pub async fn launch(a: LaunchArgs) -> Result<ExitCode> {
             bail!("the roster has {} bad row(s); nothing launched", errs.len());
         }
     };
-    let mut tb = tar::Builder::new(Vec::new());
-    tb.follow_symlinks(true);
-    tb.append_dir_all(".", &lab.dir)
-        .context("packing the lab folder")?;
-    let lab_tar = tb.into_inner()?;
+    let lab_tar = applab_controller::pack_lab(&lab.dir)?;
     let run = a.conn.run.clone().unwrap_or_else(|| lab.name.clone());
     let client = Client::new(&a.conn)?;
     let req = applab_web::LaunchRequest {
@@ -1124,6 +1133,56 @@ pub async fn history(conn: &Conn, student: &str) -> Result<ExitCode> {
             a["question"].as_str().unwrap_or(""),
             a["value"].as_str().unwrap_or("")
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn instructor_add(conn: &Conn, name: &str, assistant: bool) -> Result<ExitCode> {
+    let client = Client::new(conn)?;
+    let role = if assistant { "assistant" } else { "instructor" };
+    let r: applab_web::StaffAdded = client
+        .post(
+            "/api/staff",
+            &applab_web::StaffReq {
+                name: name.into(),
+                role: role.into(),
+            },
+        )
+        .await?;
+    if conn.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        let url = panel_url(&client).await;
+        println!(
+            "{} {} {}: log in at {}/staff/login with password {}",
+            if r.created {
+                "added"
+            } else {
+                "new password for"
+            },
+            r.role,
+            r.name,
+            url.trim_end_matches('/'),
+            r.password
+        );
+        eprintln!("(the password is shown only now)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn instructor_list(conn: &Conn) -> Result<ExitCode> {
+    let client = Client::new(conn)?;
+    let rows: Vec<serde_json::Value> = client.get("/api/staff", &[]).await?;
+    if conn.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for r in rows {
+            println!(
+                "{}\t{}",
+                r["name"].as_str().unwrap_or(""),
+                r["role"].as_str().unwrap_or("")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -43,6 +43,8 @@ pub struct Change {
     pub task: String,
     pub check: String,
     pub status: Status,
+    /// The task's verdict after this change (what a class grid shows).
+    pub task_status: Status,
     pub seen: String,
     pub at: f64,
     /// Seconds from the event that made the student's checks run to the
@@ -491,12 +493,27 @@ impl Controller {
                 }
             }
             tracing::info!(run, student, task = %row.task, check = %row.check_id, status = status.as_str(), "check result");
+            let task_status = lab
+                .tasks
+                .iter()
+                .find(|t| t.id == row.task)
+                .map(|t| {
+                    applab_checks::task_status(t.checks.iter().map(|c| {
+                        cache
+                            .stored
+                            .get(&(t.id.clone(), c.id.clone()))
+                            .map(|(s, _, _)| *s)
+                            .unwrap_or(Status::Pending)
+                    }))
+                })
+                .unwrap_or(status);
             let _ = self.grader.changes.send(Change {
                 run: run.into(),
                 student: student.into(),
                 task: row.task,
                 check: row.check_id,
                 status,
+                task_status,
                 seen,
                 at,
                 latency,

@@ -116,6 +116,16 @@ fn instance_id(data: &std::path::Path) -> Result<String> {
     Ok(id)
 }
 
+/// A lab folder as the tar `launch` takes (symlinks followed: a lab may
+/// share content with another).
+pub fn pack_lab(dir: &std::path::Path) -> Result<Vec<u8>> {
+    let mut tb = tar::Builder::new(Vec::new());
+    tb.follow_symlinks(true);
+    tb.append_dir_all(".", dir)
+        .with_context(|| format!("packing the lab folder {}", dir.display()))?;
+    Ok(tb.into_inner()?)
+}
+
 /// Run names become part of engine object names.
 pub fn valid_run_name(s: &str) -> bool {
     !s.is_empty()
@@ -509,6 +519,30 @@ impl Controller {
         Ok(self.rt.resize_tty(exec_id, cols, rows).await?)
     }
 
+    /// Create (or give a new password to) an instructor or assistant
+    /// account; the password is returned once, in plain text.
+    pub async fn add_staff(&self, name: &str, role: &str) -> Result<(String, bool)> {
+        if !store::valid_staff_name(name) || !store::STAFF_ROLES.contains(&role) {
+            // The store says which, with the rule.
+            self.store.put_staff(name, role, "").await?;
+        }
+        let password = credentials::generate();
+        let p = password.clone();
+        let hash = tokio::task::spawn_blocking(move || credentials::hash(&p)).await??;
+        let created = self.store.put_staff(name, role, &hash).await?;
+        tracing::info!(name, role, created, "staff account");
+        Ok((password, created))
+    }
+
+    /// At the first start there is nobody to log in as: make an instructor
+    /// account named `instructor` and return its one-time password.
+    pub async fn first_instructor(&self) -> Result<Option<String>> {
+        if !self.store.staff_list().await?.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.add_staff("instructor", "instructor").await?.0))
+    }
+
     /// List credentials, or reissue them (new passwords, shown once).
     pub async fn reissue(&self, run: &str, student: Option<&str>) -> Result<Vec<Credential>> {
         let rows = match student {
@@ -594,6 +628,18 @@ impl Controller {
             .lock()
             .expect("progress")
             .insert((run.to_string(), student.to_string()), phase.into());
+    }
+
+    /// Each student's last convergence phase (`ready`, `starting ...`,
+    /// `error: ...`), from memory: cheap enough for a page a class reloads.
+    pub fn phases(&self, run: &str) -> HashMap<String, String> {
+        self.progress
+            .lock()
+            .expect("progress")
+            .iter()
+            .filter(|((r, _), _)| r == run)
+            .map(|((_, s), p)| (s.clone(), p.clone()))
+            .collect()
     }
 
     fn progress_of(&self, run: &str, student: &str) -> Option<String> {

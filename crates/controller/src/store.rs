@@ -14,7 +14,9 @@ use std::path::Path;
 use std::str::FromStr;
 
 mod sessions;
+mod staff;
 pub use sessions::SessionRow;
+pub use staff::{valid_staff_name, StaffRow, STAFF_ROLES};
 
 #[derive(Clone)]
 pub struct Store {

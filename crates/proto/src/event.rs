@@ -139,6 +139,30 @@ impl EventKind {
             EventKind::Malformed { .. } => "malformed",
         }
     }
+
+    /// A server saying no, as the lecture names it: HTTP 4xx/5xx, an SMTP
+    /// 5xx (permanent; a 4xx asks to retry later), IMAP NO/BAD, POP3 -ERR,
+    /// a DNS answer other than NOERROR, and traffic that does not parse.
+    /// The short label is what the instructor's heat map counts by.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            EventKind::HttpResponse { status, .. } if *status >= 400 => {
+                Some(format!("HTTP {status}"))
+            }
+            EventKind::SmtpReply { code, .. } if *code >= 500 => Some(format!("SMTP {code}")),
+            EventKind::ImapResponse { status, .. }
+                if status.eq_ignore_ascii_case("NO") || status.eq_ignore_ascii_case("BAD") =>
+            {
+                Some(format!("IMAP {}", status.to_ascii_uppercase()))
+            }
+            EventKind::Pop3Response { ok: false, .. } => Some("POP3 -ERR".into()),
+            EventKind::DnsResponse { rcode, .. } if !rcode.eq_ignore_ascii_case("NOERROR") => {
+                Some(format!("DNS {rcode}"))
+            }
+            EventKind::Malformed { protocol, .. } => Some(format!("malformed {protocol}")),
+            _ => None,
+        }
+    }
 }
 
 /// A few bytes as text for a malformed event.

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/check", post(check))
         .route("/api/answer", post(answer))
         .route("/api/grades", get(grades))
+        .route("/api/staff", get(staff_list).post(staff_add))
         .layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/api/health", get(health))
@@ -562,4 +563,40 @@ async fn grades(
     let m = st.ctrl.matrix(&run.name).await?;
     let body = render(&m, f)?;
     Ok(([(axum::http::header::CONTENT_TYPE, f.content_type())], body).into_response())
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct StaffReq {
+    pub name: String,
+    /// instructor or assistant.
+    pub role: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct StaffAdded {
+    pub name: String,
+    pub role: String,
+    /// Shown once; only its hash is kept.
+    pub password: String,
+    /// False: the account existed and has a new password now.
+    pub created: bool,
+}
+
+/// An instructor or assistant account for the panel.
+async fn staff_add(State(st): State<AppState>, Json(r): Json<StaffReq>) -> ApiResult<StaffAdded> {
+    let (password, created) = st.ctrl.add_staff(&r.name, &r.role).await?;
+    Ok(Json(StaffAdded {
+        name: r.name,
+        role: r.role,
+        password,
+        created,
+    }))
+}
+
+async fn staff_list(State(st): State<AppState>) -> ApiResult<serde_json::Value> {
+    let rows = st.ctrl.store.staff_list().await?;
+    Ok(Json(json!(rows
+        .into_iter()
+        .map(|r| json!({ "name": r.name, "role": r.role, "created_at": r.created_at }))
+        .collect::<Vec<_>>())))
 }

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 
-pub use api::{router, AppState, LaunchRequest};
+pub use api::{router, AppState, LaunchRequest, StaffAdded, StaffReq};
 
 /// A TCP listener that drops connections addressed to a denied network
 /// (the student bridges' gateways all fall in the lab address pool). The
@@ -167,6 +167,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// PEM certificate chain and private key: serve HTTPS (and Secure cookies).
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The labs the instructor's panel offers to launch.
+    pub labs: Option<std::path::PathBuf>,
 }
 
 /// The listener bound and guarded, ready to serve (so the caller can print
@@ -175,6 +177,7 @@ pub struct Bound {
     listener: TcpListener,
     deny: Vec<Ipv4Net>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    labs: Option<std::path::PathBuf>,
     pub local: SocketAddr,
 }
 
@@ -191,6 +194,7 @@ pub async fn bind(ctrl: &Controller, o: &ServeOptions) -> Result<Bound> {
         listener,
         deny,
         tls,
+        labs: o.labs.clone(),
         local,
     })
 }
@@ -217,9 +221,18 @@ pub async fn serve(
     let app = router(AppState {
         ctrl,
         token: Arc::new(token),
-        panel: Arc::new(panel::PanelState::new(bound.tls.is_some(), public_url)),
-    })
-    .into_make_service_with_connect_info::<Peer>();
+        panel: Arc::new(panel::PanelState::new(
+            bound.tls.is_some(),
+            public_url,
+            bound.labs.clone(),
+        )),
+    });
+    // Before routing: a staff member's look at a student's page becomes
+    // that page (panel::staff_view).
+    let app = tower::Layer::layer(&axum::middleware::from_fn(panel::staff_view), app);
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<Peer>(
+        app,
+    );
     let guarded = GuardedListener::new(bound.listener, bound.deny);
     match bound.tls {
         None => {

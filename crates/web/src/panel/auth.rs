@@ -33,8 +33,7 @@ pub const IDLE: Duration = Duration::from_secs(4 * 3600);
 /// ...and after this long in any case.
 pub const MAX_AGE: Duration = Duration::from_secs(14 * 3600);
 
-/// The kinds of people the panel serves. Only students log in today; the
-/// staff roles are the instructor pages' (they share this layer).
+/// The kinds of people the panel serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Student,
@@ -51,12 +50,62 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Option<Role> {
+    pub fn is_staff(self) -> bool {
+        self != Role::Student
+    }
+
+    /// What each role may do on the staff pages: the one table every staff
+    /// handler asks (the role matrix test reads it back through the routes).
+    pub fn may(self, a: Action) -> bool {
+        match self {
+            Role::Instructor => true,
+            Role::Assistant => matches!(a, Action::View | Action::Reset | Action::NodeControl),
+            Role::Student => false,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
         match s {
             "student" => Some(Role::Student),
             "assistant" => Some(Role::Assistant),
             "instructor" => Some(Role::Instructor),
             _ => None,
+        }
+    }
+}
+
+/// What a staff page does, for [`Role::may`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// See runs, the grid, the overview and any student's pages.
+    View,
+    /// Recreate a student's topology.
+    Reset,
+    /// Stop or start a student's node.
+    NodeControl,
+    /// Change a link's delay, rate or loss.
+    Shape,
+    /// New passwords (and the credentials sheet that shows them).
+    Reissue,
+    /// Launch a run or add students to it.
+    Launch,
+    /// Remove a run.
+    Teardown,
+    /// Download grades.
+    Export,
+}
+
+impl Action {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::View => "see the class",
+            Action::Reset => "reset a student",
+            Action::NodeControl => "stop or start a node",
+            Action::Shape => "change a link's shaping",
+            Action::Reissue => "issue new credentials",
+            Action::Launch => "launch a run or add students",
+            Action::Teardown => "tear a run down",
+            Action::Export => "download grades",
         }
     }
 }
@@ -73,6 +122,16 @@ pub struct Session {
     pub csrf: String,
 }
 
+/// A staff member's read-only look at one student's pages: set by
+/// [`crate::panel::staff_view`] on `/staff/runs/R/students/S/view/...`,
+/// which it rewrites to the student's own path.
+#[derive(Debug, Clone)]
+pub struct StaffView {
+    pub run: String,
+    pub student: String,
+    pub base: String,
+}
+
 /// The one student whose things a request may touch, with their run and lab.
 pub struct Subject {
     pub session: Session,
@@ -81,6 +140,55 @@ pub struct Subject {
     pub lab: Arc<Lab>,
     /// Where this student's pages live ("" for the student's own panel).
     pub base: String,
+}
+
+impl Subject {
+    /// A staff member watching: nothing on the page changes the student's
+    /// lab, and the console only shows.
+    pub fn read_only(&self) -> bool {
+        self.session.role.is_staff()
+    }
+}
+
+/// A logged-in instructor or assistant.
+pub struct Staff {
+    pub session: Session,
+    pub role: Role,
+}
+
+impl Staff {
+    /// Refuse, naming what the role may not do.
+    pub fn require(&self, a: Action) -> Result<(), PanelError> {
+        if self.role.may(a) {
+            Ok(())
+        } else {
+            Err(PanelError::forbidden(format!(
+                "An {} may not {}; ask an instructor.",
+                self.role.as_str(),
+                a.describe()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, st)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !session.role.is_staff() {
+            return Err(
+                PanelError::forbidden("This page is for instructors and assistants.")
+                    .into_response(),
+            );
+        }
+        Ok(Staff {
+            role: session.role,
+            session,
+        })
+    }
 }
 
 /// No session: a page redirects to the login form, anything else gets 401.
@@ -92,7 +200,12 @@ pub struct Unauthenticated {
 impl IntoResponse for Unauthenticated {
     fn into_response(self) -> Response {
         if self.html {
-            let to = format!("/login?next={}", url_escape(&self.next));
+            let form = if self.next.starts_with("/staff") {
+                "/staff/login"
+            } else {
+                "/login"
+            };
+            let to = format!("{form}?next={}", url_escape(&self.next));
             Redirect::to(&to).into_response()
         } else {
             (
@@ -145,10 +258,10 @@ pub fn url_escape(s: &str) -> String {
 }
 
 /// Only local paths are followed after login (no open redirect).
-fn safe_next(next: Option<&str>) -> String {
+fn safe_next(next: Option<&str>, home: &str) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
-        _ => "/dashboard".into(),
+        _ => home.into(),
     }
 }
 
@@ -199,8 +312,11 @@ impl FromRequestParts<AppState> for Subject {
         let session = Session::from_request_parts(parts, st)
             .await
             .map_err(IntoResponse::into_response)?;
+        if let Some(view) = parts.extensions.get::<StaffView>().cloned() {
+            return staff_subject(st, session, view).await;
+        }
         if session.role != Role::Student {
-            // Staff reach students through their own routes (instructor pages).
+            // Staff reach students through /staff/runs/R/students/S/view/.
             return Err(PanelError::forbidden("this page is a student's").into_response());
         }
         let Some(run_name) = session.run.clone() else {
@@ -231,6 +347,44 @@ impl FromRequestParts<AppState> for Subject {
             base: String::new(),
         })
     }
+}
+
+/// The student a staff member looks at (any student of any run: staff see
+/// every run).
+async fn staff_subject(
+    st: &AppState,
+    session: Session,
+    view: StaffView,
+) -> Result<Subject, Response> {
+    if !session.role.may(Action::View) {
+        return Err(
+            PanelError::forbidden("These pages are for instructors and assistants.")
+                .into_response(),
+        );
+    }
+    let Ok(Some(run)) = st.ctrl.store.run(&view.run).await else {
+        return Err(
+            PanelError::not_found(format!("There is no run {:?}.", view.run)).into_response(),
+        );
+    };
+    let Ok(Some(student)) = st.ctrl.store.student(&view.run, &view.student).await else {
+        return Err(PanelError::not_found(format!(
+            "Run {} has no student {:?}.",
+            view.run, view.student
+        ))
+        .into_response());
+    };
+    let lab = st
+        .ctrl
+        .lab(&run)
+        .map_err(|e| PanelError::internal(e).into_response())?;
+    Ok(Subject {
+        session,
+        run,
+        student,
+        lab,
+        base: view.base,
+    })
 }
 
 /// A form or request's CSRF token must be the session's.
@@ -341,6 +495,8 @@ struct LoginPage {
     next: String,
     id: String,
     error: Option<String>,
+    /// The instructors' and assistants' form.
+    staff: bool,
 }
 
 #[derive(Deserialize)]
@@ -348,13 +504,46 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
+/// Which accounts a login form checks: students' (of every run) or staff's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Accounts {
+    Students,
+    Staff,
+}
+
+impl Accounts {
+    fn home(self) -> &'static str {
+        match self {
+            Accounts::Students => "/dashboard",
+            Accounts::Staff => "/staff/runs",
+        }
+    }
+}
+
 pub async fn login_form(
     State(st): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<NextQuery>,
 ) -> Result<Response, PanelError> {
+    let next = safe_next(q.next.as_deref(), Accounts::Students.home());
     login_page(
         &st.panel,
-        safe_next(q.next.as_deref()),
+        Accounts::Students,
+        next,
+        String::new(),
+        None,
+        StatusCode::OK,
+    )
+}
+
+pub async fn staff_login_form(
+    State(st): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+) -> Result<Response, PanelError> {
+    let next = safe_next(q.next.as_deref(), Accounts::Staff.home());
+    login_page(
+        &st.panel,
+        Accounts::Staff,
+        next,
         String::new(),
         None,
         StatusCode::OK,
@@ -363,18 +552,21 @@ pub async fn login_form(
 
 fn login_page(
     panel: &PanelState,
+    accounts: Accounts,
     next: String,
     id: String,
     error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, PanelError> {
     let token = random_token();
+    let staff = accounts == Accounts::Staff;
     let page = LoginPage {
-        c: super::Chrome::anonymous("Log in"),
+        c: super::Chrome::anonymous(if staff { "Instructor log in" } else { "Log in" }),
         token: token.clone(),
         next,
         id,
         error,
+        staff,
     };
     let mut resp = render(&page)?;
     *resp.status_mut() = status;
@@ -401,7 +593,28 @@ pub async fn login(
     connect: Option<axum::extract::Extension<axum::extract::ConnectInfo<crate::Peer>>>,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, PanelError> {
-    let next = safe_next(f.next.as_deref());
+    log_in(st, Accounts::Students, headers, connect, f).await
+}
+
+pub async fn staff_login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    connect: Option<axum::extract::Extension<axum::extract::ConnectInfo<crate::Peer>>>,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, PanelError> {
+    log_in(st, Accounts::Staff, headers, connect, f).await
+}
+
+/// One login for both kinds of account: the same token check, limits,
+/// hashing and session; only where the hashes come from differs.
+async fn log_in(
+    st: AppState,
+    accounts: Accounts,
+    headers: HeaderMap,
+    connect: Option<axum::extract::Extension<axum::extract::ConnectInfo<crate::Peer>>>,
+    f: LoginForm,
+) -> Result<Response, PanelError> {
+    let next = safe_next(f.next.as_deref(), accounts.home());
     let addr = connect.map(|c| c.0 .0 .0.ip());
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
     if expected.is_empty()
@@ -412,6 +625,7 @@ pub async fn login(
     {
         return login_page(
             &st.panel,
+            accounts,
             next,
             f.id,
             Some("The login form expired (or cookies are off). Try again.".into()),
@@ -419,19 +633,41 @@ pub async fn login(
         );
     }
     let id: String = f.id.trim().chars().take(128).collect();
-    if let Some(wait) = st.panel.limiter.blocked(&id, addr) {
+    // Staff and students are counted apart: a class guessing at "instructor"
+    // cannot lock a student out, nor the other way round.
+    let account_key = match accounts {
+        Accounts::Students => id.clone(),
+        Accounts::Staff => format!("staff:{id}"),
+    };
+    if let Some(wait) = st.panel.limiter.blocked(&account_key, addr) {
         tracing::warn!(id, ?addr, "login refused: too many failures");
         return login_page(
             &st.panel,
+            accounts,
             next,
             id,
             Some(format!(
-                "Too many failed logins. Try again in {wait} s, or ask your instructor for new credentials."
+                "Too many failed logins. Try again in {wait} s{}.",
+                if accounts == Accounts::Students {
+                    ", or ask your instructor for new credentials"
+                } else {
+                    ""
+                }
             )),
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
-    let enrolled = st.ctrl.store.enrollments(&id).await?;
+    // (what the session opens, the password hash that opens it)
+    let candidates: Vec<(String, String)> = match accounts {
+        Accounts::Students => st.ctrl.store.enrollments(&id).await?,
+        Accounts::Staff => st
+            .ctrl
+            .store
+            .staff(&id)
+            .await?
+            .map(|r| vec![(r.role, r.password_hash)])
+            .unwrap_or_default(),
+    };
     let password = f.password.clone();
     // Argon2 is slow on purpose: off the async workers, a few at a time.
     let _slot = st
@@ -441,49 +677,67 @@ pub async fn login(
         .await
         .map_err(PanelError::internal)?;
     let matched = tokio::task::spawn_blocking(move || {
-        if enrolled.is_empty() {
+        if candidates.is_empty() {
             // The same work for an unknown id as for a wrong password.
             let _ = applab_controller::credentials::verify(&password, dummy_hash());
             return Vec::new();
         }
-        enrolled
+        candidates
             .into_iter()
             .filter(|(_, hash)| applab_controller::credentials::verify(&password, hash))
-            .map(|(run, _)| run)
+            .map(|(what, _)| what)
             .collect::<Vec<String>>()
     })
     .await
     .map_err(PanelError::internal)?;
     drop(_slot);
     if matched.is_empty() {
-        st.panel.limiter.failed(&id, addr);
+        st.panel.limiter.failed(&account_key, addr);
         tracing::info!(id, ?addr, "login failed");
         return login_page(
             &st.panel,
+            accounts,
             next,
             id,
-            Some("Wrong student id or password.".into()),
+            Some(match accounts {
+                Accounts::Students => "Wrong student id or password.".into(),
+                Accounts::Staff => "Wrong account name or password.".into(),
+            }),
             StatusCode::UNAUTHORIZED,
         );
     }
-    st.panel.limiter.succeeded(&id);
+    st.panel.limiter.succeeded(&account_key);
     let session_id = random_token();
     let now = now_f();
-    let run = (matched.len() == 1).then(|| matched[0].clone());
+    let (role, run, runs) = match accounts {
+        Accounts::Students => {
+            let run = (matched.len() == 1).then(|| matched[0].clone());
+            (Role::Student, run, matched)
+        }
+        Accounts::Staff => (
+            Role::parse(&matched[0]).unwrap_or(Role::Assistant),
+            None,
+            Vec::new(),
+        ),
+    };
     let row = SessionRow {
         id_hash: sha256_hex(&session_id),
-        role: Role::Student.as_str().into(),
+        role: role.as_str().into(),
         subject: id.clone(),
         run: run.clone(),
-        runs: serde_json::to_string(&matched).unwrap_or_else(|_| "[]".into()),
+        runs: serde_json::to_string(&runs).unwrap_or_else(|_| "[]".into()),
         csrf: random_token(),
         created_at: now,
         expires_at: now + IDLE.as_secs_f64(),
         last_seen: now,
     };
     st.ctrl.store.create_session(&row).await?;
-    tracing::info!(id, runs = matched.len(), "student logged in");
-    let to = if run.is_some() { next } else { "/runs".into() };
+    tracing::info!(id, role = role.as_str(), runs = runs.len(), "logged in");
+    let to = if role == Role::Student && run.is_none() {
+        "/runs".into()
+    } else {
+        next
+    };
     let mut resp = Redirect::to(&to).into_response();
     let h = resp.headers_mut();
     h.append(
@@ -600,11 +854,12 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_followed() {
-        assert_eq!(safe_next(Some("/tasks/a")), "/tasks/a");
-        assert_eq!(safe_next(Some("//evil.example/")), "/dashboard");
-        assert_eq!(safe_next(Some("https://evil.example/")), "/dashboard");
-        assert_eq!(safe_next(Some("/\\evil")), "/dashboard");
-        assert_eq!(safe_next(None), "/dashboard");
+        let h = "/dashboard";
+        assert_eq!(safe_next(Some("/tasks/a"), h), "/tasks/a");
+        assert_eq!(safe_next(Some("//evil.example/"), h), "/dashboard");
+        assert_eq!(safe_next(Some("https://evil.example/"), h), "/dashboard");
+        assert_eq!(safe_next(Some("/\\evil"), h), "/dashboard");
+        assert_eq!(safe_next(None, "/staff/runs"), "/staff/runs");
     }
 
     #[test]

@@ -18,6 +18,11 @@
 //! outlives its socket: a dropped connection that comes back within
 //! [`Limits::grace`] finds its shell and the recent scrollback. A session
 //! with no keystroke for [`Limits::idle`] is ended.
+//!
+//! Staff watch a student's console read-only: a watcher gets the
+//! scrollback and then every output chunk (a broadcast, so a slow watcher
+//! skips rather than holds the student's shell back), and nothing it sends
+//! ever reaches the shell: the watch loop has no path to the TTY's input.
 
 use super::auth::Subject;
 use super::{render, Chrome, PanelError};
@@ -69,6 +74,8 @@ struct Console {
     exec_id: String,
     input: tokio::sync::Mutex<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
     state: Mutex<ConsoleState>,
+    /// Output and the end, for watching staff.
+    watch: tokio::sync::broadcast::Sender<Out>,
 }
 
 struct ConsoleState {
@@ -81,6 +88,7 @@ struct ConsoleState {
     ended: Option<String>,
 }
 
+#[derive(Clone)]
 enum Out {
     Data(Bytes),
     End(String),
@@ -143,6 +151,17 @@ pub async fn socket(
         return (StatusCode::FORBIDDEN, "cross-origin console refused\n").into_response();
     }
     let key = (s.run.name.clone(), s.student.id.clone());
+    if s.read_only() {
+        tracing::info!(
+            run = key.0,
+            student = key.1,
+            by = s.session.subject,
+            "console watched"
+        );
+        return ws
+            .max_message_size(64 * 1024)
+            .on_upgrade(move |sock| watch_socket(st, key, sock));
+    }
     let cols = size.cols.unwrap_or(80).clamp(10, 500);
     let rows = size.rows.unwrap_or(24).clamp(4, 200);
     ws.max_message_size(64 * 1024)
@@ -163,6 +182,96 @@ fn same_origin(headers: &HeaderMap) -> bool {
     origin
         .split_once("://")
         .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
+}
+
+/// A staff member watching: the student's output, never their input.
+async fn watch_socket(st: AppState, key: Key, sock: WebSocket) {
+    let (mut sink, mut stream) = sock.split();
+    let mut told_waiting = false;
+    loop {
+        let console = st
+            .panel
+            .consoles
+            .open
+            .lock()
+            .expect("consoles")
+            .get(&key)
+            .cloned()
+            .filter(|c| c.state.lock().expect("console").ended.is_none());
+        let Some(console) = console else {
+            if !told_waiting {
+                told_waiting = true;
+                let m = "1The student has no console open; this page shows it when they open one.";
+                if sink.send(Message::Text(m.into())).await.is_err() {
+                    return;
+                }
+            }
+            // Wait a second, or for the watcher to leave.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => continue,
+                },
+            }
+        };
+        told_waiting = false;
+        let (mut rx, replay) = {
+            let s = console.state.lock().expect("console");
+            (
+                console.watch.subscribe(),
+                s.scrollback.iter().copied().collect::<Vec<u8>>(),
+            )
+        };
+        drop(console);
+        let hello = format!(
+            "1Watching {}'s console (read-only: nothing typed here reaches it).",
+            key.1
+        );
+        if sink.send(Message::Text(hello.into())).await.is_err() {
+            return;
+        }
+        if !replay.is_empty() {
+            let mut m = Vec::with_capacity(replay.len() + 1);
+            m.push(b'0');
+            m.extend_from_slice(&replay);
+            if sink.send(Message::Binary(m.into())).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            tokio::select! {
+                out = rx.recv() => match out {
+                    Ok(Out::Data(b)) => {
+                        let mut m = Vec::with_capacity(b.len() + 1);
+                        m.push(b'0');
+                        m.extend_from_slice(&b);
+                        if sink.send(Message::Binary(m.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Out::End(why)) => {
+                        let m = format!("1The student's shell ended ({why}); waiting for a new one.");
+                        if sink.send(Message::Text(m.into())).await.is_err() {
+                            return;
+                        }
+                        break;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let m = format!("1(output came faster than this page: {n} chunks skipped)");
+                        let _ = sink.send(Message::Text(m.into())).await;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                // Keystrokes, sizes and acks from a watcher are read and
+                // dropped: the student's shell is theirs.
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
 }
 
 /// Find the student's console or open one.
@@ -198,6 +307,7 @@ async fn attach(
             detached_at: None,
             ended: None,
         }),
+        watch: tokio::sync::broadcast::channel(256).0,
     });
     consoles
         .open
@@ -232,6 +342,9 @@ async fn pump(
             s.scrollback.extend(chunk.iter());
             let extra = s.scrollback.len().saturating_sub(limit);
             s.scrollback.drain(..extra);
+            // Under the lock: a watcher's scrollback copy and its
+            // subscription then see each chunk exactly once.
+            let _ = c.watch.send(Out::Data(chunk.clone()));
             s.attached.as_ref().map(|(_, tx)| tx.clone())
         };
         if let Some(tx) = tx {
@@ -249,6 +362,7 @@ async fn end(st: &AppState, key: &Key, c: &Arc<Console>, reason: String) {
             return;
         }
         s.ended = Some(reason.clone());
+        let _ = c.watch.send(Out::End(reason.clone()));
         s.attached.take()
     };
     if let Some((_, tx)) = tx {

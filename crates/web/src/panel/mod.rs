@@ -10,14 +10,24 @@
 //!   detail, ladders, pcap downloads.
 //! - `console.rs`: the workstation's terminal over a WebSocket.
 //! - `markdown.rs`: task text, raw HTML never passed through.
+//! - staff pages (issue 15), every handler asking [`auth::Role::may`]:
+//!   `staff.rs` (runs, launch, late students, teardown, credentials
+//!   sheets, grades), `grid.rs` (the live class × task grid), `drill.rs`
+//!   (one student: answers, history, actions), `overview.rs` (the run's
+//!   plots); a student's own pages are shown to staff read-only through
+//!   [`staff_view`].
 //! - templates in the top-level `web/templates/`, assets in `web/static/`,
 //!   both compiled in: the FROM-scratch controller image serves them.
 
 pub mod auth;
 mod console;
+mod drill;
+mod grid;
 mod markdown;
+mod overview;
 mod packets;
 mod pages;
+mod staff;
 
 use crate::AppState;
 use axum::extract::{Path, Request};
@@ -40,13 +50,16 @@ pub struct PanelState {
     pub consoles: Consoles,
     /// The panel's address as students type it.
     pub public_url: String,
+    /// The labs an instructor may launch from the panel.
+    pub labs: Option<std::path::PathBuf>,
 }
 
 impl PanelState {
-    pub fn new(secure: bool, public_url: String) -> PanelState {
+    pub fn new(secure: bool, public_url: String, labs: Option<std::path::PathBuf>) -> PanelState {
         PanelState {
             secure,
             public_url,
+            labs,
             // 5 failures per account, 30 per address, in 5 minutes.
             limiter: auth::Limiter::new(Duration::from_secs(300), 5, 30),
             hashing: tokio::sync::Semaphore::new(2),
@@ -64,6 +77,13 @@ pub struct Chrome {
     pub csrf: String,
     pub base: String,
     pub tab: &'static str,
+    /// A staff member is logged in: the staff tabs.
+    pub staff: bool,
+    /// Whose pages a staff member is looking at (read-only), and the staff
+    /// page of that student.
+    pub viewing: Option<(String, String)>,
+    /// The staff pages' base for this run (`/staff/runs/R`).
+    pub run_base: String,
 }
 
 impl Chrome {
@@ -76,22 +96,57 @@ impl Chrome {
             csrf: String::new(),
             base: String::new(),
             tab: "",
+            staff: false,
+            viewing: None,
+            run_base: String::new(),
         }
     }
 
     pub fn of(s: &auth::Subject, title: impl Into<String>, tab: &'static str) -> Chrome {
+        let student = if s.student.name.is_empty() {
+            s.student.id.clone()
+        } else {
+            format!("{} ({})", s.student.name, s.student.id)
+        };
+        let staff = s.read_only();
         Chrome {
             title: title.into(),
-            who: Some(if s.student.name.is_empty() {
-                s.student.id.clone()
+            who: Some(if staff {
+                staff_who(&s.session)
             } else {
-                format!("{} ({})", s.student.name, s.student.id)
+                student.clone()
             }),
             run: Some(s.run.name.clone()),
             lab: s.lab.title.clone(),
             csrf: s.session.csrf.clone(),
             base: s.base.clone(),
             tab,
+            staff,
+            viewing: staff.then(|| (student, s.base.trim_end_matches("/view").to_string())),
+            run_base: format!("/staff/runs/{}", s.run.name),
+        }
+    }
+
+    /// A staff page, of one run or of all.
+    pub fn staff(
+        s: &auth::Staff,
+        title: impl Into<String>,
+        run: Option<(&str, &str)>,
+        tab: &'static str,
+    ) -> Chrome {
+        Chrome {
+            title: title.into(),
+            who: Some(staff_who(&s.session)),
+            run: run.map(|(r, _)| r.to_string()),
+            lab: run.map(|(_, l)| l.to_string()).unwrap_or_default(),
+            csrf: s.session.csrf.clone(),
+            base: String::new(),
+            tab,
+            staff: true,
+            viewing: None,
+            run_base: run
+                .map(|(r, _)| format!("/staff/runs/{r}"))
+                .unwrap_or_default(),
         }
     }
 }
@@ -148,6 +203,10 @@ impl IntoResponse for PanelError {
             Err(_) => (self.status, page.message).into_response(),
         }
     }
+}
+
+fn staff_who(s: &auth::Session) -> String {
+    format!("{} ({})", s.subject, s.role.as_str())
 }
 
 pub fn render(t: &impl askama::Template) -> Result<Response, PanelError> {
@@ -227,9 +286,71 @@ async fn asset(Path(name): Path<String>) -> Response {
 
 async fn root(session: Option<auth::Session>) -> Redirect {
     match session {
+        Some(s) if s.role.is_staff() => Redirect::to("/staff/runs"),
         Some(_) => Redirect::to("/dashboard"),
         None => Redirect::to("/login"),
     }
+}
+
+/// The first path segments of a student's pages that staff may look at.
+const VIEWABLE: &[&str] = &[
+    "dashboard",
+    "tasks",
+    "topology",
+    "topology.svg",
+    "console",
+    "packets",
+    "results",
+];
+
+/// Staff look at a student's own pages through
+/// `/staff/runs/R/students/S/view/...`: the path is rewritten to the
+/// student's, with a [`auth::StaffView`] that the [`auth::Subject`]
+/// extractor turns into that student. Only reads pass: nothing a staff
+/// member does here changes the student's lab. Runs before routing.
+pub async fn staff_view(mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let Some(rest) = path.strip_prefix("/staff/runs/") else {
+        return next.run(req).await;
+    };
+    let mut parts = rest.splitn(5, '/');
+    let (Some(run), Some("students"), Some(student), Some("view")) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return next.run(req).await;
+    };
+    let tail = parts.next().unwrap_or("");
+    let first = tail.split('/').next().unwrap_or("");
+    let tail = if tail.is_empty() { "dashboard" } else { tail };
+    if !first.is_empty() && !VIEWABLE.contains(&first) {
+        return PanelError::not_found(
+            "Staff see a student's tasks, topology, console and packets here.",
+        )
+        .into_response();
+    }
+    if req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD {
+        return PanelError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "A student's pages are read-only for staff; the actions are on the student's staff page.",
+        )
+        .into_response();
+    }
+    let base = format!("/staff/runs/{run}/students/{student}/view");
+    let view = auth::StaffView {
+        run: run.to_string(),
+        student: student.to_string(),
+        base,
+    };
+    let to = match req.uri().query() {
+        Some(q) => format!("/{tail}?{q}"),
+        None => format!("/{tail}"),
+    };
+    match to.parse() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return PanelError::not_found("no such page").into_response(),
+    }
+    req.extensions_mut().insert(view);
+    next.run(req).await
 }
 
 impl axum::extract::OptionalFromRequestParts<AppState> for auth::Session {
@@ -277,4 +398,39 @@ pub fn router() -> Router<AppState> {
         )
         .route("/packets/pcap/{network}", get(packets::pcap))
         .route("/static/{name}", get(asset))
+        .merge(staff_router())
+}
+
+/// The instructor's and assistants' pages.
+fn staff_router() -> Router<AppState> {
+    let upload = axum::extract::DefaultBodyLimit::max(staff::MAX_UPLOAD + (1 << 20));
+    Router::new()
+        .route("/staff", get(staff::home))
+        .route(
+            "/staff/login",
+            get(auth::staff_login_form).post(auth::staff_login),
+        )
+        .route(
+            "/staff/runs",
+            get(staff::runs).post(staff::launch).layer(upload),
+        )
+        .route("/staff/runs/{run}", get(grid::grid))
+        .route("/staff/runs/{run}/stream", get(grid::stream))
+        .route(
+            "/staff/runs/{run}/students",
+            post(staff::add_students).layer(upload),
+        )
+        .route(
+            "/staff/runs/{run}/teardown",
+            get(staff::teardown_form).post(staff::teardown),
+        )
+        .route("/staff/runs/{run}/grades", get(staff::grades))
+        .route("/staff/runs/{run}/grades/{file}", get(staff::grades_file))
+        .route("/staff/runs/{run}/credentials", post(staff::reissue))
+        .route("/staff/runs/{run}/overview", get(overview::page))
+        .route("/staff/runs/{run}/overview/{name}", get(overview::svg))
+        .route("/staff/runs/{run}/students/{id}", get(drill::page))
+        .route("/staff/runs/{run}/students/{id}/reset", post(drill::reset))
+        .route("/staff/runs/{run}/students/{id}/node", post(drill::node))
+        .route("/staff/runs/{run}/students/{id}/shape", post(drill::shape))
 }

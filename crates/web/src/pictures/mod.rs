@@ -4,6 +4,7 @@
 //! traffic is hostile input to their page.
 
 pub mod ladder;
+pub mod plots;
 pub mod topology;
 
 /// Escape text for SVG (XML) content and attribute values.
