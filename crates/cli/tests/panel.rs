@@ -9,119 +9,14 @@
 
 mod common;
 
+use common::web::*;
 use common::*;
-use reqwest::header::{HeaderMap, ACCEPT, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{HeaderMap, COOKIE, LOCATION};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const RUN: &str = "panel";
-
-struct Http {
-    base: String,
-    client: reqwest::Client,
-}
-
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Http {
-    fn new(port: u16) -> Http {
-        Http {
-            base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    async fn send(&self, r: reqwest::RequestBuilder, cookie: Option<&str>) -> Answer {
-        let r = match cookie {
-            Some(c) => r.header(COOKIE, c),
-            None => r,
-        };
-        let resp = r.send().await.unwrap();
-        let (status, headers) = (resp.status(), resp.headers().clone());
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&resp.bytes().await.unwrap_or_default()).into_owned(),
-        }
-    }
-
-    async fn get(&self, path: &str, cookie: Option<&str>, accept: &str) -> Answer {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header(ACCEPT, accept);
-        self.send(r, cookie).await
-    }
-
-    async fn page(&self, path: &str, cookie: &str) -> Answer {
-        self.get(path, Some(cookie), "text/html").await
-    }
-
-    async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Answer {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header(ACCEPT, "text/html")
-            .form(form);
-        self.send(r, cookie).await
-    }
-
-    /// Log in through the form as a browser does; the session cookie.
-    async fn login(&self, id: &str, password: &str) -> Result<String, Answer> {
-        let form = self.get("/login", None, "text/html").await;
-        let token = between(&form.body, r#"name="token" value=""#, "\"");
-        let login_cookie = cookie_of(&form.headers, "applab_login").unwrap();
-        let a = self
-            .post(
-                "/login",
-                Some(&format!("applab_login={login_cookie}")),
-                &[("id", id), ("password", password), ("token", &token)],
-            )
-            .await;
-        match cookie_of(&a.headers, "applab_session") {
-            Some(c) if !c.is_empty() && a.status == StatusCode::SEE_OTHER => {
-                Ok(format!("applab_session={c}"))
-            }
-            _ => Err(a),
-        }
-    }
-}
-
-fn between(s: &str, start: &str, end: &str) -> String {
-    let i = s
-        .find(start)
-        .unwrap_or_else(|| panic!("{start} not in {s}"))
-        + start.len();
-    let j = s[i..].find(end).unwrap() + i;
-    s[i..j].to_string()
-}
-
-fn cookie_of(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()?
-                .trim()
-                .strip_prefix(&format!("{name}="))
-                .map(str::to_string)
-        })
-}
-
-fn csrf_of(page: &str) -> String {
-    between(page, r#"data-csrf=""#, "\"")
-}
 
 fn password_of(launch: &Value, id: &str) -> String {
     launch["added"]
@@ -518,59 +413,12 @@ async fn console_run(s: &Server, cookie: &str, query: &str, cmd: &str) -> String
     out
 }
 
-fn tokio_tungstenite_request(
-    url: &str,
-    cookie: &str,
-) -> tokio_tungstenite::tungstenite::handshake::client::Request {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    req
-}
-
 /// The journey in a real browser.
 async fn browser(s: &Server, launch: &Value) {
-    use fantoccini::{ClientBuilder, Locator};
+    use fantoccini::Locator;
     let shots = repo().join("target/panel-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let driver = std::process::Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("chromedriver (Debian's chromium-driver; scripts/setup installs it)");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _driver = Kill(driver);
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]
-        }),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let c = loop {
-        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => break c,
-            Err(e) if Instant::now() > deadline => panic!("no WebDriver session: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    };
+    let (_driver, c) = browser_session().await;
     let base = format!("http://127.0.0.1:{}", s.port);
     let shot = |name: &'static str| {
         let (c, shots) = (c.clone(), shots.clone());

@@ -269,13 +269,22 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = Unauthenticated;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        // A staff view was rewritten to the student's path: come back to the view.
+        let view_base = parts
+            .extensions
+            .get::<StaffView>()
+            .map(|v| v.base.clone())
+            .unwrap_or_default();
         let unauth = || Unauthenticated {
             html: wants_html(&parts.headers) && parts.method == axum::http::Method::GET,
-            next: parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "/".into()),
+            next: format!(
+                "{view_base}{}",
+                parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/")
+            ),
         };
         let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(unauth());
