@@ -3,7 +3,10 @@
 //! page loads of the task and packet pages meanwhile; then consoles with
 //! keystroke echo. Peers in the same run: a static asset from the same
 //! server (the floor of a page load) and a raw Docker exec with a TTY into
-//! the same workstations (the floor of a console's echo).
+//! the same workstations (the floor of a console's echo). Last, the
+//! instructor's class grid (students × 10 tasks) with G instructors' grids
+//! open while answers turn cells to pass; its peer is the same matrix as
+//! JSON from the API (the data without the page).
 
 use anyhow::{bail, Context, Result};
 use applab_runtime::Runtime;
@@ -27,6 +30,9 @@ pub struct PanelArgs {
     /// Page loads in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Instructors with the class grid open (a live stream each).
+    #[arg(long, default_value_t = 20)]
+    grids: usize,
     #[arg(long)]
     applab: PathBuf,
     #[arg(long)]
@@ -64,6 +70,21 @@ expect = "a request"
 [tasks.checks.events]
 match = { type = "http_request" }
 "#;
+
+/// Nine more tasks, each passed by answering its question: what the grid
+/// bench turns to pass while instructors watch.
+fn class_lab() -> String {
+    let mut lab = CLASS_LAB.to_string();
+    for i in 1..=9 {
+        lab.push_str(&format!(
+            "\n[[tasks]]\nid = \"q{i}\"\ntitle = \"Question {i}\"\nfile = \"t.md\"\n\
+             [[tasks.checks]]\nid = \"a\"\nexpect = \"the answer\"\nanswer = \"q\"\n\
+             [[tasks.questions]]\nid = \"q\"\ntext = \"What is {i} + 1?\"\nexpected = \"{}\"\n",
+            i + 1
+        ));
+    }
+    lab
+}
 
 struct Serve {
     child: Child,
@@ -142,7 +163,15 @@ struct Http {
 
 impl Http {
     async fn login(&self, id: &str, password: &str) -> Result<String> {
-        let form = self.c.get(format!("{}/login", self.base)).send().await?;
+        self.login_at("/login", id, password).await
+    }
+
+    async fn login_at(&self, form_path: &str, id: &str, password: &str) -> Result<String> {
+        let form = self
+            .c
+            .get(format!("{}{form_path}", self.base))
+            .send()
+            .await?;
         let login_cookie = form
             .headers()
             .get_all("set-cookie")
@@ -161,7 +190,7 @@ impl Http {
             .to_string();
         let r = self
             .c
-            .post(format!("{}/login", self.base))
+            .post(format!("{}{form_path}", self.base))
             .header("cookie", format!("applab_login={login_cookie}"))
             .form(&[("id", id), ("password", password), ("token", &token)])
             .send()
@@ -200,11 +229,19 @@ fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Read one SSE stream; for every `event` line's JSON, record now - t.
-async fn stream(http: Arc<Http>, cookie: String, lat: Arc<Mutex<Vec<f64>>>, until: Instant) {
+/// Read one SSE stream at `path`; for every message's JSON, record now
+/// minus its time field (`field`: "t" for packets, "at" for the grid).
+async fn stream(
+    http: Arc<Http>,
+    cookie: String,
+    path: &'static str,
+    field: &'static str,
+    lat: Arc<Mutex<Vec<f64>>>,
+    until: Instant,
+) {
     let Ok(mut r) = http
         .c
-        .get(format!("{}/packets/stream", http.base))
+        .get(format!("{}{path}", http.base))
         .header("cookie", &cookie)
         .header("accept", "text/event-stream")
         .send()
@@ -224,7 +261,7 @@ async fn stream(http: Arc<Http>, cookie: String, lat: Arc<Mutex<Vec<f64>>>, unti
             for l in msg.lines() {
                 if let Some(d) = l.strip_prefix("data: ") {
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(d) {
-                        if let Some(t) = v["t"].as_f64() {
+                        if let Some(t) = v[field].as_f64() {
                             lat.lock().unwrap().push((now() - t) * 1000.0);
                         }
                     }
@@ -377,7 +414,7 @@ pub async fn run(a: PanelArgs) -> Result<()> {
     let dir = serve.data.path();
     let class_dir = dir.join("class-lab");
     std::fs::create_dir_all(&class_dir)?;
-    std::fs::write(class_dir.join("lab.toml"), CLASS_LAB)?;
+    std::fs::write(class_dir.join("lab.toml"), class_lab())?;
     std::fs::write(class_dir.join("t.md"), "Bench task.\n")?;
     let ids: Vec<String> = (0..a.students).map(|i| format!("s{i:03}")).collect();
     roster(&dir.join("class.csv"), &ids)?;
@@ -443,6 +480,8 @@ pub async fn run(a: PanelArgs) -> Result<()> {
         streams.push(tokio::spawn(stream(
             http.clone(),
             c.clone(),
+            "/packets/stream",
+            "t",
             idle.clone(),
             until,
         )));
@@ -451,6 +490,8 @@ pub async fn run(a: PanelArgs) -> Result<()> {
         streams.push(tokio::spawn(stream(
             http.clone(),
             model_cookie.clone(),
+            "/packets/stream",
+            "t",
             lat.clone(),
             until,
         )));
@@ -561,6 +602,8 @@ pub async fn run(a: PanelArgs) -> Result<()> {
     }
     let consoles_rss = crate::rss_kib(pid) as f64 / 1024.0;
 
+    let g = grid(&a, &serve, &http, &ids).await?;
+
     let lat_n = lat.lock().unwrap().len();
     let (l50, l95, l99) = {
         let mut l = lat.lock().unwrap();
@@ -581,6 +624,7 @@ pub async fn run(a: PanelArgs) -> Result<()> {
             "p50": pct(&mut echo_ms, 0.5), "p95": pct(&mut echo_ms, 0.95),
             "raw_exec_p50": pct(&mut raw_ms, 0.5), "raw_exec_p95": pct(&mut raw_ms, 0.95),
             "controller_rss_mib": consoles_rss },
+        "grid": g,
     });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -620,5 +664,133 @@ pub async fn run(a: PanelArgs) -> Result<()> {
         f(&r["consoles"]["raw_exec_p95"]),
         f(&r["consoles"]["p95"]) / f(&r["consoles"]["raw_exec_p95"]),
     );
+    let gp = &r["grid"];
+    println!(
+        "  class grid ({} students × {} tasks): page p50 {:.1} ms  p99 {:.1} ms  (target p99 < 50 ms), {:.0} KiB; \
+         peer: the matrix as JSON p50 {:.1} ms  p99 {:.1} ms; ratio p99 {:.2}x",
+        gp["students"], gp["tasks"],
+        f(&gp["page_ms"]["p50"]), f(&gp["page_ms"]["p99"]), f(&gp["page_bytes"]) / 1024.0,
+        f(&gp["matrix_api_ms"]["p50"]), f(&gp["matrix_api_ms"]["p99"]),
+        f(&gp["page_ms"]["p99"]) / f(&gp["matrix_api_ms"]["p99"]),
+    );
+    println!(
+        "  stored result → grid cell stream, {} grids open: {} deliveries of {} results, p50 {:.0} ms  p95 {:.0} ms  p99 {:.0} ms  (target p95 < 1000 ms)",
+        gp["grids"], gp["stream_ms"]["n"], gp["answers"],
+        f(&gp["stream_ms"]["p50"]), f(&gp["stream_ms"]["p95"]), f(&gp["stream_ms"]["p99"]),
+    );
     Ok(())
+}
+
+/// The instructor's grid at class size: `grids` instructors with the grid's
+/// live stream open while answers turn cells to pass (about 10 a second),
+/// and grid page loads meanwhile, beside the same matrix from the JSON API.
+async fn grid(
+    a: &PanelArgs,
+    serve: &Serve,
+    http: &Arc<Http>,
+    ids: &[String],
+) -> Result<serde_json::Value> {
+    let staff: serde_json::Value =
+        serde_json::from_str(&serve.cli(&["instructor", "add", "bench", "--json"])?)?;
+    let pw = staff["password"]
+        .as_str()
+        .context("no password")?
+        .to_string();
+    let token = std::fs::read_to_string(serve.data.path().join("instructor.token"))?
+        .trim()
+        .to_string();
+    let mut cookies = Vec::new();
+    for _ in 0..a.grids.max(1) {
+        cookies.push(http.login_at("/staff/login", "bench", &pw).await?);
+    }
+    eprintln!(
+        "{} instructors' grids open; answers for {} s…",
+        a.grids, a.seconds
+    );
+    let until = Instant::now() + Duration::from_secs(a.seconds + 5);
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let mut streams = Vec::new();
+    for c in cookies.iter().take(a.grids) {
+        streams.push(tokio::spawn(stream(
+            http.clone(),
+            c.clone(),
+            "/staff/runs/class/stream",
+            "at",
+            lat.clone(),
+            until,
+        )));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Answers: about ten a second, each passing one student's task.
+    let answers = {
+        let (http, token, ids) = (http.clone(), token.clone(), ids.to_vec());
+        let secs = a.seconds;
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let mut n = 0usize;
+            while t0.elapsed() < Duration::from_secs(secs) && n < ids.len() * 9 {
+                let (student, q) = (&ids[n % ids.len()], 1 + (n / ids.len()) % 9);
+                let body = serde_json::json!({
+                    "run": "class", "student": student, "task": format!("q{q}"),
+                    "question": "q", "value": format!("{}", q + 1),
+                });
+                let r = http
+                    .c
+                    .post(format!("{}/api/answer", http.base))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await;
+                if let Ok(r) = r {
+                    let _ = r.bytes().await;
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            n
+        })
+    };
+    let mut page_ms = Vec::new();
+    let mut api_ms = Vec::new();
+    let mut page_bytes = 0usize;
+    let t0 = Instant::now();
+    let mut k = 0usize;
+    while t0.elapsed() < Duration::from_secs(a.seconds) {
+        let cookie = &cookies[k % cookies.len()];
+        let t = Instant::now();
+        let r = http
+            .c
+            .get(format!("{}/staff/runs/class", http.base))
+            .header("cookie", cookie)
+            .header("accept", "text/html")
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("the grid: {}", r.status());
+        }
+        page_bytes = r.bytes().await?.len();
+        page_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let r = http
+            .c
+            .get(format!("{}/api/results/matrix?run=class", http.base))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        r.bytes().await?;
+        api_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        k += 1;
+    }
+    let answered = answers.await?;
+    for s in streams {
+        let _ = s.await;
+    }
+    let mut l = lat.lock().unwrap().clone();
+    Ok(serde_json::json!({
+        "students": ids.len(), "tasks": 10, "grids": a.grids, "answers": answered,
+        "page_ms": { "n": page_ms.len(), "p50": pct(&mut page_ms, 0.5), "p99": pct(&mut page_ms, 0.99) },
+        "page_bytes": page_bytes,
+        "matrix_api_ms": { "n": api_ms.len(), "p50": pct(&mut api_ms, 0.5), "p99": pct(&mut api_ms, 0.99) },
+        "stream_ms": { "n": l.len(), "p50": pct(&mut l, 0.5), "p95": pct(&mut l, 0.95), "p99": pct(&mut l, 0.99) },
+    }))
 }

@@ -22,6 +22,9 @@ const RUN: &str = "ipanel";
 
 /// What each staff route does, as the issue sets the roles: the
 /// instructor may everything, an assistant may look, reset and stop/start.
+/// A form's fields.
+type Form = Vec<(&'static str, &'static str)>;
+
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Needs {
     View,
@@ -318,7 +321,7 @@ async fn matrix(s: &Server, teach: &str, ta: &str, student: &str) {
     // Form posts: each with a valid token, and with arguments that make an
     // allowed request fail harmlessly (unknown student, wrong confirmation),
     // so the matrix changes nothing; allowed means "not refused".
-    let posts: Vec<(String, Vec<(&str, &str)>, Needs)> = vec![
+    let posts: Vec<(String, Form, Needs)> = vec![
         (format!("{r}/students/zz/reset"), vec![], Needs::Reset),
         (
             format!("{r}/students/zz/node"),
@@ -428,6 +431,87 @@ async fn matrix(s: &Server, teach: &str, ta: &str, student: &str) {
             }
         }
     }
+    // An uploaded lab folder (larger than a form's usual limit): its errors
+    // at their line, with the folder's own name; a clean one loads, and
+    // only the roster's error stops it. Nothing is launched either way.
+    let lab_dir = repo().join("labs/http-basics");
+    let upload = |broken: bool, roster: &'static str| {
+        let mut form = reqwest::multipart::Form::new()
+            .text("csrf", ci.clone())
+            .text("run", "upload")
+            .text("roster_text", roster);
+        let mut stack = vec![lab_dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                let rel = p
+                    .strip_prefix(&lab_dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                let mut bytes = std::fs::read(&p).unwrap();
+                if broken && rel == "lab.toml" {
+                    let text = String::from_utf8(bytes).unwrap();
+                    bytes = text
+                        .replacen("points = 2", "points = \"two\"", 1)
+                        .into_bytes();
+                }
+                let part =
+                    reqwest::multipart::Part::bytes(bytes).file_name(format!("http-basics/{rel}"));
+                form = form.part("lab_files", part);
+            }
+        }
+        // Padding past 64 KiB: the launch form takes folders of real size.
+        let pad = reqwest::multipart::Part::bytes(vec![b'x'; 200 << 10])
+            .file_name("http-basics/content/pad.bin");
+        form.part("lab_files", pad)
+    };
+    for (broken, roster, want) in [
+        (
+            true,
+            "id,name,email\nu1,U,u@example.edu\n",
+            "http-basics/lab.toml:",
+        ),
+        (
+            false,
+            "id,name,email\nbad id!,U,u@example.edu\n",
+            "roster (pasted):2:",
+        ),
+    ] {
+        let resp = http
+            .client
+            .post(format!("{}/staff/runs", http.base))
+            .header("cookie", instructor.as_str())
+            .multipart(upload(broken, roster))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{}", tail(&body, 2000));
+        assert!(
+            body.contains("Nothing was launched") && body.contains(want),
+            "{want}: {}",
+            tail(&body, 3000)
+        );
+        if !broken {
+            assert!(
+                !body.contains("lab.toml:"),
+                "the clean upload loaded: {}",
+                tail(&body, 3000)
+            );
+        }
+        assert!(
+            !body.contains(".tmp") && !body.contains("uploads/"),
+            "no scratch path shown: {}",
+            tail(&body, 3000)
+        );
+    }
+    assert_ne!(s.cmd(&["status", "--run", "upload"]).status.code(), Some(0));
     // A student's own pages refuse staff sessions; staff views are read-only.
     let a = http.page("/dashboard", &instructor).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);

@@ -650,3 +650,45 @@ impl Transport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_as_the_lecture_names_them() {
+        let http = |status| EventKind::HttpResponse {
+            status,
+            reason: String::new(),
+            version: "HTTP/1.1".into(),
+            headers: Vec::new(),
+            body_bytes: 0,
+            request_method: None,
+            request_target: None,
+            nth_on_connection: 1,
+        };
+        assert_eq!(http(404).error().as_deref(), Some("HTTP 404"));
+        assert_eq!(http(304).error(), None);
+        let smtp = |code| EventKind::SmtpReply {
+            code,
+            lines: Vec::new(),
+        };
+        assert_eq!(smtp(550).error().as_deref(), Some("SMTP 550"));
+        assert_eq!(smtp(451).error(), None, "a 4xx asks to retry: not an error");
+        let imap = |s: &str| EventKind::ImapResponse {
+            tag: "a1".into(),
+            status: s.into(),
+            text: String::new(),
+        };
+        assert_eq!(imap("no").error().as_deref(), Some("IMAP NO"));
+        assert_eq!(imap("BAD").error().as_deref(), Some("IMAP BAD"));
+        assert_eq!(imap("OK").error(), None);
+        let pop = EventKind::Pop3Response {
+            ok: false,
+            text: String::new(),
+            lines: None,
+            bytes: 0,
+        };
+        assert_eq!(pop.error().as_deref(), Some("POP3 -ERR"));
+    }
+}

@@ -434,3 +434,82 @@ fn staff_router() -> Router<AppState> {
         .route("/staff/runs/{run}/students/{id}/node", post(drill::node))
         .route("/staff/runs/{run}/students/{id}/shape", post(drill::shape))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    /// What a rewritten request looks like to the routes behind it.
+    async fn through_view(method: &str, path: &str) -> (StatusCode, String) {
+        let inner = Router::new().fallback(|req: Request| async move {
+            let view = req
+                .extensions()
+                .get::<auth::StaffView>()
+                .map(|v| format!("{}/{}@{}", v.run, v.student, v.base))
+                .unwrap_or_default();
+            format!("{} {view}", req.uri())
+        });
+        let app = tower::Layer::layer(&axum::middleware::from_fn(staff_view), inner);
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn staff_views_become_the_students_pages_read_only() {
+        let (s, b) = through_view("GET", "/staff/runs/r1/students/s9/view/tasks/t?x=1").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(b, "/tasks/t?x=1 r1/s9@/staff/runs/r1/students/s9/view");
+        let (_, b) = through_view("GET", "/staff/runs/r1/students/s9/view").await;
+        assert!(b.starts_with("/dashboard "), "{b}");
+        let (s, _) = through_view("POST", "/staff/runs/r1/students/s9/view/tasks/t/check").await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+        let (s, _) = through_view("GET", "/staff/runs/r1/students/s9/view/staff/runs").await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "only a student's pages are viewable"
+        );
+        let (s, _) = through_view("GET", "/staff/runs/r1/students/s9/view/logout").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        // Other paths pass untouched, with no view.
+        let (_, b) = through_view("GET", "/staff/runs/r1/students/s9").await;
+        assert_eq!(b, "/staff/runs/r1/students/s9 ");
+        let (_, b) = through_view("GET", "/dashboard").await;
+        assert_eq!(b, "/dashboard ");
+    }
+
+    #[test]
+    fn the_role_table() {
+        use auth::{Action::*, Role};
+        let all = [
+            View,
+            Reset,
+            NodeControl,
+            Shape,
+            Reissue,
+            Launch,
+            Teardown,
+            Export,
+        ];
+        for a in all {
+            assert!(Role::Instructor.may(a), "{a:?}");
+            assert!(!Role::Student.may(a), "{a:?}");
+            assert_eq!(
+                Role::Assistant.may(a),
+                matches!(a, View | Reset | NodeControl),
+                "{a:?}"
+            );
+        }
+    }
+}

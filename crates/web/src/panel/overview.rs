@@ -152,12 +152,15 @@ async fn gather(st: &AppState, run: &str) -> Result<Data, PanelError> {
     } else {
         (0..BUCKETS)
             .map(|i| {
-                let t = t0 + width * i as f64;
-                super::staff::when(t as i64)
-                    .rsplit(' ')
-                    .nth(1)
-                    .unwrap_or("")
-                    .to_string()
+                let t = (t0 + width * i as f64) as i64;
+                let hm = super::staff::when(t);
+                let hm = hm.rsplit(' ').nth(1).unwrap_or("");
+                // A lab hour needs seconds; a day does not.
+                if span < 3600.0 {
+                    format!("{hm}:{:02}", t.rem_euclid(60))
+                } else {
+                    hm.to_string()
+                }
             })
             .collect()
     };
@@ -185,6 +188,7 @@ async fn gather(st: &AppState, run: &str) -> Result<Data, PanelError> {
 fn traffic_svg(d: &Data) -> String {
     plots::lines(
         "The class's protocol messages over time, per protocol",
+        "time (UTC)",
         "messages",
         &d.traffic.0,
         &d.traffic.1,

@@ -212,11 +212,9 @@ async fn read_upload(mut m: Multipart) -> Result<Upload, Vec<String>> {
             "run" => u.run = text(),
             "lab" => u.lab = text(),
             "roster_text" => u.roster_text = String::from_utf8_lossy(&data).into_owned(),
-            "roster" => {
-                if !data.is_empty() {
-                    u.roster_name = file.unwrap_or_else(|| "roster.csv".into());
-                    u.roster = data.to_vec();
-                }
+            "roster" if !data.is_empty() => {
+                u.roster_name = file.unwrap_or_else(|| "roster.csv".into());
+                u.roster = data.to_vec();
             }
             "lab_files" => {
                 if let Some(f) = file.filter(|f| !f.is_empty()) {

@@ -40,10 +40,16 @@ fn num(v: f64) -> String {
 /// Lines over time. `labels` name the x positions (first, middle, last
 /// are written); each series gets its own class `s0`, `s1`, ... and a
 /// legend entry with its total.
-pub fn lines(title: &str, y_label: &str, labels: &[String], series: &[Series]) -> String {
-    let h = 260.0;
+pub fn lines(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    labels: &[String],
+    series: &[Series],
+) -> String {
+    let h = 280.0;
     let plot_w = W - LEFT - 150.0;
-    let plot_h = h - TOP - 40.0;
+    let plot_h = h - TOP - 56.0;
     let n = labels.len().max(2);
     let max = nice(
         series
@@ -60,8 +66,9 @@ pub fn lines(title: &str, y_label: &str, labels: &[String], series: &[Series]) -
         esc(title)
     );
     let _ = write!(o, "<title>{}</title>", esc(title));
-    for k in 0..=4 {
-        let v = max * k as f64 / 4.0;
+    // Five steps of a 1-2-5 maximum are round numbers themselves.
+    for k in 0..=5 {
+        let v = max * k as f64 / 5.0;
         let _ = write!(
             o,
             r#"<line class="grid" x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}"/><text class="tick" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
@@ -83,6 +90,13 @@ pub fn lines(title: &str, y_label: &str, labels: &[String], series: &[Series]) -
             );
         }
     }
+    let _ = write!(
+        o,
+        r#"<text class="axis" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        LEFT + plot_w / 2.0,
+        TOP + plot_h + 34.0,
+        esc(x_label)
+    );
     let _ = write!(
         o,
         r#"<text class="axis" x="12" y="{:.1}" transform="rotate(-90 12 {:.1})" text-anchor="middle">{}</text>"#,
@@ -166,7 +180,7 @@ pub fn heat(title: &str, rows: &[String], cols: &[String], counts: &[Vec<u64>]) 
             y + 13.0,
             esc(r)
         );
-        for j in 0..cols.len() {
+        for (j, col) in cols.iter().enumerate() {
             let v = counts.get(i).and_then(|c| c.get(j)).copied().unwrap_or(0);
             let shade = if v == 0 || max == 0 {
                 0
@@ -180,7 +194,7 @@ pub fn heat(title: &str, rows: &[String], cols: &[String], counts: &[Vec<u64>]) 
                 cell_w - 2.0,
                 cell_h - 2.0,
                 esc(r),
-                esc(&cols[j])
+                esc(col)
             );
             if v > 0 {
                 let _ = write!(
@@ -280,6 +294,7 @@ mod tests {
         assert!(!svg.contains("style="));
         let l = lines(
             "traffic",
+            "time",
             "events",
             &["a".into(), "b".into()],
             &[Series {
