@@ -676,44 +676,50 @@ impl Controller {
         Ok(student_results(&lab, run, &row, &params, &stored))
     }
 
-    /// Every student × every task.
+    /// Every student × every task. Only verdicts are read (no evidence, no
+    /// parameters, no texts): the class grid asks for this on every load.
     pub async fn matrix(&self, run: &str) -> Result<Matrix> {
         let run_row = self.store.run(run).await?.context("no such run")?;
         let lab = self.lab(&run_row)?;
-        let stored = self.store.results(run, None).await?;
-        let mut by_student: HashMap<&str, Vec<ResultRow>> = HashMap::new();
-        for r in &stored {
-            by_student
-                .entry(r.student.as_str())
-                .or_default()
-                .push(r.clone());
+        let mut stored: HashMap<String, HashMap<(String, String), Status>> = HashMap::new();
+        for (student, task, check, status) in self.store.result_statuses(run).await? {
+            stored.entry(student).or_default().insert(
+                (task, check),
+                Status::parse(&status).unwrap_or(Status::Error),
+            );
         }
         let mut rows = Vec::new();
         let mut passed = vec![0usize; lab.tasks.len()];
+        let max_points: f64 = lab.tasks.iter().map(|t| t.points).sum();
+        let none = HashMap::new();
         for s in self.store.students(run).await? {
-            let params = applab_lab::params::for_student(&lab, &run_row.secret, &s.id);
-            let res = student_results(
-                &lab,
-                run,
-                &s,
-                &params,
-                by_student
-                    .get(s.id.as_str())
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]),
-            );
-            for (i, t) in res.tasks.iter().enumerate() {
-                if t.status == Status::Pass {
+            let mine = stored.get(&s.id).unwrap_or(&none);
+            let cells: Vec<Status> = lab
+                .tasks
+                .iter()
+                .map(|t| {
+                    // The same rule as a student's own results.
+                    applab_checks::task_status(t.checks.iter().map(|c| {
+                        mine.get(&(t.id.clone(), c.id.clone()))
+                            .copied()
+                            .unwrap_or(Status::Pending)
+                    }))
+                })
+                .collect();
+            let mut points = 0.0;
+            for (i, (c, t)) in cells.iter().zip(&lab.tasks).enumerate() {
+                if *c == Status::Pass {
                     passed[i] += 1;
+                    points += t.points;
                 }
             }
             rows.push(MatrixRow {
                 id: s.id,
                 name: s.name,
                 email: s.email,
-                cells: res.tasks.iter().map(|t| t.status).collect(),
-                points: res.points,
-                max_points: res.max_points,
+                cells,
+                points,
+                max_points,
             });
         }
         Ok(Matrix {

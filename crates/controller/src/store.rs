@@ -273,6 +273,20 @@ impl Store {
         })
     }
 
+    /// Every stored verdict of a run as (student, task, check, status):
+    /// what a class matrix needs, without the evidence and texts.
+    pub async fn result_statuses(
+        &self,
+        run: &str,
+    ) -> Result<Vec<(String, String, String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT student, task, check_id, status FROM results WHERE run = ?")
+                .bind(run)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn history(&self, run: &str, student: &str) -> Result<Vec<HistoryRow>> {
         Ok(sqlx::query_as(
             "SELECT task, check_id, status, seen, at, decided_at FROM result_history WHERE run = ? AND student = ? ORDER BY seq",

@@ -171,6 +171,20 @@ impl Staff {
     }
 }
 
+impl Staff {
+    /// A state-changing staff request: the role may do it, and the form
+    /// (or header) carries the session's CSRF token.
+    pub fn act(
+        &self,
+        a: Action,
+        headers: &HeaderMap,
+        form: Option<&str>,
+    ) -> Result<(), PanelError> {
+        self.require(a)?;
+        check_csrf(&self.session, csrf_from(headers, form).as_deref())
+    }
+}
+
 impl FromRequestParts<AppState> for Staff {
     type Rejection = Response;
 

@@ -3,9 +3,9 @@
 //! Their own pages are under `.../view/`, read-only (see
 //! [`super::staff_view`]).
 
-use super::auth::{check_csrf, csrf_from, Action, Staff};
+use super::auth::{Action, Staff};
 use super::pages::{points, shaping_text, status_label};
-use super::staff::run_or_404;
+use super::staff::{run_and_lab, run_or_404};
 use super::{render, Chrome, PanelError};
 use crate::AppState;
 use axum::extract::{Path, State};
@@ -98,8 +98,7 @@ pub async fn page(
     axum::extract::Query(n): axum::extract::Query<Notice>,
 ) -> Result<Response, PanelError> {
     s.require(Action::View)?;
-    let row = run_or_404(&st, &run).await?;
-    let lab = st.ctrl.lab(&row)?;
+    let (_, lab) = run_and_lab(&st, &run).await?;
     let student = st
         .ctrl
         .store
@@ -254,11 +253,7 @@ pub async fn reset(
     headers: HeaderMap,
     Form(f): Form<CsrfOnly>,
 ) -> Result<Response, PanelError> {
-    s.require(Action::Reset)?;
-    check_csrf(
-        &s.session,
-        csrf_from(&headers, f.csrf.as_deref()).as_deref(),
-    )?;
+    s.act(Action::Reset, &headers, f.csrf.as_deref())?;
     run_or_404(&st, &run).await?;
     st.ctrl.reset(&run, &id).await?;
     tracing::info!(
@@ -284,22 +279,9 @@ pub async fn node(
     headers: HeaderMap,
     Form(f): Form<NodeForm>,
 ) -> Result<Response, PanelError> {
-    s.require(Action::NodeControl)?;
-    check_csrf(
-        &s.session,
-        csrf_from(&headers, f.csrf.as_deref()).as_deref(),
-    )?;
+    s.act(Action::NodeControl, &headers, f.csrf.as_deref())?;
     run_or_404(&st, &run).await?;
-    let running = match f.action.as_str() {
-        "start" => true,
-        "stop" => false,
-        other => {
-            return Err(PanelError::new(
-                StatusCode::BAD_REQUEST,
-                format!("action must be start or stop, not {other:?}"),
-            ))
-        }
-    };
+    let running = super::pages::running_of(&f.action)?;
     st.ctrl
         .set_node_running(&run, &id, &f.node, running)
         .await?;
@@ -347,11 +329,7 @@ pub async fn shape(
     headers: HeaderMap,
     Form(f): Form<ShapeForm>,
 ) -> Result<Response, PanelError> {
-    s.require(Action::Shape)?;
-    check_csrf(
-        &s.session,
-        csrf_from(&headers, f.csrf.as_deref()).as_deref(),
-    )?;
+    s.act(Action::Shape, &headers, f.csrf.as_deref())?;
     run_or_404(&st, &run).await?;
     let (node, network) = f
         .link

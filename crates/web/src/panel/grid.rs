@@ -6,7 +6,7 @@
 
 use super::auth::{Action, Staff};
 use super::pages::{points, status_label};
-use super::staff::{progress_line, run_or_404};
+use super::staff::{progress_line, run_and_lab, run_or_404};
 use super::{render, Chrome, PanelError};
 use crate::AppState;
 use applab_checks::Status;
@@ -79,8 +79,7 @@ pub async fn grid(
     Query(q): Query<GridQuery>,
 ) -> Result<Response, PanelError> {
     s.require(Action::View)?;
-    let row = run_or_404(&st, &run).await?;
-    let lab = st.ctrl.lab(&row)?;
+    let (_, lab) = run_and_lab(&st, &run).await?;
     let m = st.ctrl.matrix(&run).await?;
     let phases = st.ctrl.phases(&run);
     let ids: Vec<String> = m.students.iter().map(|r| r.id.clone()).collect();

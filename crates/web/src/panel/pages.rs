@@ -482,6 +482,18 @@ pub async fn topology_svg(State(st): State<AppState>, s: Subject) -> Result<Resp
         .into_response())
 }
 
+/// A node form's action: "start" (true) or "stop" (false).
+pub fn running_of(action: &str) -> Result<bool, PanelError> {
+    match action {
+        "start" => Ok(true),
+        "stop" => Ok(false),
+        other => Err(PanelError::new(
+            StatusCode::BAD_REQUEST,
+            format!("action must be start or stop, not {other:?}"),
+        )),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct NodeForm {
     csrf: Option<String>,
@@ -500,16 +512,7 @@ pub async fn node_control(
         &s.session,
         csrf_from(&headers, f.csrf.as_deref()).as_deref(),
     )?;
-    let running = match f.action.as_str() {
-        "start" => true,
-        "stop" => false,
-        other => {
-            return Err(PanelError::new(
-                StatusCode::BAD_REQUEST,
-                format!("action must be start or stop, not {other:?}"),
-            ))
-        }
-    };
+    let running = running_of(&f.action)?;
     match s.lab.node(&node) {
         None => {
             return Err(PanelError::not_found(format!(

@@ -498,6 +498,16 @@ pub async fn add_students(
     )
 }
 
+/// A run (404 if none) and its lab.
+pub async fn run_and_lab(
+    st: &AppState,
+    run: &str,
+) -> Result<(applab_controller::store::RunRow, std::sync::Arc<Lab>), PanelError> {
+    let row = run_or_404(st, run).await?;
+    let lab = st.ctrl.lab(&row)?;
+    Ok((row, lab))
+}
+
 pub async fn run_or_404(
     st: &AppState,
     run: &str,
@@ -515,7 +525,9 @@ struct TeardownPage {
     c: Chrome,
     run: String,
     lab: String,
-    students: Vec<String>,
+    count: usize,
+    /// The ids, or the first of them and how many more.
+    names: String,
     containers: usize,
     networks: usize,
     passed: usize,
@@ -528,8 +540,7 @@ async fn teardown_page(
     run: &str,
     error: Option<String>,
 ) -> Result<Response, PanelError> {
-    let row = run_or_404(st, run).await?;
-    let lab = st.ctrl.lab(&row)?;
+    let (_, lab) = run_and_lab(st, run).await?;
     let students: Vec<String> = st
         .ctrl
         .store
@@ -562,7 +573,16 @@ async fn teardown_page(
         lab: lab.title.clone(),
         containers: students.len() * lab.nodes.len(),
         networks: students.len() * lab.networks.len(),
-        students,
+        count: students.len(),
+        names: if students.len() > 20 {
+            format!(
+                "{} and {} more",
+                students[..20].join(", "),
+                students.len() - 20
+            )
+        } else {
+            students.join(", ")
+        },
         passed,
         error,
     })?;
@@ -592,11 +612,7 @@ pub async fn teardown(
     headers: HeaderMap,
     Form(f): Form<TeardownForm>,
 ) -> Result<Response, PanelError> {
-    s.require(Action::Teardown)?;
-    check_csrf(
-        &s.session,
-        csrf_from(&headers, f.csrf.as_deref()).as_deref(),
-    )?;
+    s.act(Action::Teardown, &headers, f.csrf.as_deref())?;
     run_or_404(&st, &run).await?;
     if f.confirm.trim() != run {
         return teardown_page(
@@ -639,8 +655,7 @@ pub async fn grades(
     Path(run): Path<String>,
 ) -> Result<Response, PanelError> {
     s.require(Action::View)?;
-    let row = run_or_404(&st, &run).await?;
-    let lab = st.ctrl.lab(&row)?;
+    let (_, lab) = run_and_lab(&st, &run).await?;
     let m = st.ctrl.matrix(&run).await?;
     let rows = m
         .students
@@ -728,13 +743,8 @@ pub async fn reissue(
     headers: HeaderMap,
     Form(f): Form<ReissueForm>,
 ) -> Result<Response, PanelError> {
-    s.require(Action::Reissue)?;
-    check_csrf(
-        &s.session,
-        csrf_from(&headers, f.csrf.as_deref()).as_deref(),
-    )?;
-    let row = run_or_404(&st, &run).await?;
-    let lab = st.ctrl.lab(&row)?;
+    s.act(Action::Reissue, &headers, f.csrf.as_deref())?;
+    let (_, lab) = run_and_lab(&st, &run).await?;
     let who = (!f.student.is_empty()).then_some(f.student.as_str());
     let creds = st.ctrl.reissue(&run, who).await?;
     tracing::info!(run, by = s.session.subject, student = ?who, "credentials reissued from the panel");
