@@ -90,6 +90,25 @@ pub struct Grader {
     changes: tokio::sync::broadcast::Sender<Change>,
     /// Event-to-stored latencies (seconds) of the last results, for status and tests.
     latencies: Mutex<std::collections::VecDeque<f64>>,
+    /// Each run's verdicts, kept up to date from the stored changes: the
+    /// class grid is asked for often, and reading every row of a class
+    /// from the store each time is what it would cost otherwise.
+    verdicts: Mutex<Verdicts>,
+}
+
+/// A class's verdicts in memory (see [`Grader::verdicts`]).
+#[derive(Default)]
+struct Verdicts {
+    runs: HashMap<String, RunVerdicts>,
+    /// Changes seen per run: a load from the store that raced a change is
+    /// not kept.
+    seen: HashMap<String, u64>,
+}
+
+struct RunVerdicts {
+    /// (id, name, email) in the store's order.
+    students: Vec<(String, String, String)>,
+    stored: HashMap<String, HashMap<(String, String), Status>>,
 }
 
 impl Default for Grader {
@@ -100,6 +119,7 @@ impl Default for Grader {
             wake: tokio::sync::Notify::new(),
             changes: tokio::sync::broadcast::channel(4096).0,
             latencies: Mutex::new(Default::default()),
+            verdicts: Mutex::new(Verdicts::default()),
         }
     }
 }
@@ -191,7 +211,28 @@ impl Grader {
     }
 
     /// Forget a student (teardown); their stored results go with them.
+    /// The class changed (students added or removed): the next matrix is
+    /// read from the store again.
+    pub fn roster_changed(&self, run: &str) {
+        let mut v = self.verdicts.lock().expect("verdicts");
+        v.runs.remove(run);
+        *v.seen.entry(run.to_string()).or_default() += 1;
+    }
+
+    /// A stored verdict, into the class's copy.
+    fn verdict_stored(&self, run: &str, student: &str, task: &str, check: &str, status: Status) {
+        let mut v = self.verdicts.lock().expect("verdicts");
+        *v.seen.entry(run.to_string()).or_default() += 1;
+        if let Some(r) = v.runs.get_mut(run) {
+            r.stored
+                .entry(student.to_string())
+                .or_default()
+                .insert((task.to_string(), check.to_string()), status);
+        }
+    }
+
     pub fn forget(&self, run: &str, student: Option<&str>) {
+        self.roster_changed(run);
         let gone = |(r, s): &Key| r == run && student.is_none_or(|x| x == s);
         self.students
             .lock()
@@ -507,6 +548,8 @@ impl Controller {
                     }))
                 })
                 .unwrap_or(status);
+            self.grader
+                .verdict_stored(run, student, &row.task, &row.check_id, status);
             let _ = self.grader.changes.send(Change {
                 run: run.into(),
                 student: student.into(),
@@ -681,19 +724,17 @@ impl Controller {
     pub async fn matrix(&self, run: &str) -> Result<Matrix> {
         let run_row = self.store.run(run).await?.context("no such run")?;
         let lab = self.lab(&run_row)?;
-        let mut stored: HashMap<String, HashMap<(String, String), Status>> = HashMap::new();
-        for (student, task, check, status) in self.store.result_statuses(run).await? {
-            stored.entry(student).or_default().insert(
-                (task, check),
-                Status::parse(&status).unwrap_or(Status::Error),
-            );
-        }
+        let local = self.load_verdicts(run).await?;
+        let v = self.grader.verdicts.lock().expect("verdicts");
+        let Some(class) = local.as_ref().or_else(|| v.runs.get(run)) else {
+            bail!("the verdicts of run {run} changed while loading; ask again");
+        };
         let mut rows = Vec::new();
         let mut passed = vec![0usize; lab.tasks.len()];
         let max_points: f64 = lab.tasks.iter().map(|t| t.points).sum();
         let none = HashMap::new();
-        for s in self.store.students(run).await? {
-            let mine = stored.get(&s.id).unwrap_or(&none);
+        for (id, name, email) in &class.students {
+            let mine = class.stored.get(id).unwrap_or(&none);
             let cells: Vec<Status> = lab
                 .tasks
                 .iter()
@@ -714,9 +755,9 @@ impl Controller {
                 }
             }
             rows.push(MatrixRow {
-                id: s.id,
-                name: s.name,
-                email: s.email,
+                id: id.clone(),
+                name: name.clone(),
+                email: email.clone(),
                 cells,
                 points,
                 max_points,
@@ -738,6 +779,45 @@ impl Controller {
                 .collect(),
             students: rows,
         })
+    }
+
+    /// Read a run's verdicts from the store unless they are in memory. A
+    /// load that raced a change is not kept (the change may be missing from
+    /// it) and is tried again; after three, it is used once, uncached.
+    async fn load_verdicts(&self, run: &str) -> Result<Option<RunVerdicts>> {
+        for attempt in 0..3 {
+            let seen = {
+                let v = self.grader.verdicts.lock().expect("verdicts");
+                if v.runs.contains_key(run) {
+                    return Ok(None);
+                }
+                v.seen.get(run).copied().unwrap_or(0)
+            };
+            let students: Vec<(String, String, String)> = self
+                .store
+                .students(run)
+                .await?
+                .into_iter()
+                .map(|s| (s.id, s.name, s.email))
+                .collect();
+            let mut stored: HashMap<String, HashMap<(String, String), Status>> = HashMap::new();
+            for (student, task, check, status) in self.store.result_statuses(run).await? {
+                stored.entry(student).or_default().insert(
+                    (task, check),
+                    Status::parse(&status).unwrap_or(Status::Error),
+                );
+            }
+            let class = RunVerdicts { students, stored };
+            let mut v = self.grader.verdicts.lock().expect("verdicts");
+            if v.seen.get(run).copied().unwrap_or(0) == seen {
+                v.runs.insert(run.to_string(), class);
+                return Ok(None);
+            }
+            if attempt == 2 {
+                return Ok(Some(class));
+            }
+        }
+        Ok(None)
     }
 
     /// Keep a student's answer, judge it now, return the task's results.

@@ -302,6 +302,7 @@ impl Controller {
                 kept += 1;
             }
         }
+        self.grader.roster_changed(run);
         self.wake();
         let hashed = credentials::issue_in_background(fresh).await?;
         let mut added = Vec::new();
