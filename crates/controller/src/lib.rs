@@ -523,10 +523,8 @@ impl Controller {
     /// Create (or give a new password to) an instructor or assistant
     /// account; the password is returned once, in plain text.
     pub async fn add_staff(&self, name: &str, role: &str) -> Result<(String, bool)> {
-        if !store::valid_staff_name(name) || !store::STAFF_ROLES.contains(&role) {
-            // The store says which, with the rule.
-            self.store.put_staff(name, role, "").await?;
-        }
+        // Before the slow hash: a bad name or role is said at once.
+        store::check_staff(name, role)?;
         let password = credentials::generate();
         let p = password.clone();
         let hash = tokio::task::spawn_blocking(move || credentials::hash(&p)).await??;

@@ -16,7 +16,7 @@ use std::str::FromStr;
 mod sessions;
 mod staff;
 pub use sessions::SessionRow;
-pub use staff::{valid_staff_name, StaffRow, STAFF_ROLES};
+pub use staff::{check_staff, valid_staff_name, StaffRow, STAFF_ROLES};
 
 #[derive(Clone)]
 pub struct Store {

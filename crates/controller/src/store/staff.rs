@@ -21,16 +21,22 @@ pub fn valid_staff_name(name: &str) -> bool {
 
 pub const STAFF_ROLES: &[&str] = &["instructor", "assistant"];
 
+/// An account name and role the store accepts, or why not.
+pub fn check_staff(name: &str, role: &str) -> Result<()> {
+    if !valid_staff_name(name) {
+        bail!("bad account name {name:?}: 1-32 of letters, digits, '-', '_', '.'");
+    }
+    if !STAFF_ROLES.contains(&role) {
+        bail!("role must be instructor or assistant, not {role:?}");
+    }
+    Ok(())
+}
+
 impl Store {
     /// Add an account, or give an existing one a new role and password
     /// (its sessions end: the old password no longer holds).
     pub async fn put_staff(&self, name: &str, role: &str, password_hash: &str) -> Result<bool> {
-        if !valid_staff_name(name) {
-            bail!("bad account name {name:?}: 1-32 of letters, digits, '-', '_', '.'");
-        }
-        if !STAFF_ROLES.contains(&role) {
-            bail!("role must be instructor or assistant, not {role:?}");
-        }
+        check_staff(name, role)?;
         let _w = self.write.lock().await;
         let existed: Option<(String,)> = sqlx::query_as("SELECT name FROM staff WHERE name = ?")
             .bind(name)

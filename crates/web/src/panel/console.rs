@@ -184,6 +184,14 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
 }
 
+/// Terminal output as the browser takes it: the type byte `0`, then bytes.
+fn output(bytes: &[u8]) -> Message {
+    let mut m = Vec::with_capacity(bytes.len() + 1);
+    m.push(b'0');
+    m.extend_from_slice(bytes);
+    Message::Binary(m.into())
+}
+
 /// A staff member watching: the student's output, never their input.
 async fn watch_socket(st: AppState, key: Key, sock: WebSocket) {
     let (mut sink, mut stream) = sock.split();
@@ -231,22 +239,14 @@ async fn watch_socket(st: AppState, key: Key, sock: WebSocket) {
         if sink.send(Message::Text(hello.into())).await.is_err() {
             return;
         }
-        if !replay.is_empty() {
-            let mut m = Vec::with_capacity(replay.len() + 1);
-            m.push(b'0');
-            m.extend_from_slice(&replay);
-            if sink.send(Message::Binary(m.into())).await.is_err() {
-                return;
-            }
+        if !replay.is_empty() && sink.send(output(&replay)).await.is_err() {
+            return;
         }
         loop {
             tokio::select! {
                 out = rx.recv() => match out {
                     Ok(Out::Data(b)) => {
-                        let mut m = Vec::with_capacity(b.len() + 1);
-                        m.push(b'0');
-                        m.extend_from_slice(&b);
-                        if sink.send(Message::Binary(m.into())).await.is_err() {
+                        if sink.send(output(&b)).await.is_err() {
                             return;
                         }
                     }
@@ -446,10 +446,7 @@ async fn run_socket(st: AppState, key: Key, sock: WebSocket, cols: u16, rows: u1
             .send(Message::Text("1Reconnected to your shell.".into()))
             .await;
         if !replay.is_empty() {
-            let mut m = Vec::with_capacity(replay.len() + 1);
-            m.push(b'0');
-            m.extend_from_slice(&replay);
-            let _ = sink.send(Message::Binary(m.into())).await;
+            let _ = sink.send(output(&replay)).await;
         }
     }
     let mut unacked: usize = replay.len();
@@ -460,12 +457,9 @@ async fn run_socket(st: AppState, key: Key, sock: WebSocket, cols: u16, rows: u1
             // Output only while the browser keeps up.
             out = rx.recv(), if unacked < window => match out {
                 Some(Out::Data(b)) => {
-                    let mut m = Vec::with_capacity(b.len() + 1);
-                    m.push(b'0');
-                    m.extend_from_slice(&b);
                     unacked += b.len();
                     sent_total += b.len();
-                    if sink.send(Message::Binary(m.into())).await.is_err() {
+                    if sink.send(output(&b)).await.is_err() {
                         break None;
                     }
                 }

@@ -77,13 +77,9 @@ struct StudentPage {
     notice: Option<String>,
 }
 
+/// Hours, minutes and seconds (UTC) of a stored time.
 fn clock(t: f64) -> String {
-    super::staff::when(t as i64)
-        .trim_end_matches(" UTC")
-        .rsplit(' ')
-        .next()
-        .map(|hm| format!("{hm}:{:02}", (t as i64).rem_euclid(60)))
-        .unwrap_or_default()
+    super::packets::clock(t.floor())[..8].to_string()
 }
 
 #[derive(Deserialize, Default)]

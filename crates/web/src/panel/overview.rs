@@ -13,7 +13,7 @@ use applab_proto::event::{EventKind, NodeEvent};
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Time buckets of the traffic chart.
 const BUCKETS: usize = 40;
@@ -78,6 +78,17 @@ async fn gather(st: &AppState, run: &str) -> Result<Data, PanelError> {
         .filter(|(_, _, s)| s.rate_bps.is_some())
         .map(|(n, w, _)| (n, w))
         .collect();
+    // Every stored verdict's first pass, read once for the class.
+    let stored = st.ctrl.store.results(run, None).await?;
+    let mut first_passed: HashMap<&str, HashMap<(&str, &str), f64>> = HashMap::new();
+    for r in &stored {
+        if let Some(at) = r.first_passed_at {
+            first_passed
+                .entry(r.student.as_str())
+                .or_default()
+                .insert((r.task.as_str(), r.check_id.as_str()), at);
+        }
+    }
     let mut per_student = Vec::new();
     let (mut t0, mut t1) = (f64::MAX, f64::MIN);
     for sid in &students {
@@ -87,17 +98,19 @@ async fn gather(st: &AppState, run: &str) -> Result<Data, PanelError> {
             t1 = t1.max(e.event.time);
         }
         // When each task first passed: a task passes when its last check does.
-        let r = st.ctrl.results(run, sid).await?;
-        let passed_at: Vec<Option<f64>> = r
+        let mine = first_passed.get(sid.as_str());
+        let passed_at: Vec<Option<f64>> = lab
             .tasks
             .iter()
             .map(|t| {
-                (t.status == Status::Pass).then(|| {
-                    t.checks
-                        .iter()
-                        .filter_map(|c| c.first_passed_at)
-                        .fold(0.0, f64::max)
-                })
+                t.checks
+                    .iter()
+                    .map(|c| {
+                        mine.and_then(|m| m.get(&(t.id.as_str(), c.id.as_str())))
+                            .copied()
+                    })
+                    .try_fold(0.0, |at: f64, c| c.map(|c| at.max(c)))
+                    .filter(|_| !t.checks.is_empty())
             })
             .collect();
         per_student.push((evs, passed_at));
@@ -152,15 +165,10 @@ async fn gather(st: &AppState, run: &str) -> Result<Data, PanelError> {
     } else {
         (0..BUCKETS)
             .map(|i| {
-                let t = (t0 + width * i as f64) as i64;
-                let hm = super::staff::when(t);
-                let hm = hm.rsplit(' ').nth(1).unwrap_or("");
+                let t = (t0 + width * i as f64).floor();
                 // A lab hour needs seconds; a day does not.
-                if span < 3600.0 {
-                    format!("{hm}:{:02}", t.rem_euclid(60))
-                } else {
-                    hm.to_string()
-                }
+                let hms = super::packets::clock(t);
+                hms[..if span < 3600.0 { 8 } else { 5 }].to_string()
             })
             .collect()
     };

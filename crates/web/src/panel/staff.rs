@@ -72,25 +72,20 @@ pub fn progress_line(phases: &std::collections::HashMap<String, String>, ids: &[
     parts.join(", ")
 }
 
+/// A moment as the staff pages print it, in UTC as the CLI does (the panel
+/// has no idea of the class's zone).
 pub fn when(t: i64) -> String {
-    // UTC, as the CLI prints it: the panel has no idea of the class's zone.
-    let secs = t.rem_euclid(86_400);
-    let days = t.div_euclid(86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
+    match time::OffsetDateTime::from_unix_timestamp(t) {
+        Ok(d) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+            d.year(),
+            u8::from(d.month()),
+            d.day(),
+            d.hour(),
+            d.minute()
+        ),
+        Err(_) => format!("{t} (seconds since 1970)"),
+    }
 }
 
 /// The labs of the labs folder the panel was started with.
@@ -339,14 +334,18 @@ fn lab_of(st: &AppState, u: &Upload) -> Result<(Lab, Scratch), Vec<String>> {
     if u.lab.is_empty() {
         return Err(vec!["Choose a lab, or upload a lab folder.".into()]);
     }
-    // Only a name from the list: never a path the form made up.
-    if !lab_choices(st).iter().any(|l| l.name == u.lab) {
+    // A folder name of the labs folder: never a path the form made up.
+    let dir = labs.join(&u.lab);
+    let plain = !u.lab.contains('/')
+        && std::path::Path::new(&u.lab)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+    if !plain || !dir.join("lab.toml").is_file() {
         return Err(vec![format!(
             "There is no lab {:?} in the labs folder.",
             u.lab
         )]);
     }
-    let dir = labs.join(&u.lab);
     match Lab::load(&dir) {
         Ok(lab) => Ok((lab, Scratch(None))),
         Err(d) => Err(d.0.iter().map(|e| e.to_string()).collect()),
