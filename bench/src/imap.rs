@@ -11,10 +11,12 @@
 //! private instance (its own config, base and log directories).
 
 use anyhow::{bail, Context, Result};
+use applab_proto::imap::{Piece, Received, Receiver, ReceiverLimits};
+use applab_proto::line::LineReader;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[derive(clap::Args)]
@@ -211,7 +213,9 @@ fn start_dovecot(a: &ImapArgs, dir: &Path) -> Result<(Proc, u16)> {
 }
 
 struct Client {
-    r: BufReader<TcpStream>,
+    sock: TcpStream,
+    lines: LineReader,
+    rx: Receiver,
     tag: u64,
 }
 
@@ -220,36 +224,49 @@ impl Client {
         let s = TcpStream::connect(("127.0.0.1", port)).await?;
         s.set_nodelay(true)?;
         let mut c = Client {
-            r: BufReader::new(s),
+            sock: s,
+            lines: LineReader::new(),
+            // The same receiver the server and the decoder use; literals
+            // (the fetched messages) counted, not kept.
+            rx: Receiver::new(ReceiverLimits::DECODER),
             tag: 0,
         };
-        let mut greet = Vec::new();
-        c.r.read_until(b'\n', &mut greet).await?;
+        c.response().await?;
         Ok(c)
+    }
+
+    /// The next whole response, its literals skipped.
+    async fn response(&mut self) -> Result<Vec<u8>> {
+        loop {
+            match self.rx.next(&mut self.lines) {
+                Some(Received::Whole(a)) => match a.pieces.into_iter().next() {
+                    Some(Piece::Line(l)) => return Ok(l),
+                    _ => return Ok(Vec::new()),
+                },
+                // A response's literal follows at once: no request to answer.
+                Some(Received::Continue) => {}
+                Some(_) => bail!("the server sent a line over the limit"),
+                None => {
+                    let mut chunk = [0u8; 16384];
+                    let n = self.sock.read(&mut chunk).await?;
+                    if n == 0 {
+                        bail!("server closed the connection");
+                    }
+                    self.lines.feed(&chunk[..n]);
+                }
+            }
+        }
     }
 
     /// Run a command to its tagged completion; true if OK.
     async fn cmd(&mut self, cmd: &str) -> Result<bool> {
         self.tag += 1;
         let tag = format!("b{}", self.tag);
-        self.r
-            .get_mut()
+        self.sock
             .write_all(format!("{tag} {cmd}\r\n").as_bytes())
             .await?;
-        let mut line = Vec::new();
         loop {
-            line.clear();
-            let n = self.r.read_until(b'\n', &mut line).await?;
-            if n == 0 {
-                bail!("server closed the connection during {cmd}");
-            }
-            // Literal: `{n}` ends the line, n octets follow.
-            let trimmed = line.strip_suffix(b"\r\n").unwrap_or(&line);
-            if let Some((k, _)) = applab_proto::imap::literal_at_end(trimmed) {
-                let mut skip = vec![0u8; k];
-                self.r.read_exact(&mut skip).await?;
-                continue;
-            }
+            let line = self.response().await?;
             if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
                 return Ok(line[tag.len() + 1..].starts_with(b"OK"));
             }

@@ -48,7 +48,7 @@ pub fn message(bytes: &[u8], transport: Transport) -> EventKind {
 /// A DNS-over-TCP byte stream, one direction.
 #[derive(Default)]
 pub struct DnsStream {
-    buf: Vec<u8>,
+    frames: applab_proto::dns_tcp::Deframer,
     dead: bool,
 }
 
@@ -57,13 +57,8 @@ impl DnsStream {
         if self.dead {
             return;
         }
-        self.buf.extend_from_slice(data);
-        while self.buf.len() >= 2 {
-            let len = u16::from_be_bytes([self.buf[0], self.buf[1]]) as usize;
-            if self.buf.len() < 2 + len {
-                return;
-            }
-            let msg: Vec<u8> = self.buf.drain(..2 + len).skip(2).collect();
+        self.frames.feed(data);
+        while let Some(msg) = self.frames.next_message() {
             out.push(message(&msg, Transport::Tcp));
         }
     }
@@ -74,7 +69,7 @@ impl DnsStream {
             out.push(EventKind::Malformed {
                 protocol: "dns".into(),
                 reason: format!("{n} bytes missing from the capture"),
-                seen: seen(&self.buf),
+                seen: seen(self.frames.pending()),
             });
             self.dead = true;
         }

@@ -7,65 +7,62 @@
 //! FETCHed message never looks like protocol. `DONE` ends an IDLE.
 
 use crate::event::EventKind;
-use applab_proto::imap::{crlf_line, literal_at_end};
+use applab_proto::imap::{literal_at_end, Piece, Received, Receiver, ReceiverLimits};
+use applab_proto::line::LineReader;
 
-/// Longest line we follow; literals are skipped, not buffered.
-const MAX_LINE: usize = 64 << 10;
 /// Text kept of a line for an event.
 const SHOWN: usize = 200;
 
-#[derive(Default)]
+/// One direction: lines in, logical lines out (literals skipped, counted).
 struct Side {
-    buf: Vec<u8>,
-    /// Octets of a literal still to skip.
-    literal_left: usize,
-    /// The logical line so far (pieces before literals) and literal octets.
-    line: Vec<u8>,
-    literal_bytes: u64,
+    lines: LineReader,
+    rx: Receiver,
+}
+
+impl Default for Side {
+    fn default() -> Side {
+        Side {
+            lines: LineReader::new(),
+            rx: Receiver::new(ReceiverLimits::DECODER),
+        }
+    }
 }
 
 impl Side {
-    /// Feed bytes; complete logical lines (with their literal byte counts) come out.
-    fn feed(&mut self, data: &[u8], out: &mut Vec<(Vec<u8>, u64)>) -> Result<(), String> {
-        self.buf.extend_from_slice(data);
-        loop {
-            if self.literal_left > 0 {
-                let n = self.literal_left.min(self.buf.len());
-                self.buf.drain(..n);
-                self.literal_left -= n;
-                if self.literal_left > 0 {
-                    return Ok(());
-                }
+    /// Feed bytes; complete logical lines (with their literal byte counts)
+    /// come out, `None` for a line too long to follow.
+    fn feed(&mut self, data: &[u8]) -> Vec<Option<(Vec<u8>, u64)>> {
+        self.lines.feed(data);
+        let mut out = Vec::new();
+        while let Some(r) = self.rx.next(&mut self.lines) {
+            match r {
+                Received::Whole(a) => out.push(Some((shown(&a.pieces), a.literal_octets))),
+                Received::Continue => {}
+                Received::TooLong | Received::Desync => out.push(None),
             }
-            let (n, used) = match crlf_line(&self.buf, MAX_LINE) {
-                Ok(Some(x)) => x,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(e.to_string()),
-            };
-            let piece: Vec<u8> = self.buf.drain(..used).take(n).collect();
-            if let Some((lit, _)) = literal_at_end(&piece) {
-                let cut = piece
-                    .iter()
-                    .rposition(|&b| b == b'{')
-                    .unwrap_or(piece.len());
-                if self.line.len() < SHOWN {
-                    self.line.extend_from_slice(&piece[..cut]);
-                    self.line
-                        .extend_from_slice(format!("{{{lit} octets}}").as_bytes());
-                }
-                self.literal_left = lit;
-                self.literal_bytes += lit as u64;
-                continue;
+        }
+        out
+    }
+}
+
+/// A logical line as shown: its line pieces, each literal as `{n octets}`.
+fn shown(pieces: &[Piece]) -> Vec<u8> {
+    let mut line = Vec::new();
+    for p in pieces {
+        let Piece::Line(l) = p else { continue };
+        if line.len() >= SHOWN {
+            break;
+        }
+        match literal_at_end(l) {
+            Some((n, _)) => {
+                let cut = l.iter().rposition(|&b| b == b'{').unwrap_or(l.len());
+                line.extend_from_slice(&l[..cut]);
+                line.extend_from_slice(format!("{{{n} octets}}").as_bytes());
             }
-            if self.line.len() < SHOWN {
-                self.line.extend_from_slice(&piece);
-            }
-            out.push((
-                std::mem::take(&mut self.line),
-                std::mem::take(&mut self.literal_bytes),
-            ));
+            None => line.extend_from_slice(l),
         }
     }
+    line
 }
 
 #[derive(Default)]
@@ -89,13 +86,12 @@ impl ImapFlow {
         if self.dead {
             return;
         }
-        let mut lines = Vec::new();
-        if let Err(e) = self.client.feed(data, &mut lines) {
-            out.push(malformed(e, &self.client.buf));
-            self.dead = true;
-            return;
-        }
-        for (l, lit) in lines {
+        for line in self.client.feed(data) {
+            let Some((l, lit)) = line else {
+                // The server answers `* BAD` and reads on: so does the decoder.
+                out.push(malformed("line too long".into(), b""));
+                continue;
+            };
             let t = text(&l);
             if t.trim().eq_ignore_ascii_case("DONE") {
                 out.push(EventKind::ImapCommand {
@@ -129,13 +125,12 @@ impl ImapFlow {
         if self.dead {
             return;
         }
-        let mut lines = Vec::new();
-        if let Err(e) = self.server.feed(data, &mut lines) {
-            out.push(malformed(e, &self.server.buf));
-            self.dead = true;
-            return;
-        }
-        for (l, lit) in lines {
+        for line in self.server.feed(data) {
+            let Some((l, lit)) = line else {
+                out.push(malformed("line too long".into(), b""));
+                self.dead = true;
+                return;
+            };
             let t = text(&l);
             if let Some(rest) = t.strip_prefix("* ") {
                 out.push(EventKind::ImapData {
@@ -175,6 +170,27 @@ impl ImapFlow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_literal_split_anywhere_is_skipped_whole() {
+        let wire = b"* 1 FETCH (UID 7 BODY[] {12}\r\nab\r\n\r\n* BAD x)\r\nb OK done\r\n";
+        for cut in 0..=wire.len() {
+            let mut f = ImapFlow::default();
+            let mut out = Vec::new();
+            f.server_data(b"* OK hi\r\n", &mut out);
+            f.server_data(&wire[..cut], &mut out);
+            f.server_data(&wire[cut..], &mut out);
+            let kinds: Vec<String> = out
+                .iter()
+                .map(|e| match e {
+                    EventKind::ImapData { literal_bytes, .. } => format!("* {literal_bytes}"),
+                    EventKind::ImapResponse { tag, .. } => format!("S {tag}"),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(kinds, ["* 0", "* 12", "S b"], "cut {cut}");
+        }
+    }
 
     #[test]
     fn commands_literals_and_responses() {

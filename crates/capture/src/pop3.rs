@@ -8,19 +8,19 @@
 //! undone). The greeting answers no command.
 
 use crate::event::EventKind;
-use applab_proto::pop3::{
-    crlf_line, parse_status, Command, MultiLine, MAX_COMMAND_LINE, MAX_RESPONSE_LINE,
-};
+use applab_proto::dot::DotReader;
+use applab_proto::line::{Line, LineReader};
+use applab_proto::pop3::{parse_status, Command, MAX_COMMAND_LINE, MAX_RESPONSE_LINE};
 use std::collections::VecDeque;
 
 #[derive(Default)]
 pub struct Pop3Flow {
-    client: Vec<u8>,
-    server: Vec<u8>,
+    client: LineReader,
+    server: LineReader,
     awaiting: VecDeque<Command>,
     greeted: bool,
     /// A multi-line answer being read: its status text and lines so far.
-    multi: Option<(String, MultiLine)>,
+    multi: Option<(String, DotReader)>,
     dead: bool,
 }
 
@@ -33,23 +33,25 @@ impl Pop3Flow {
         if self.dead {
             return;
         }
-        self.client.extend_from_slice(data);
-        loop {
-            let (n, used) = match crlf_line(&self.client, MAX_COMMAND_LINE) {
-                Ok(Some(x)) => x,
-                Ok(None) => return,
-                Err(e) => {
-                    out.push(malformed(e.to_string(), &self.client));
-                    self.dead = true;
-                    return;
+        self.client.feed(data);
+        while let Some(line) = self.client.next_line(MAX_COMMAND_LINE) {
+            let cmd = match line {
+                Line::Complete(l) => Command::parse(&l),
+                Line::TooLong => {
+                    // The server refuses it with -ERR, as one command.
+                    out.push(malformed(
+                        format!("command line longer than {MAX_COMMAND_LINE} octets"),
+                        b"",
+                    ));
+                    Command::parse(b"")
                 }
             };
-            let cmd = Command::parse(&self.client[..n]);
-            self.client.drain(..used);
-            out.push(EventKind::Pop3Command {
-                verb: cmd.verb.clone(),
-                args: cmd.args.clone(),
-            });
+            if !cmd.verb.is_empty() {
+                out.push(EventKind::Pop3Command {
+                    verb: cmd.verb.clone(),
+                    args: cmd.args.clone(),
+                });
+            }
             if self.awaiting.len() < 1000 {
                 self.awaiting.push_back(cmd);
             }
@@ -60,19 +62,19 @@ impl Pop3Flow {
         if self.dead {
             return;
         }
-        self.server.extend_from_slice(data);
-        loop {
-            let (n, used) = match crlf_line(&self.server, MAX_RESPONSE_LINE) {
-                Ok(Some(x)) => x,
-                Ok(None) => return,
-                Err(e) => {
-                    out.push(malformed(e.to_string(), &self.server));
+        self.server.feed(data);
+        while let Some(line) = self.server.next_line(MAX_RESPONSE_LINE) {
+            let line = match line {
+                Line::Complete(l) => l,
+                // A text line longer than a status line may be (a message
+                // line of RETR): counted, its bytes not followed.
+                Line::TooLong if self.multi.is_some() => b"x".to_vec(),
+                Line::TooLong => {
+                    out.push(malformed("response line too long".into(), b""));
                     self.dead = true;
                     return;
                 }
             };
-            let line = self.server[..n].to_vec();
-            self.server.drain(..used);
             if let Some((_, m)) = self.multi.as_mut() {
                 if m.line(&line) {
                     let (text, m) = self.multi.take().expect("reading a multi-line answer");
@@ -97,7 +99,7 @@ impl Pop3Flow {
                 None
             };
             if status.ok && answers.as_ref().is_some_and(Command::multiline_answer) {
-                self.multi = Some((status.text, MultiLine::default()));
+                self.multi = Some((status.text, DotReader::default()));
                 continue;
             }
             out.push(EventKind::Pop3Response {

@@ -7,22 +7,22 @@
 //! an accepted STARTTLS the rest is encrypted and not decoded.
 
 use crate::event::{EventKind, Header};
-use applab_proto::smtp::{
-    crlf_line, Command, DataReader, ReplyReader, MAX_COMMAND_LINE, MAX_REPLY_LINE, MAX_TEXT_LINE,
-};
+use applab_proto::dot::DotReader;
+use applab_proto::line::{Line, LineReader};
+use applab_proto::smtp::{Command, ReplyReader, MAX_COMMAND_LINE, MAX_DATA_LINE, MAX_REPLY_LINE};
 
 /// Most header lines reported per message.
 const MAX_HEADERS: usize = 100;
 
 #[derive(Default)]
 pub struct SmtpFlow {
-    client: Vec<u8>,
-    server: Vec<u8>,
+    client: LineReader,
+    server: LineReader,
     replies: ReplyReader,
     /// Verbs of the commands whose replies are awaited, in order: with
     /// PIPELINING several are in flight, and each reply answers the oldest.
     awaiting: std::collections::VecDeque<String>,
-    data: Option<DataReader>,
+    data: Option<DotReader>,
     /// DATA (or STARTTLS) was sent and its reply is not yet seen: what the
     /// client sends meanwhile (a hand-typed dialogue piped in at once) is
     /// a message or commands depending on that reply, so it waits.
@@ -67,31 +67,40 @@ impl SmtpFlow {
         if self.dead {
             return;
         }
-        self.client.extend_from_slice(data);
+        self.client.feed(data);
         self.drain_client(out);
     }
 
     fn drain_client(&mut self, out: &mut Vec<EventKind>) {
         while !self.held && !self.dead {
+            // The server's limits, so a line is cut where the server cuts it.
             let max = if self.data.is_some() {
-                MAX_TEXT_LINE
+                MAX_DATA_LINE
             } else {
                 MAX_COMMAND_LINE
             };
-            let (n, used) = match crlf_line(&self.client, max) {
-                Ok(Some(x)) => x,
-                Ok(None) => return,
-                Err(e) => {
-                    out.push(malformed(e.to_string(), &self.client));
-                    self.dead = true;
-                    return;
+            let Some(line) = self.client.next_line(max) else {
+                return;
+            };
+            let line = match line {
+                Line::Complete(l) => l,
+                // A text line too long: the server drops the message at its
+                // end; a command too long it answers with 500.
+                Line::TooLong if self.data.is_some() => continue,
+                Line::TooLong => {
+                    out.push(malformed(
+                        format!("command line longer than {max} octets"),
+                        b"",
+                    ));
+                    if self.awaiting.len() < 1000 {
+                        self.awaiting.push_back(String::new());
+                    }
+                    continue;
                 }
             };
-            let line = self.client[..n].to_vec();
-            self.client.drain(..used);
             if let Some(d) = self.data.as_mut() {
                 if d.line(&line) {
-                    let msg = std::mem::take(&mut d.message);
+                    let msg = std::mem::take(&mut d.data);
                     self.data = None;
                     out.push(EventKind::SmtpMessage {
                         bytes: msg.len() as u64,
@@ -118,19 +127,13 @@ impl SmtpFlow {
         if self.dead {
             return;
         }
-        self.server.extend_from_slice(data);
-        loop {
-            let (n, used) = match crlf_line(&self.server, MAX_REPLY_LINE) {
-                Ok(Some(x)) => x,
-                Ok(None) => return,
-                Err(e) => {
-                    out.push(malformed(e.to_string(), &self.server));
-                    self.dead = true;
-                    return;
-                }
+        self.server.feed(data);
+        while let Some(line) = self.server.next_line(MAX_REPLY_LINE) {
+            let Line::Complete(line) = line else {
+                out.push(malformed("reply line too long".into(), b""));
+                self.dead = true;
+                return;
             };
-            let line = self.server[..n].to_vec();
-            self.server.drain(..used);
             match self.replies.line(&line) {
                 Ok(None) => {}
                 Ok(Some(r)) => {
@@ -142,7 +145,7 @@ impl SmtpFlow {
                         None
                     };
                     if answers.as_deref() == Some("DATA") && r.code == 354 {
-                        self.data = Some(DataReader::default());
+                        self.data = Some(DotReader::default());
                     }
                     let tls = answers.as_deref() == Some("STARTTLS") && r.code == 220;
                     out.push(EventKind::SmtpReply {

@@ -435,6 +435,11 @@ fn imap_commands_and_completions_agree_with_tshark() {
             _ => None,
         })
         .collect();
+    if ours.len() < 20 {
+        for e in &events {
+            eprintln!("{} {:?}", e.frame, e.kind);
+        }
+    }
     assert!(ours.len() >= 20, "{ours:?}");
     let tags: std::collections::HashSet<&String> = ours.iter().map(|r| &r[1]).collect();
     let with_literal: std::collections::HashSet<&String> =

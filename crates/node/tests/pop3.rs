@@ -91,6 +91,12 @@ fn poplib_downloads_and_deletes_and_downloads_and_keeps() {
     assert_eq!(k1["uidl"], k2["uidl"]);
     assert_eq!(v["uidl"][1], k1["uidl"][0], "a message keeps its UIDL");
     assert_eq!(lab.mailbox("b", "bob").len(), 2);
+    // Every message marked deleted: LIST and UIDL list nothing, not one
+    // blank entry (poplib reads an empty line as a listing holding b'').
+    let e = poplib(&lab, "empty");
+    assert_eq!(e["list_when_empty"], serde_json::json!([]), "{e}");
+    assert_eq!(e["uidl_when_empty"], serde_json::json!([]), "{e}");
+    assert_eq!(lab.mailbox("b", "bob").len(), 2, "RSET kept them");
 }
 
 #[test]

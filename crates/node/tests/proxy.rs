@@ -513,6 +513,14 @@ struct Recorder {
 
 impl Recorder {
     fn start(delay: Duration, answer: &'static str) -> Recorder {
+        Recorder::scripted(delay, move |_| answer.to_string())
+    }
+
+    /// An origin whose answer depends on the request head it got.
+    fn scripted(
+        delay: Duration,
+        answer: impl Fn(&str) -> String + Send + Sync + Clone + 'static,
+    ) -> Recorder {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let heads = Arc::new(Mutex::new(Vec::new()));
@@ -521,6 +529,7 @@ impl Recorder {
             for s in l.incoming() {
                 let Ok(mut s) = s else { continue };
                 let h = h.clone();
+                let answer = answer.clone();
                 std::thread::spawn(move || {
                     let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
                     let mut buf = Vec::new();
@@ -529,9 +538,10 @@ impl Recorder {
                         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
                             buf.drain(..end + 4);
+                            let reply = answer(&head);
                             h.lock().unwrap().push(head);
                             std::thread::sleep(delay);
-                            if s.write_all(answer.as_bytes()).is_err() {
+                            if s.write_all(reply.as_bytes()).is_err() {
                                 return;
                             }
                         }
@@ -747,4 +757,161 @@ fn hostile_requests_get_their_status_and_the_proxy_stays_up() {
     // Still serving.
     let stats = curl(&[&format!("http://{proxy}/_applab/stats")]);
     assert_eq!(stats.status, 200);
+}
+
+/// How many requests for `path` reached the origin.
+fn reached(origin: &Recorder, path: &str) -> usize {
+    let line = format!("GET {path} ");
+    origin
+        .heads
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|h| h.starts_with(&line))
+        .count()
+}
+
+/// RFC 9111 §4.3.4: a 304 that repeats no validator updates the stored
+/// response, and a client that sent a plain GET gets that response's 200
+/// and body (as Squid, Varnish and nginx answer), never a bodiless 304.
+#[test]
+fn a_304_without_its_etag_still_serves_the_stored_body() {
+    let origin = Recorder::scripted(Duration::ZERO, |head| {
+        if head.to_ascii_lowercase().contains("if-none-match: \"v1\"") {
+            "HTTP/1.1 304 Not Modified\r\nCache-Control: no-cache\r\n\r\n".into()
+        } else {
+            "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nCache-Control: no-cache\r\nContent-Length: 5\r\n\r\nhello".into()
+        }
+    });
+    let (proxy, child, _dir) = proxy_alone(&[]);
+    let _k = Kill(child);
+    let url = format!("http://{}/doc", origin.addr);
+    let via = format!("http://{proxy}");
+    let first = curl(&["-x", &via, &url]);
+    assert_eq!(
+        (first.status, first.body.as_str()),
+        (200, "hello"),
+        "{first:?}"
+    );
+    for _ in 0..2 {
+        let again = curl(&["-x", &via, &url]);
+        assert_eq!(
+            (again.status, again.body.as_str(), again.cache()),
+            (200, "hello", "REVALIDATED"),
+            "{again:?}"
+        );
+    }
+    assert_eq!(reached(&origin, "/doc"), 3, "no-cache: asked each time");
+    // A client that itself holds v1 may be told 304.
+    let cond = curl(&["-x", &via, "-H", "If-None-Match: \"v1\"", &url]);
+    assert_eq!((cond.status, cond.body.as_str()), (304, ""), "{cond:?}");
+}
+
+/// The caching fields as RFC 9111 reads them, whatever their spelling.
+#[test]
+fn cache_fields_mean_what_the_rfc_says() {
+    let origin = Recorder::scripted(Duration::ZERO, |head| {
+        let path = head.split(' ').nth(1).unwrap_or("");
+        let fields = match path {
+            // Directive names are case-insensitive: this is no-cache.
+            "/mixed" => "Cache-Control: max-age=60, No-CaChE\r\nETag: \"m\"\r\n",
+            // Age is its first member: 7200 s old, stale at max-age 3600.
+            "/age" => "Cache-Control: max-age=3600\r\nAge: 7200, 0\r\n",
+            // Not an HTTP-date (two spaces): already expired.
+            "/bad-expires" => "Expires: Sun, 06 Nov 2094  08:49:37 GMT\r\n",
+            // The asctime form is a date: fresh until 2094.
+            "/asctime" => "Expires: Sun Nov  6 08:49:37 2094\r\n",
+            _ => "Cache-Control: max-age=60\r\n",
+        };
+        format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\nok")
+    });
+    let (proxy, child, _dir) = proxy_alone(&[]);
+    let _k = Kill(child);
+    let via = format!("http://{proxy}");
+    for (path, want) in [
+        ("/mixed", 2),
+        ("/age", 2),
+        ("/bad-expires", 2),
+        ("/asctime", 1),
+    ] {
+        let url = format!("http://{}{path}", origin.addr);
+        for _ in 0..2 {
+            let r = curl(&["-x", &via, &url]);
+            assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{path}: {r:?}");
+        }
+        assert_eq!(reached(&origin, path), want, "{path}");
+    }
+}
+
+/// RFC 9213: an invalid CDN-Cache-Control (keys are lowercase) is ignored
+/// by the edge, so the origin's `no-store` holds; a valid one wins.
+#[test]
+fn an_invalid_cdn_cache_control_never_overrides_no_store() {
+    let origin = Recorder::scripted(Duration::ZERO, |head| {
+        let cdn = if head.starts_with("GET /bad ") {
+            "Max-Age=60"
+        } else {
+            "max-age=60"
+        };
+        format!(
+            "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nCDN-Cache-Control: {cdn}\r\nContent-Length: 2\r\n\r\nok"
+        )
+    });
+    let reverse = format!("http://{}", origin.addr);
+    let (proxy, child, _dir) = proxy_alone(&["--reverse", &reverse]);
+    let _k = Kill(child);
+    for (path, want) in [("/bad", 2), ("/good", 1)] {
+        for _ in 0..2 {
+            let r = curl(&[&format!("http://{proxy}{path}")]);
+            assert_eq!(r.status, 200, "{path}: {r:?}");
+        }
+        assert_eq!(reached(&origin, path), want, "{path}");
+    }
+}
+
+/// RFC 9112 §3.2: two Host fields, or one that is not host[:port], get
+/// 400; HTTP/1.2 … 1.9 are served as 1.1 and HTTP/2.0 keeps its 505.
+#[test]
+fn request_heads_host_and_version() {
+    let origin = Recorder::start(
+        Duration::ZERO,
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: max-age=60\r\n\r\nok",
+    );
+    let (proxy, child, _dir) = proxy_alone(&[]);
+    let _k = Kill(child);
+    let ask = |req: String| {
+        let mut s = TcpStream::connect(proxy).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        read_reply(&mut s)
+    };
+    let o = origin.addr;
+    for (req, status) in [
+        (
+            format!("GET http://{o}/a HTTP/1.1\r\nHost: {o}\r\nHost: {o}\r\n\r\n"),
+            "400",
+        ),
+        (
+            format!("GET http://{o}/a HTTP/1.1\r\nHost: a b\r\n\r\n"),
+            "400",
+        ),
+        (
+            format!("GET http://{o}/a HTTP/1.1\r\nHost: x:80x\r\n\r\n"),
+            "400",
+        ),
+        (
+            format!("GET http://{o}/a HTTP/1.5\r\nHost: {o}\r\nConnection: close\r\n\r\n"),
+            "200",
+        ),
+        (
+            format!("GET http://{o}/a HTTP/2.0\r\nHost: {o}\r\n\r\n"),
+            "505",
+        ),
+    ] {
+        let answer = ask(req.clone());
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{req:?} → {answer}"
+        );
+    }
 }

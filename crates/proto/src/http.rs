@@ -140,7 +140,14 @@ pub fn parse_request_head(
         _ => {}
     }
     if let Some(n) = line_end {
-        check_version(&buf[..n])?;
+        if let Some(at) = check_version(&buf[..n])? {
+            // HTTP/1.2 … 1.9: a 1.x the server does not know is handled as
+            // the highest it does (RFC 9110 §2.5); httparse knows 1.0 and
+            // 1.1 only, so the head is parsed as 1.1 (a rare path).
+            let mut copy = buf.to_vec();
+            copy[at] = b'1';
+            return parse_request_head(&copy, limits);
+        }
     }
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut heap = Vec::new();
@@ -431,22 +438,73 @@ impl ChunkedDecoder {
 }
 
 /// httparse rejects `HTTP/2.0` as a syntax error; RFC 9110 wants 505 for a
-/// well-formed version the server does not speak.
-fn check_version(line: &[u8]) -> Result<(), HeadError> {
-    let line = String::from_utf8_lossy(line);
-    let line = line.trim_end();
-    if let Some(v) = line.rsplit(' ').next() {
-        if let Some(num) = v.strip_prefix("HTTP/") {
-            let ok_shape = num.len() == 3
-                && num.as_bytes()[1] == b'.'
-                && num.as_bytes()[0].is_ascii_digit()
-                && num.as_bytes()[2].is_ascii_digit();
-            if ok_shape && num != "1.0" && num != "1.1" {
-                return Err(HeadError::Version(v.to_string()));
-            }
-        }
+/// well-formed version the server does not speak. The version of a request line: `Err` for one not served (2.0 and
+/// up), `Ok(Some(i))` when the minor digit at `i` is above 1, `Ok(None)`
+/// for 1.0 and 1.1 (and for anything httparse will refuse itself).
+fn check_version(line: &[u8]) -> Result<Option<usize>, HeadError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let start = line.iter().rposition(|&b| b == b' ').map_or(0, |p| p + 1);
+    let v = &line[start..];
+    let Some(num) = v.strip_prefix(b"HTTP/") else {
+        return Ok(None);
+    };
+    let ok_shape =
+        num.len() == 3 && num[1] == b'.' && num[0].is_ascii_digit() && num[2].is_ascii_digit();
+    match (ok_shape, num.first(), num.get(2)) {
+        (false, ..) => Ok(None),
+        (true, Some(b'1'), Some(b'0' | b'1')) => Ok(None),
+        (true, Some(b'1'), Some(_)) => Ok(Some(start + 7)),
+        _ => Err(HeadError::Version(String::from_utf8_lossy(v).into_owned())),
     }
-    Ok(())
+}
+
+/// What is wrong with a request's `Host` (RFC 9112 §3.2): missing from an
+/// HTTP/1.1 request, sent twice, or not `uri-host [":" port]`. A server
+/// MUST answer such a request 400.
+pub fn host_problem(head: &RequestHead) -> Option<&'static str> {
+    let mut hosts = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
+    let Some((_, host)) = hosts.next() else {
+        return (head.minor >= 1).then_some("an HTTP/1.1 request needs a Host header field");
+    };
+    if hosts.next().is_some() {
+        return Some("a request has one Host header field, not several");
+    }
+    (!valid_host(host)).then_some("the Host header field is not a host name with an optional :port")
+}
+
+/// `uri-host [":" port]` (RFC 3986 §3.2.2): a reg-name or IPv4 address, or
+/// an IP literal in brackets; empty is allowed (a target with no authority).
+fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if let Some(rest) = v.strip_prefix(b"[") {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let lit = &rest[..end];
+        if lit.is_empty()
+            || !lit
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b":.vV".contains(&b))
+        {
+            return false;
+        }
+        match &rest[end + 1..] {
+            [] => (&b""[..], None),
+            [b':', port @ ..] => (&b""[..], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match v.iter().rposition(|&b| b == b':') {
+            Some(p) => (&v[..p], Some(&v[p + 1..])),
+            None => (v, None),
+        }
+    };
+    // unreserved / pct-encoded / sub-delims
+    let reg = |b: &u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(b);
+    let bad_port = matches!(port, Some(p) if p.len() > 5 || !p.iter().all(u8::is_ascii_digit));
+    host.iter().all(reg) && !bad_port
 }
 
 /// The reason phrase for the status codes the lab servers send.
@@ -502,6 +560,35 @@ mod tests {
     }
 
     #[test]
+    fn host_fields_once_and_well_formed() {
+        let head = |hosts: &[&str], minor| RequestHead {
+            method: "GET".into(),
+            target: "/".into(),
+            minor,
+            headers: hosts
+                .iter()
+                .map(|h| ("Host".to_string(), h.as_bytes().to_vec()))
+                .collect(),
+        };
+        for ok in [
+            "a.lab",
+            "a.lab:8080",
+            "10.0.0.1:80",
+            "[::1]:8080",
+            "[fe80::1]",
+            "",
+        ] {
+            assert_eq!(host_problem(&head(&[ok], 1)), None, "{ok}");
+        }
+        for bad in ["a b", "a.lab:80x", "a/b", "[::1", "a.lab:123456", "\"x\""] {
+            assert!(host_problem(&head(&[bad], 1)).is_some(), "{bad}");
+        }
+        assert!(host_problem(&head(&["a", "b"], 1)).is_some());
+        assert!(host_problem(&head(&[], 1)).is_some());
+        assert_eq!(host_problem(&head(&[], 0)), None);
+    }
+
+    #[test]
     fn connection_semantics_follow_the_version() {
         let p = |raw: &[u8]| {
             parse_request_head(raw, &Limits::default())
@@ -530,6 +617,11 @@ mod tests {
         assert_eq!(parse_request_head(long, &l).unwrap_err().status(), 414);
         let many = b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n";
         assert_eq!(parse_request_head(many, &l).unwrap_err().status(), 431);
+        // 1.2 … 1.9 are served as 1.1.
+        let (h, n) = parse_request_head(b"GET / HTTP/1.7\r\nHost: a\r\n\r\n", &l)
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.minor, n), (1, 27));
         let v2 = b"GET / HTTP/2.0\r\n\r\n";
         assert_eq!(parse_request_head(v2, &l).unwrap_err().status(), 505);
         let bad = b"GET\x01/ HTTP/1.1\r\n\r\n";

@@ -18,7 +18,7 @@ pub const MAX_LITERAL: usize = 32 << 20;
 /// Deepest list nesting accepted.
 const MAX_DEPTH: usize = 8;
 
-pub use crate::smtp::crlf_line;
+use crate::line::{Line, LineReader};
 
 /// If a line piece ends in a literal announcement, its size and whether it
 /// is non-synchronizing (`{n+}`: no continuation request).
@@ -87,6 +87,140 @@ pub enum ParseError {
 pub enum Piece {
     Line(Vec<u8>),
     Literal(Vec<u8>),
+}
+
+/// How a [`Receiver`] treats literals.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiverLimits {
+    /// Longest line piece, CRLF counted.
+    pub line: usize,
+    /// Most literal octets in one command (`None`: no limit, for a decoder
+    /// that skips them).
+    pub literals: Option<usize>,
+    /// Keep literal bytes (a server parsing them) or only count them (the
+    /// capture decoder, which must not buffer a FETCHed message).
+    pub keep: bool,
+    /// Most pieces in one command.
+    pub pieces: usize,
+}
+
+impl ReceiverLimits {
+    /// A server reading commands.
+    pub const SERVER: ReceiverLimits = ReceiverLimits {
+        line: MAX_LINE,
+        literals: Some(MAX_LITERAL),
+        keep: true,
+        pieces: 1000,
+    };
+    /// A client reading responses: literals hold whole messages.
+    pub const CLIENT: ReceiverLimits = ReceiverLimits {
+        line: 64 << 10,
+        literals: None,
+        keep: true,
+        pieces: usize::MAX,
+    };
+    /// The capture decoder: long lines followed, literals skipped.
+    pub const DECODER: ReceiverLimits = ReceiverLimits {
+        line: 64 << 10,
+        literals: None,
+        keep: false,
+        pieces: usize::MAX,
+    };
+}
+
+/// One command (or response) put together from its line pieces and literals.
+#[derive(Debug, Clone, Default)]
+pub struct Assembled {
+    pub pieces: Vec<Piece>,
+    /// Octets in its literals (kept or skipped).
+    pub literal_octets: u64,
+}
+
+/// What a [`Receiver`] has for its user.
+#[derive(Debug, Clone)]
+pub enum Received {
+    Whole(Assembled),
+    /// A synchronizing literal `{n}` was announced: a server now sends its
+    /// `+` continuation request, then the client sends the octets.
+    Continue,
+    /// A line too long, or a synchronizing literal over the limit: the
+    /// client sends nothing more of it; answer BAD and go on.
+    TooLong,
+    /// A non-synchronizing literal over the limit: its octets are on their
+    /// way and cannot be told from commands; close the connection.
+    Desync,
+}
+
+/// Commands (or responses) with literals out of CRLF lines, sans IO, the
+/// way imap-proto's receiver does it: the caller feeds a [`LineReader`]
+/// and asks again whenever this says it needs more.
+#[derive(Debug)]
+pub struct Receiver {
+    limits: ReceiverLimits,
+    cur: Assembled,
+    /// Octets of an announced literal still to come.
+    literal: Option<usize>,
+}
+
+impl Receiver {
+    pub fn new(limits: ReceiverLimits) -> Receiver {
+        Receiver {
+            limits,
+            cur: Assembled::default(),
+            literal: None,
+        }
+    }
+
+    /// The next item, or `None` when `lines` needs more input.
+    pub fn next(&mut self, lines: &mut LineReader) -> Option<Received> {
+        loop {
+            if let Some(n) = self.literal {
+                if self.limits.keep {
+                    let data = lines.take(n)?;
+                    self.cur.pieces.push(Piece::Literal(data));
+                } else {
+                    let left = n - lines.skip(n);
+                    if left > 0 {
+                        self.literal = Some(left);
+                        return None;
+                    }
+                }
+                self.literal = None;
+            }
+            let line = match lines.next_line(self.limits.line)? {
+                Line::TooLong => {
+                    self.cur = Assembled::default();
+                    return Some(Received::TooLong);
+                }
+                Line::Complete(l) => l,
+            };
+            let lit = literal_at_end(&line);
+            self.cur.pieces.push(Piece::Line(line));
+            let Some((n, plus)) = lit else {
+                return Some(Received::Whole(std::mem::take(&mut self.cur)));
+            };
+            self.cur.literal_octets += n as u64;
+            let over = self
+                .limits
+                .literals
+                .is_some_and(|max| self.cur.literal_octets > max as u64);
+            if over || self.cur.pieces.len() >= self.limits.pieces {
+                self.cur = Assembled::default();
+                if plus {
+                    return Some(Received::Desync);
+                }
+                return Some(Received::TooLong);
+            }
+            self.literal = Some(n);
+            if !self.limits.keep {
+                // Skipping: a marker piece stands where the literal was.
+                self.cur.pieces.push(Piece::Literal(Vec::new()));
+            }
+            if !plus {
+                return Some(Received::Continue);
+            }
+        }
+    }
 }
 
 fn is_atom_char(b: u8) -> bool {

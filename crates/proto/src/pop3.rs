@@ -13,8 +13,6 @@ pub const MAX_COMMAND_LINE: usize = 255;
 /// Longest response line we accept (RFC 2449 §4: 512 for the first line).
 pub const MAX_RESPONSE_LINE: usize = 1000;
 
-pub use crate::smtp::crlf_line;
-
 /// A command line split into its keyword (upper-cased) and arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
@@ -74,33 +72,6 @@ pub fn parse_status(line: &[u8]) -> Option<Status> {
     None
 }
 
-/// Collects the lines of a multi-line answer, byte-stuffing removed.
-#[derive(Debug, Default)]
-pub struct MultiLine {
-    /// The data, lines ended by CRLF.
-    pub data: Vec<u8>,
-    pub lines: usize,
-}
-
-impl MultiLine {
-    /// Take one line (without CRLF); true at the terminating `.`.
-    pub fn line(&mut self, line: &[u8]) -> bool {
-        if line == b"." {
-            return true;
-        }
-        let line = line.strip_prefix(b".").unwrap_or(line);
-        self.data.extend_from_slice(line);
-        self.data.extend_from_slice(b"\r\n");
-        self.lines += 1;
-        false
-    }
-}
-
-/// Byte-stuff data for a multi-line answer and add the final `.` line.
-pub fn stuff(data: &[u8]) -> Vec<u8> {
-    crate::smtp::dot_stuff(data)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,23 +103,5 @@ mod tests {
         assert_eq!(parse_status(b"-ERR").map(|s| s.ok), Some(false));
         assert_eq!(parse_status(b"+OKAY"), None);
         assert_eq!(parse_status(b"HTTP/1.1 200 OK"), None);
-    }
-
-    #[test]
-    fn byte_stuffing_round_trips() {
-        let wire = stuff(b"Subject: x\r\n\r\n.dot\r\nend\r\n");
-        let mut m = MultiLine::default();
-        let mut rest = &wire[..];
-        let mut done = false;
-        while let Ok(Some((n, used))) = crlf_line(rest, MAX_RESPONSE_LINE) {
-            done = m.line(&rest[..n]);
-            rest = &rest[used..];
-            if done {
-                break;
-            }
-        }
-        assert!(done);
-        assert_eq!(m.data, b"Subject: x\r\n\r\n.dot\r\nend\r\n");
-        assert_eq!(m.lines, 4);
     }
 }

@@ -17,6 +17,9 @@ pub const MAX_COMMAND_LINE: usize = 512;
 pub const MAX_REPLY_LINE: usize = 512;
 /// Longest text line of a message (RFC 5321 §4.5.3.1.6: 1000 with CRLF).
 pub const MAX_TEXT_LINE: usize = 1000;
+/// Longest text line a receiver takes: the RFC's 1000 is what every
+/// receiver must accept, and real mail often goes past it.
+pub const MAX_DATA_LINE: usize = 64 << 10;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SmtpError {
@@ -26,15 +29,39 @@ pub enum SmtpError {
     BadReply(String),
 }
 
-/// Find the end of a CRLF-terminated line in `buf`: the line's length
-/// (without CRLF) and the bytes it takes with CRLF.
-pub fn crlf_line(buf: &[u8], max: usize) -> Result<Option<(usize, usize)>, SmtpError> {
-    match buf.windows(2).position(|w| w == b"\r\n") {
-        Some(n) if n + 2 > max => Err(SmtpError::LineTooLong(max)),
-        Some(n) => Ok(Some((n, n + 2))),
-        None if buf.len() >= max => Err(SmtpError::LineTooLong(max)),
-        None => Ok(None),
+/// A reply on the wire: `250 text`, or `250-first` … `250 last` for
+/// several lines (RFC 5321 §4.2.1); an empty text is the bare code.
+pub fn encode_reply<S: AsRef<str>>(code: u16, lines: &[S]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let n = lines.len().max(1);
+    for i in 0..n {
+        let text = lines.get(i).map_or("", AsRef::as_ref);
+        out.extend_from_slice(code.to_string().as_bytes());
+        if i + 1 < n {
+            out.push(b'-');
+        } else if !text.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
+    out
+}
+
+/// `local@domain` with nothing that would break a reply or a header
+/// field: the dot-atom subset of RFC 5321 §4.1.2 a lab needs.
+pub fn valid_address(a: &str) -> bool {
+    let Some((local, domain)) = a.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && a.len() <= 254
+        && a.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"<>()[],;:\\\"".contains(&b))
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 /// A command line split into its verb (upper-cased) and argument.
@@ -137,45 +164,6 @@ impl ReplyReader {
     }
 }
 
-/// Undoes dot-stuffing of a message sent after DATA and finds its end.
-#[derive(Debug, Default)]
-pub struct DataReader {
-    /// Message bytes so far, dot-stuffing removed, CRLF kept.
-    pub message: Vec<u8>,
-}
-
-impl DataReader {
-    /// Take one line of the message (without CRLF). True at the end (`.`).
-    pub fn line(&mut self, line: &[u8]) -> bool {
-        if line == b"." {
-            return true;
-        }
-        let line = line.strip_prefix(b".").unwrap_or(line);
-        self.message.extend_from_slice(line);
-        self.message.extend_from_slice(b"\r\n");
-        false
-    }
-}
-
-/// Dot-stuff a message for sending: every line beginning with a dot gets
-/// another; the message ends with CRLF; then comes the final `.` line.
-pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 16);
-    let mut at_line_start = true;
-    for &b in message {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_line_start = b == b'\n';
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,11 +186,27 @@ mod tests {
     }
 
     #[test]
-    fn only_crlf_ends_a_line() {
-        assert_eq!(crlf_line(b"HELO x\r\nrest", 512), Ok(Some((6, 8))));
-        assert_eq!(crlf_line(b"HELO x\nQUIT\r\n", 512), Ok(Some((11, 13))));
-        assert_eq!(crlf_line(b"partial", 512), Ok(None));
-        assert!(crlf_line(&[b'a'; 600], 512).is_err());
+    fn addresses() {
+        assert!(valid_address("bob@b.lab"));
+        assert!(!valid_address("bob"));
+        assert!(!valid_address("bob@"));
+        assert!(!valid_address("a b@c.lab"));
+        assert!(!valid_address("x@c..lab"));
+        assert!(!valid_address("x>@c.lab"));
+    }
+
+    #[test]
+    fn replies_encode_and_read_back() {
+        assert_eq!(encode_reply(250, &["OK"]), b"250 OK\r\n");
+        assert_eq!(encode_reply::<&str>(354, &[]), b"354\r\n");
+        let wire = encode_reply(250, &["mail.b.lab", "SIZE 10", "PIPELINING"]);
+        assert_eq!(wire, b"250-mail.b.lab\r\n250-SIZE 10\r\n250 PIPELINING\r\n");
+        let mut r = ReplyReader::default();
+        let mut got = None;
+        for l in wire.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            got = r.line(l.strip_suffix(b"\r").unwrap()).unwrap();
+        }
+        assert_eq!(got.unwrap().lines, ["mail.b.lab", "SIZE 10", "PIPELINING"]);
     }
 
     #[test]
@@ -216,24 +220,5 @@ mod tests {
         assert_eq!(r.line(b"354").unwrap().unwrap().code, 354);
         assert!(r.line(b"2x0 no").is_err());
         assert!(r.line(b"250-a").is_ok() && r.line(b"251 b").is_err());
-    }
-
-    #[test]
-    fn dot_stuffing_round_trips() {
-        let msg = b"Subject: x\r\n\r\n.hidden\r\n..two\r\nend";
-        let wire = dot_stuff(msg);
-        assert!(wire.ends_with(b"end\r\n.\r\n"));
-        let mut d = DataReader::default();
-        let mut rest = &wire[..];
-        let mut ended = false;
-        while let Ok(Some((n, used))) = crlf_line(rest, MAX_TEXT_LINE) {
-            ended = d.line(&rest[..n]);
-            rest = &rest[used..];
-            if ended {
-                break;
-            }
-        }
-        assert!(ended);
-        assert_eq!(d.message, b"Subject: x\r\n\r\n.hidden\r\n..two\r\nend\r\n");
     }
 }

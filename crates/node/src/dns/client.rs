@@ -3,6 +3,7 @@
 //! RFC 7766 describe. The mail queue uses it to find the other domain's
 //! mail server (MX, falling back to A, RFC 5321 §5.1); `lookup` shows it.
 
+use applab_proto::dns_tcp;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use std::net::{IpAddr, SocketAddr};
@@ -123,13 +124,18 @@ async fn udp(
 
 async fn tcp(server: SocketAddr, wire: &[u8], q: &Message) -> anyhow::Result<Message> {
     let mut s = TcpStream::connect(server).await?;
-    let mut framed = (wire.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(wire);
+    let framed = dns_tcp::frame(wire).ok_or_else(|| anyhow::anyhow!("query too long for TCP"))?;
     s.write_all(&framed).await?;
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).await?;
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf).await?;
+    let mut frames = dns_tcp::Deframer::default();
+    let buf = loop {
+        if let Some(m) = frames.next_message() {
+            break m;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "{server} closed the TCP connection before answering");
+        frames.feed(&chunk[..n]);
+    };
     let m = Message::from_vec(&buf)?;
     anyhow::ensure!(
         matches(&m, q),

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod zone;
 
+use applab_proto::dns_tcp::{frame, Deframer};
 use hickory_proto::op::{Edns, Message};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -166,21 +167,19 @@ async fn serve_udp(sock: UdpSocket, zones: Arc<Zones>) -> anyhow::Result<()> {
 
 async fn serve_tcp(mut sock: TcpStream, zones: &Zones) -> anyhow::Result<()> {
     let peer = sock.peer_addr()?;
+    let mut frames = Deframer::default();
     loop {
-        let mut len = [0u8; 2];
-        match tokio::time::timeout(TCP_IDLE, sock.read_exact(&mut len)).await {
-            Ok(Ok(_)) => {}
-            _ => return Ok(()), // idle, closed or reset: done
-        }
-        let n = u16::from_be_bytes(len) as usize;
-        let mut msg = vec![0u8; n];
-        tokio::time::timeout(TCP_IDLE, sock.read_exact(&mut msg)).await??;
-        let Some(out) = respond(zones, &msg, false, peer) else {
+        let Some(msg) = frames.next_message() else {
+            let mut chunk = [0u8; 4096];
+            match tokio::time::timeout(TCP_IDLE, sock.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => frames.feed(&chunk[..n]),
+                _ => return Ok(()), // idle, closed or reset: done
+            }
+            continue;
+        };
+        let Some(framed) = respond(zones, &msg, false, peer).and_then(|out| frame(&out)) else {
             return Ok(());
         };
-        let mut framed = Vec::with_capacity(out.len() + 2);
-        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&out);
         sock.write_all(&framed).await?;
     }
 }

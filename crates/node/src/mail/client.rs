@@ -3,7 +3,9 @@
 //! own domain's server. Every line sent and received can be shown (the
 //! tool prints the dialogue; the queue logs it at debug level).
 
-use applab_proto::smtp::{crlf_line, dot_stuff, Reply, ReplyReader, MAX_REPLY_LINE};
+use applab_proto::dot;
+use applab_proto::line::{Line, LineReader};
+use applab_proto::smtp::{Reply, ReplyReader, MAX_REPLY_LINE};
 use base64::Engine;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,7 +17,7 @@ pub type Trace = Box<dyn FnMut(bool, &str) + Send>;
 
 pub struct Client {
     sock: TcpStream,
-    buf: Vec<u8>,
+    buf: LineReader,
     pub extensions: Vec<String>,
     pub peer: SocketAddr,
     trace: Option<Trace>,
@@ -56,7 +58,7 @@ impl Client {
         let _ = sock.set_nodelay(true);
         let mut c = Client {
             sock,
-            buf: Vec::new(),
+            buf: LineReader::new(),
             extensions: Vec::new(),
             peer: addr,
             trace,
@@ -113,8 +115,13 @@ impl Client {
     pub async fn reply(&mut self) -> anyhow::Result<Reply> {
         let mut rr = ReplyReader::default();
         loop {
-            while let Some((n, used)) = crlf_line(&self.buf, MAX_REPLY_LINE)? {
-                let line: Vec<u8> = self.buf.drain(..used).take(n).collect();
+            while let Some(line) = self.buf.next_line(MAX_REPLY_LINE) {
+                let Line::Complete(line) = line else {
+                    anyhow::bail!(
+                        "{} sent a reply line over {MAX_REPLY_LINE} octets",
+                        self.peer
+                    );
+                };
                 self.show(false, &String::from_utf8_lossy(&line));
                 if let Some(r) = rr.line(&line)? {
                     return Ok(r);
@@ -125,7 +132,7 @@ impl Client {
                 .await
                 .map_err(|_| anyhow::anyhow!("{} did not answer in time", self.peer))??;
             anyhow::ensure!(n > 0, "{} closed the connection", self.peer);
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.buf.feed(&chunk[..n]);
         }
     }
 
@@ -185,7 +192,7 @@ impl Client {
                 })
                 .collect());
         }
-        let wire = dot_stuff(message);
+        let wire = dot::stuff(message);
         self.show(
             true,
             &format!("<message, {} bytes, then \".\">", message.len()),

@@ -8,12 +8,14 @@
 //! it). POP3 (`pop3`) and IMAP (`imap`) read the same Maildirs (`maildir`).
 
 pub mod client;
+mod conn;
 mod imap;
 pub mod maildir;
 mod message;
 mod pop3;
 pub use message::rfc5322_date;
 mod queue;
+mod schedule;
 mod smtp;
 pub mod store;
 mod users;
@@ -126,21 +128,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for r in &retry_spec {
         retry.push(duration(r, "retry")?);
     }
-    if retry.is_empty() {
-        // The lecture's "after a while, e.g. 30 minutes", scaled to a lab.
-        retry = vec![
-            Duration::from_secs(10),
-            Duration::from_secs(20),
-            Duration::from_secs(40),
-        ];
-    }
-    let expire = duration(
-        args.expire
-            .as_deref()
-            .or(cfg.expire.as_deref())
-            .unwrap_or("10m"),
-        "expire",
-    )?;
+    let expire = match args.expire.as_deref().or(cfg.expire.as_deref()) {
+        Some(e) => duration(e, "expire")?,
+        None => schedule::Schedule::default().expire,
+    };
     let store = store::Store::open(&args.data, &hostname)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.data.display()))?;
     match store.seed(&domain, &cfg.seed) {
@@ -155,8 +146,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             hostname: hostname.clone(),
             resolver: args.resolver.clone().or(cfg.resolver.clone()),
             relay_port: args.relay_port,
-            retry,
-            expire,
+            schedule: schedule::Schedule::new(retry, expire),
             connect_timeout: Duration::from_secs(5),
         },
         users.clone(),

@@ -10,17 +10,19 @@
 //! session; UIDL gives each a name that never changes, which is how a
 //! "download and keep" client knows what it already has.
 
+use super::conn::{Connection, Next};
 use super::maildir::{self, Entry};
 use super::store::Store;
 use super::users::Users;
-use applab_proto::pop3::{crlf_line, stuff, Command, MAX_COMMAND_LINE};
+use applab_proto::dot::stuff;
+use applab_proto::line::Line;
+use applab_proto::pop3::{Command, MAX_COMMAND_LINE};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 
 pub struct Server {
     pub domain: String,
@@ -47,7 +49,8 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>) -> anyhow::Result
         move |sock, peer| {
             let server = server.clone();
             async move {
-                if let Err(e) = session(&server, sock, peer).await {
+                let mut conn = super::conn::TcpConnection::tcp(sock, server.idle);
+                if let Err(e) = session(&server, &mut conn, peer).await {
                     tracing::debug!(%peer, "pop3 session ended: {e}");
                 }
             }
@@ -98,76 +101,59 @@ impl Maildrop<'_> {
     }
 }
 
-async fn session(s: &Server, sock: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
-    let _ = sock.set_nodelay(true);
-    let (mut rd, wr) = sock.into_split();
-    let mut out = BufWriter::new(wr);
-    let mut buf: Vec<u8> = Vec::new();
+async fn session<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    s: &Server,
+    out: &mut Connection<R, W>,
+    peer: SocketAddr,
+) -> std::io::Result<()> {
     let mut user: Option<String> = None;
     let mut drop_: Option<Maildrop> = None;
     let mut errors = 0u32;
     tracing::info!(%peer, "pop3 connection");
-    line(&mut out, &format!("+OK {} POP3 server ready", s.hostname)).await?;
+    out.send_line(&format!("+OK {} POP3 server ready", s.hostname))
+        .await?;
     loop {
         // Next command line; replies go out when the input runs dry.
-        let cmd_line = loop {
-            match crlf_line(&buf, MAX_COMMAND_LINE) {
-                Ok(Some((n, used))) => {
-                    let l = buf[..n].to_vec();
-                    buf.drain(..used);
-                    break Some(l);
+        let l = match out.line(MAX_COMMAND_LINE).await? {
+            Next::Item(Line::Complete(l)) => l,
+            Next::Item(Line::TooLong) => {
+                // The whole over-long line is one refused command.
+                errors += 1;
+                out.send_line("-ERR command line too long").await?;
+                if errors >= MAX_ERRORS {
+                    out.send_line("-ERR too many errors, closing (nothing deleted)")
+                        .await?;
+                    break;
                 }
-                Ok(None) => {}
-                Err(_) => {
-                    // Too long: refuse it and drop what came so far of it.
-                    let end = buf.windows(2).position(|w| w == b"\r\n");
-                    match end {
-                        Some(p) => {
-                            buf.drain(..p + 2);
-                        }
-                        None => buf.clear(),
-                    }
-                    errors += 1;
-                    line(&mut out, "-ERR command line too long").await?;
-                    continue;
+                continue;
+            }
+            Next::Idle => {
+                out.send_line("-ERR idle too long, closing (nothing deleted)")
+                    .await?;
+                break;
+            }
+            Next::Closed => {
+                // Dropped without QUIT: no UPDATE state, nothing deleted.
+                if drop_.is_some() {
+                    tracing::info!(%peer, "pop3 connection lost before QUIT: nothing deleted");
                 }
+                return Ok(());
             }
-            out.flush().await?;
-            let mut chunk = [0u8; 4096];
-            match tokio::time::timeout(s.idle, rd.read(&mut chunk)).await {
-                Err(_) => {
-                    line(&mut out, "-ERR idle too long, closing (nothing deleted)").await?;
-                    out.flush().await?;
-                    break None;
-                }
-                Ok(Ok(0)) | Ok(Err(_)) => break None,
-                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let Some(l) = cmd_line else {
-            // Dropped without QUIT: no UPDATE state, nothing deleted.
-            if drop_.is_some() {
-                tracing::info!(%peer, "pop3 connection lost before QUIT: nothing deleted");
-            }
-            return Ok(());
         };
         let cmd = Command::parse(&l);
         tracing::debug!(%peer, verb = %cmd.verb, "pop3 command");
         let arg = cmd.args.first();
         let reply: String = match (cmd.verb.as_str(), drop_.as_mut()) {
             ("CAPA", _) => {
-                line(&mut out, "+OK capability list follows").await?;
+                out.send_line("+OK capability list follows").await?;
                 let caps =
                     b"USER\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nIMPLEMENTATION applab\r\n";
-                out.write_all(&stuff(caps)).await?;
+                out.send(&stuff(caps)).await?;
                 continue;
             }
             ("QUIT", None) => {
-                line(
-                    &mut out,
-                    &format!("+OK {} POP3 server signing off", s.hostname),
-                )
-                .await?;
+                out.send_line(&format!("+OK {} POP3 server signing off", s.hostname))
+                    .await?;
                 break;
             }
             ("QUIT", Some(d)) => {
@@ -186,19 +172,15 @@ async fn session(s: &Server, sock: TcpStream, peer: SocketAddr) -> std::io::Resu
                 let left = d.messages.len() - removed - failed;
                 tracing::info!(%peer, user = %d.user, removed, left, "pop3 update");
                 if failed > 0 {
-                    line(
-                        &mut out,
-                        &format!("-ERR some deleted messages not removed ({failed})"),
-                    )
+                    out.send_line(&format!(
+                        "-ERR some deleted messages not removed ({failed})"
+                    ))
                     .await?;
                 } else {
-                    line(
-                        &mut out,
-                        &format!(
-                            "+OK {} POP3 server signing off ({left} messages left)",
-                            s.hostname
-                        ),
-                    )
+                    out.send_line(&format!(
+                        "+OK {} POP3 server signing off ({left} messages left)",
+                        s.hostname
+                    ))
                     .await?;
                 }
                 break;
@@ -269,12 +251,13 @@ async fn session(s: &Server, sock: TcpStream, peer: SocketAddr) -> std::io::Resu
                     let (n, size) = d
                         .live()
                         .fold((0, 0u64), |(n, s), (_, e)| (n + 1, s + e.size));
-                    line(&mut out, &format!("+OK {n} messages ({size} octets)")).await?;
+                    out.send_line(&format!("+OK {n} messages ({size} octets)"))
+                        .await?;
                     let mut body = String::new();
                     for (i, e) in d.live() {
                         body.push_str(&format!("{} {}\r\n", i + 1, e.size));
                     }
-                    out.write_all(&stuff(body.as_bytes())).await?;
+                    out.send(&stuff(body.as_bytes())).await?;
                     continue;
                 }
             }
@@ -285,20 +268,20 @@ async fn session(s: &Server, sock: TcpStream, peer: SocketAddr) -> std::io::Resu
                         Err(e) => e.into(),
                     }
                 } else {
-                    line(&mut out, "+OK unique-id listing follows").await?;
+                    out.send_line("+OK unique-id listing follows").await?;
                     let mut body = String::new();
                     for (i, e) in d.live() {
                         body.push_str(&format!("{} {}\r\n", i + 1, uid(e)));
                     }
-                    out.write_all(&stuff(body.as_bytes())).await?;
+                    out.send(&stuff(body.as_bytes())).await?;
                     continue;
                 }
             }
             ("RETR", Some(d)) => match d.get(arg) {
                 Ok(i) => match std::fs::read(&d.messages[i].path) {
                     Ok(m) => {
-                        line(&mut out, &format!("+OK {} octets", m.len())).await?;
-                        out.write_all(&stuff(&m)).await?;
+                        out.send_line(&format!("+OK {} octets", m.len())).await?;
+                        out.send(&stuff(&m)).await?;
                         continue;
                     }
                     Err(e) => format!("-ERR [SYS/TEMP] cannot read the message: {e}"),
@@ -310,8 +293,8 @@ async fn session(s: &Server, sock: TcpStream, peer: SocketAddr) -> std::io::Resu
                 match (d.get(arg), lines) {
                     (Ok(i), Some(nl)) => match std::fs::read(&d.messages[i].path) {
                         Ok(m) => {
-                            line(&mut out, "+OK top of message follows").await?;
-                            out.write_all(&stuff(&top(&m, nl))).await?;
+                            out.send_line("+OK top of message follows").await?;
+                            out.send(&stuff(&top(&m, nl))).await?;
                             continue;
                         }
                         Err(e) => format!("-ERR [SYS/TEMP] cannot read the message: {e}"),
@@ -345,15 +328,14 @@ async fn session(s: &Server, sock: TcpStream, peer: SocketAddr) -> std::io::Resu
         if reply.starts_with("-ERR") {
             errors += 1;
         }
-        line(&mut out, &reply).await?;
+        out.send_line(&reply).await?;
         if errors >= MAX_ERRORS {
-            line(&mut out, "-ERR too many errors, closing (nothing deleted)").await?;
+            out.send_line("-ERR too many errors, closing (nothing deleted)")
+                .await?;
             break;
         }
     }
-    out.flush().await?;
-    let _ = out.shutdown().await;
-    Ok(())
+    out.close().await
 }
 
 /// The UIDL name: the Maildir unique part, in the characters RFC 1939 allows.
@@ -385,18 +367,183 @@ fn top(m: &[u8], n: usize) -> Vec<u8> {
     out
 }
 
-async fn line(out: &mut BufWriter<OwnedWriteHalf>, text: &str) -> std::io::Result<()> {
-    out.write_all(text.as_bytes()).await?;
-    out.write_all(b"\r\n").await
-}
-
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     #[test]
     fn top_keeps_the_header_and_n_body_lines() {
         let m = b"Subject: x\r\n\r\none\r\ntwo\r\nthree\r\n";
-        assert_eq!(super::top(m, 0), b"Subject: x\r\n\r\n");
-        assert_eq!(super::top(m, 2), b"Subject: x\r\n\r\none\r\ntwo\r\n");
-        assert_eq!(super::top(m, 9), m);
+        assert_eq!(top(m, 0), b"Subject: x\r\n\r\n");
+        assert_eq!(top(m, 2), b"Subject: x\r\n\r\none\r\ntwo\r\n");
+        assert_eq!(top(m, 9), m);
+    }
+
+    /// A server over a scratch store holding `n` messages for bob.
+    fn server(dir: &std::path::Path, n: usize) -> Server {
+        let store = Store::open(dir, "test").unwrap();
+        for i in 0..n {
+            let m = format!("Subject: m{i}\r\n\r\n.dot line {i}\r\n");
+            store
+                .deliver_local(
+                    "bob",
+                    &format!("id{i}"),
+                    0,
+                    1_700_000_000 + i as u64,
+                    m.as_bytes(),
+                )
+                .unwrap();
+        }
+        let users = Users::from_list(&[applab_lab::roles::MailUser {
+            name: "bob".into(),
+            password: Some("pw".into()),
+            password_hash: None,
+        }])
+        .unwrap();
+        Server {
+            domain: "b.lab".into(),
+            hostname: "mail.b.lab".into(),
+            users,
+            store: Arc::new(store),
+            locks: Mutex::default(),
+            idle: Duration::from_secs(5),
+            max_connections: 10,
+        }
+    }
+
+    /// Run one session over a pipe: each chunk is sent and read by the
+    /// server on its own (the runtime runs the session between chunks);
+    /// everything the server sent comes back.
+    async fn talk(s: &Server, chunks: &[&[u8]]) -> String {
+        let (client, srv) = tokio::io::duplex(1 << 16);
+        let (mut crd, mut cwr) = tokio::io::split(client);
+        let sess = async move {
+            let (rd, wr) = tokio::io::split(srv);
+            let mut conn = Connection::new(rd, wr, s.idle);
+            let peer: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+            // The connection is dropped at the end, as a socket would be.
+            session(s, &mut conn, peer).await
+        };
+        let feed = async {
+            for c in chunks {
+                cwr.write_all(c).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            cwr.shutdown().await.unwrap();
+            let mut out = Vec::new();
+            crd.read_to_end(&mut out).await.unwrap();
+            out
+        };
+        let (r, out) = tokio::join!(sess, feed);
+        r.unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn left(s: &Server) -> usize {
+        maildir::list(&s.store.maildir("bob")).unwrap().len()
+    }
+
+    /// The defect this connection type fixed: `<300 bytes>DELE 1` split
+    /// at any byte is one refused line, never a DELE.
+    #[tokio::test]
+    async fn an_over_long_line_split_at_every_byte_deletes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path(), 2);
+        let mut line = vec![b'x'; 300];
+        line.extend_from_slice(b"DELE 1\r\n");
+        for cut in 0..=line.len() {
+            let out = talk(
+                &s,
+                &[
+                    b"USER bob\r\nPASS pw\r\n",
+                    &line[..cut],
+                    &line[cut..],
+                    b"QUIT\r\n",
+                ],
+            )
+            .await;
+            assert!(
+                out.contains("-ERR command line too long"),
+                "cut {cut}: {out}"
+            );
+            assert!(!out.contains("deleted"), "cut {cut}: {out}");
+            assert_eq!(
+                out.matches("\r\n").count(),
+                5,
+                "cut {cut}: one answer per line: {out}"
+            );
+            assert_eq!(left(&s), 2, "cut {cut}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_states_authorization_transaction_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path(), 2);
+        // AUTHORIZATION: nothing but USER/PASS (and QUIT, CAPA).
+        let out = talk(&s, &[b"STAT\r\nPASS pw\r\nUSER bob\r\nPASS no\r\nQUIT\r\n"]).await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[1], "-ERR log in first (USER and PASS)");
+        assert_eq!(lines[2], "-ERR send USER first");
+        assert_eq!(lines[4], "-ERR [AUTH] invalid user name or password");
+        assert!(lines[5].starts_with("+OK"));
+        // TRANSACTION: a DELE takes effect only at QUIT (UPDATE)...
+        let out = talk(
+            &s,
+            &[b"USER bob\r\nPASS pw\r\nDELE 1\r\nSTAT\r\nRETR 1\r\n"],
+        )
+        .await;
+        assert!(
+            out.contains("+OK message 1 deleted (at QUIT)\r\n+OK 1 "),
+            "{out}"
+        );
+        assert!(
+            out.contains("-ERR"),
+            "a deleted message cannot be read: {out}"
+        );
+        assert_eq!(left(&s), 2, "dropped without QUIT: nothing deleted");
+        // ...RSET undoes it...
+        let out = talk(&s, &[b"USER bob\r\nPASS pw\r\nDELE 1\r\nRSET\r\nQUIT\r\n"]).await;
+        assert!(out.contains("+OK maildrop has 2 messages"), "{out}");
+        assert_eq!(left(&s), 2);
+        // ...and QUIT removes it; RETR un-stuffs nothing the client must see twice.
+        let out = talk(
+            &s,
+            &[b"USER bob\r\nPASS pw\r\nRETR 2\r\nDELE 1\r\nQUIT\r\n"],
+        )
+        .await;
+        assert!(
+            out.contains("\r\n..dot line 1\r\n.\r\n"),
+            "stuffed on the wire: {out}"
+        );
+        assert!(out.contains("(1 messages left)"), "{out}");
+        assert_eq!(left(&s), 1);
+    }
+
+    #[tokio::test]
+    async fn listings_of_an_empty_maildrop_hold_no_blank_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path(), 1);
+        let out = talk(
+            &s,
+            &[b"USER bob\r\nPASS pw\r\nDELE 1\r\nLIST\r\nUIDL\r\nQUIT\r\n"],
+        )
+        .await;
+        assert!(
+            out.contains(
+                "+OK 0 messages (0 octets)\r\n.\r\n+OK unique-id listing follows\r\n.\r\n"
+            ),
+            "{out}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_session_finds_the_maildrop_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path(), 1);
+        s.locks.lock().unwrap().insert("bob".into());
+        let out = talk(&s, &[b"USER bob\r\nPASS pw\r\n"]).await;
+        assert!(out.contains("-ERR [IN-USE]"), "{out}");
     }
 }

@@ -12,6 +12,7 @@
 
 use super::client::{Client, Outcome};
 use super::message;
+use super::schedule::{AfterFailure, Schedule};
 use super::store::{Envelope, Rcpt, RcptState, Store};
 use super::users::Users;
 use crate::dns::client::{self as dns, MxError};
@@ -32,8 +33,7 @@ pub struct Settings {
     pub resolver: Option<String>,
     /// Port of the other servers (25; tests use others).
     pub relay_port: u16,
-    pub retry: Vec<Duration>,
-    pub expire: Duration,
+    pub schedule: Schedule,
     pub connect_timeout: Duration,
 }
 
@@ -413,29 +413,29 @@ impl Queue {
             }
             env.attempts += 1;
             if env.pending().next().is_some() {
-                if t - env.received as f64 >= self.s.expire.as_secs_f64() {
-                    let attempts = env.attempts;
-                    for r in env
-                        .rcpts
-                        .iter_mut()
-                        .filter(|r| r.state == RcptState::Pending)
-                    {
-                        r.state = RcptState::Failed;
-                        failed_now.push((
-                            r.address.clone(),
-                            format!("gave up after {attempts} attempts; last: {}", r.last),
-                        ));
+                match self
+                    .s
+                    .schedule
+                    .after_failure(env.attempts, env.received as f64, t)
+                {
+                    AfterFailure::GiveUp => {
+                        let attempts = env.attempts;
+                        for r in env
+                            .rcpts
+                            .iter_mut()
+                            .filter(|r| r.state == RcptState::Pending)
+                        {
+                            r.state = RcptState::Failed;
+                            failed_now.push((
+                                r.address.clone(),
+                                format!("gave up after {attempts} attempts; last: {}", r.last),
+                            ));
+                        }
                     }
-                } else {
-                    let k = (env.attempts as usize - 1).min(self.s.retry.len().saturating_sub(1));
-                    let wait = self
-                        .s
-                        .retry
-                        .get(k)
-                        .copied()
-                        .unwrap_or(Duration::from_secs(60));
-                    env.next_attempt = t + wait.as_secs_f64();
-                    tracing::info!(id = %env.id, retry_in = format!("{:.1}s", wait.as_secs_f64()), "message deferred");
+                    AfterFailure::RetryAt { at, wait } => {
+                        env.next_attempt = at;
+                        tracing::info!(id = %env.id, retry_in = format!("{:.1}s", wait.as_secs_f64()), "message deferred");
+                    }
                 }
             }
             if !failed_now.is_empty() {

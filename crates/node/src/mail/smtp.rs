@@ -9,16 +9,17 @@
 //! a server. A message is answered 250 only once the queue holds it on
 //! disk (see `store`).
 
+use super::conn::{Connection, In, Next, Out, TcpConnection};
 use super::queue::Queue;
 use super::users::Users;
-use applab_proto::smtp::{crlf_line, Command, DataReader, SmtpError, MAX_COMMAND_LINE};
+use applab_proto::dot::DotReader;
+use applab_proto::line::Line;
+use applab_proto::smtp::{encode_reply, valid_address, Command, MAX_COMMAND_LINE, MAX_DATA_LINE};
 use base64::Engine;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// What every session needs to know.
 pub struct Server {
@@ -36,9 +37,6 @@ pub struct Server {
 /// More than this many failed commands ends the session (a confused or hostile client).
 const MAX_ERRORS: u32 = 20;
 const MAX_RCPTS: usize = 100;
-/// A text line longer than this in DATA makes the message refused (RFC 5321
-/// allows 1000; real mail sometimes has longer, so be generous but bounded).
-const MAX_DATA_LINE: usize = 64 << 10;
 /// Free disk kept in reserve beyond a message's size before accepting it.
 const DISK_RESERVE: u64 = 1 << 20;
 
@@ -48,75 +46,13 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>) -> anyhow::Result
     crate::accept::accept_loop(listener, max, busy, "smtp", move |sock, peer| {
         let server = server.clone();
         async move {
-            if let Err(e) = Session::new(&server, peer).run(sock).await {
+            let mut conn = TcpConnection::tcp(sock, server.idle);
+            if let Err(e) = Session::new(&server, peer).run(&mut conn).await {
                 tracing::debug!(%peer, "smtp session ended: {e}");
             }
         }
     })
     .await
-}
-
-enum Next {
-    Line(Vec<u8>),
-    TooLong,
-    Closed,
-    Idle,
-}
-
-/// The connection's input: CRLF lines out of a bounded buffer.
-struct Input {
-    rd: OwnedReadHalf,
-    buf: Vec<u8>,
-    eof: bool,
-}
-
-impl Input {
-    /// The next line up to `max` bytes; replies are flushed before waiting.
-    async fn line(
-        &mut self,
-        out: &mut BufWriter<OwnedWriteHalf>,
-        max: usize,
-        idle: Duration,
-    ) -> std::io::Result<Next> {
-        let mut discarding = false;
-        loop {
-            match crlf_line(&self.buf, max) {
-                Ok(Some((n, used))) => {
-                    let line = self.buf[..n].to_vec();
-                    self.buf.drain(..used);
-                    return Ok(if discarding {
-                        Next::TooLong
-                    } else {
-                        Next::Line(line)
-                    });
-                }
-                Ok(None) => {}
-                Err(SmtpError::LineTooLong(_)) => {
-                    if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                        self.buf.drain(..p + 2);
-                        return Ok(Next::TooLong);
-                    }
-                    // Drop what we have, keeping a possible CR of a CRLF.
-                    let keep = usize::from(self.buf.last() == Some(&b'\r'));
-                    let cut = self.buf.len() - keep;
-                    self.buf.drain(..cut);
-                    discarding = true;
-                }
-                Err(_) => return Ok(Next::TooLong),
-            }
-            if self.eof {
-                return Ok(Next::Closed);
-            }
-            out.flush().await?;
-            let mut chunk = [0u8; 8192];
-            match tokio::time::timeout(idle, self.rd.read(&mut chunk)).await {
-                Err(_) => return Ok(Next::Idle),
-                Ok(Ok(0)) => self.eof = true,
-                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                Ok(Err(e)) => return Err(e),
-            }
-        }
-    }
 }
 
 struct Session<'a> {
@@ -167,59 +103,48 @@ impl<'a> Session<'a> {
         self.user.is_some() || self.s.relay_from.iter().any(|n| n.contains(&ip))
     }
 
-    async fn run(mut self, sock: TcpStream) -> std::io::Result<()> {
-        let _ = sock.set_nodelay(true);
-        let (rd, wr) = sock.into_split();
-        let mut out = BufWriter::new(wr);
-        let mut input = Input {
-            rd,
-            buf: Vec::new(),
-            eof: false,
-        };
+    async fn run<R: In, W: Out>(mut self, out: &mut Connection<R, W>) -> std::io::Result<()> {
         tracing::info!(peer = %self.peer, "smtp connection");
-        reply(
-            &mut out,
-            220,
-            &format!("{} ESMTP applab ready", self.s.hostname),
-        )
-        .await?;
+        reply(out, 220, &format!("{} ESMTP applab ready", self.s.hostname)).await?;
         loop {
-            let line = match input.line(&mut out, MAX_COMMAND_LINE, self.s.idle).await? {
-                Next::Line(l) => l,
-                Next::TooLong => {
+            let line = match out.line(MAX_COMMAND_LINE).await? {
+                Next::Item(Line::Complete(l)) => l,
+                Next::Item(Line::TooLong) => {
                     self.errors += 1;
-                    reply(&mut out, 500, "5.5.6 Line too long (512 octets at most)").await?;
+                    reply(out, 500, "5.5.6 Line too long (512 octets at most)").await?;
+                    if self.errors >= MAX_ERRORS {
+                        reply(out, 421, "4.7.0 Too many errors, closing connection").await?;
+                        break;
+                    }
                     continue;
                 }
                 Next::Closed => break,
                 Next::Idle => {
-                    reply(&mut out, 421, "4.4.2 Idle too long, closing connection").await?;
+                    reply(out, 421, "4.4.2 Idle too long, closing connection").await?;
                     break;
                 }
             };
             let cmd = Command::parse(&line);
             tracing::debug!(peer = %self.peer, verb = %cmd.verb, "smtp command");
-            let quit = self.command(cmd, &mut input, &mut out).await?;
+            let quit = self.command(cmd, out).await?;
             if quit {
                 break;
             }
             if self.errors >= MAX_ERRORS {
-                reply(&mut out, 421, "4.7.0 Too many errors, closing connection").await?;
+                reply(out, 421, "4.7.0 Too many errors, closing connection").await?;
                 break;
             }
         }
-        out.flush().await?;
-        let _ = out.shutdown().await;
+        out.close().await?;
         tracing::info!(peer = %self.peer, messages = self.messages, "smtp connection closed");
         Ok(())
     }
 
     /// One command; true when the session is over.
-    async fn command(
+    async fn command<R: In, W: Out>(
         &mut self,
         cmd: Command,
-        input: &mut Input,
-        out: &mut BufWriter<OwnedWriteHalf>,
+        out: &mut Connection<R, W>,
     ) -> std::io::Result<bool> {
         let arg = cmd.arg.trim().to_string();
         let (code, text): (u16, String) = match cmd.verb.as_str() {
@@ -253,7 +178,7 @@ impl<'a> Session<'a> {
             }
             "MAIL FROM" => self.mail(&cmd),
             "RCPT TO" => self.rcpt(&cmd),
-            "DATA" => return self.data(&arg, input, out).await,
+            "DATA" => return self.data(&arg, out).await,
             "RSET" if !arg.is_empty() => (501, "5.5.4 Syntax: RSET (no argument)".into()),
             "RSET" => {
                 self.reset();
@@ -275,7 +200,7 @@ impl<'a> Session<'a> {
                 return Ok(true);
             }
             "AUTH" => {
-                let (c, t) = self.auth(&arg, input, out).await?;
+                let (c, t) = self.auth(&arg, out).await?;
                 (c, t)
             }
             "EXPN" | "STARTTLS" | "TURN" | "ETRN" | "BDAT" => {
@@ -408,11 +333,10 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn data(
+    async fn data<R: In, W: Out>(
         &mut self,
         arg: &str,
-        input: &mut Input,
-        out: &mut BufWriter<OwnedWriteHalf>,
+        out: &mut Connection<R, W>,
     ) -> std::io::Result<bool> {
         let refuse = |code, text: &str| (code, text.to_string());
         let early = if !arg.is_empty() {
@@ -437,7 +361,7 @@ impl<'a> Session<'a> {
             return Ok(false);
         }
         reply(out, 354, "End data with <CR><LF>.<CR><LF>").await?;
-        let end = self.read_data(input, out).await?;
+        let end = self.read_data(out).await?;
         let message = match end {
             DataEnd::Message(m) => m,
             DataEnd::Closed => return Ok(true),
@@ -505,17 +429,16 @@ impl<'a> Session<'a> {
         Ok(false)
     }
 
-    async fn read_data(
+    async fn read_data<R: In, W: Out>(
         &mut self,
-        input: &mut Input,
-        out: &mut BufWriter<OwnedWriteHalf>,
+        out: &mut Connection<R, W>,
     ) -> std::io::Result<DataEnd> {
-        let mut reader = DataReader::default();
+        let mut reader = DotReader::default();
         let mut too_big = false;
         let mut too_long = false;
         loop {
-            match input.line(out, MAX_DATA_LINE, self.s.idle).await? {
-                Next::Line(l) => {
+            match out.line(MAX_DATA_LINE).await? {
+                Next::Item(Line::Complete(l)) => {
                     if too_big || too_long {
                         // Keep reading to the end; discard the text.
                         if l == b"." {
@@ -526,12 +449,12 @@ impl<'a> Session<'a> {
                     if reader.line(&l) {
                         break;
                     }
-                    if reader.message.len() as u64 > self.s.max_size {
+                    if reader.data.len() as u64 > self.s.max_size {
                         too_big = true;
-                        reader.message = Vec::new();
+                        reader.data = Vec::new();
                     }
                 }
-                Next::TooLong => too_long = true,
+                Next::Item(Line::TooLong) => too_long = true,
                 Next::Closed | Next::Idle => return Ok(DataEnd::Closed),
             }
         }
@@ -540,16 +463,15 @@ impl<'a> Session<'a> {
         } else if too_long {
             DataEnd::LineTooLong
         } else {
-            DataEnd::Message(reader.message)
+            DataEnd::Message(reader.data)
         })
     }
 
     /// AUTH PLAIN and LOGIN (RFC 4954, RFC 4616).
-    async fn auth(
+    async fn auth<R: In, W: Out>(
         &mut self,
         arg: &str,
-        input: &mut Input,
-        out: &mut BufWriter<OwnedWriteHalf>,
+        out: &mut Connection<R, W>,
     ) -> std::io::Result<(u16, String)> {
         if !self.esmtp {
             return Ok((503, "5.5.1 Send EHLO first".into()));
@@ -569,7 +491,7 @@ impl<'a> Session<'a> {
             "PLAIN" => {
                 let resp = match initial {
                     Some(i) => i,
-                    None => match self.challenge(input, out, "").await? {
+                    None => match self.challenge(out, "").await? {
                         Some(r) => r,
                         None => return Ok((501, "5.7.0 Authentication cancelled".into())),
                     },
@@ -592,12 +514,12 @@ impl<'a> Session<'a> {
             "LOGIN" => {
                 let user = match initial {
                     Some(i) => Some(i),
-                    None => self.challenge(input, out, "VXNlcm5hbWU6").await?,
+                    None => self.challenge(out, "VXNlcm5hbWU6").await?,
                 };
                 let Some(user) = user else {
                     return Ok((501, "5.7.0 Authentication cancelled".into()));
                 };
-                let Some(pass) = self.challenge(input, out, "UGFzc3dvcmQ6").await? else {
+                let Some(pass) = self.challenge(out, "UGFzc3dvcmQ6").await? else {
                     return Ok((501, "5.7.0 Authentication cancelled".into()));
                 };
                 let (Ok(u), Ok(p)) = (b64.decode(user.as_bytes()), b64.decode(pass.as_bytes()))
@@ -640,16 +562,17 @@ impl<'a> Session<'a> {
     }
 
     /// Send a 334 challenge and read the client's line; `None` if cancelled.
-    async fn challenge(
+    async fn challenge<R: In, W: Out>(
         &mut self,
-        input: &mut Input,
-        out: &mut BufWriter<OwnedWriteHalf>,
+        out: &mut Connection<R, W>,
         text: &str,
     ) -> std::io::Result<Option<String>> {
         // "334 " with its space even when the text is empty (RFC 4954 §4).
-        out.write_all(format!("334 {text}\r\n").as_bytes()).await?;
-        match input.line(out, MAX_COMMAND_LINE, self.s.idle).await? {
-            Next::Line(l) if l != b"*" => Ok(Some(String::from_utf8_lossy(&l).trim().to_string())),
+        out.send(format!("334 {text}\r\n").as_bytes()).await?;
+        match out.line(MAX_COMMAND_LINE).await? {
+            Next::Item(Line::Complete(l)) if l != b"*" => {
+                Ok(Some(String::from_utf8_lossy(&l).trim().to_string()))
+            }
             _ => Ok(None),
         }
     }
@@ -667,60 +590,27 @@ fn hops(message: &[u8]) -> usize {
         .count()
 }
 
-/// `local@domain` with nothing that would break a reply or a header.
-fn valid_address(a: &str) -> bool {
-    let Some((local, domain)) = a.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.is_empty()
-        && a.len() <= 254
-        && a.bytes()
-            .all(|b| b.is_ascii_graphic() && !b"<>()[],;:\\\"".contains(&b))
-        && domain
-            .split('.')
-            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+async fn reply<R: In, W: Out>(
+    out: &mut Connection<R, W>,
+    code: u16,
+    text: &str,
+) -> std::io::Result<()> {
+    out.send(&encode_reply(code, &[text])).await
 }
 
-async fn reply(out: &mut BufWriter<OwnedWriteHalf>, code: u16, text: &str) -> std::io::Result<()> {
-    let line = if text.is_empty() {
-        format!("{code}\r\n")
-    } else {
-        format!("{code} {text}\r\n")
-    };
-    out.write_all(line.as_bytes()).await
-}
-
-async fn multi_reply(
-    out: &mut BufWriter<OwnedWriteHalf>,
+async fn multi_reply<R: In, W: Out>(
+    out: &mut Connection<R, W>,
     code: u16,
     lines: &[String],
 ) -> std::io::Result<()> {
-    for (i, l) in lines.iter().enumerate() {
-        let sep = if i + 1 == lines.len() { ' ' } else { '-' };
-        out.write_all(format!("{code}{sep}{l}\r\n").as_bytes())
-            .await?;
-    }
-    Ok(())
+    out.send(&encode_reply(code, lines)).await
 }
 
 #[cfg(test)]
 mod tests {
-    use super::valid_address;
-
     #[test]
     fn hops_are_counted_in_the_header_only() {
         let m = b"Received: a\r\nreceived: b\r\nSubject: x\r\n\r\nReceived: body\r\n";
         assert_eq!(super::hops(m), 2);
-    }
-
-    #[test]
-    fn addresses() {
-        assert!(valid_address("bob@b.lab"));
-        assert!(!valid_address("bob"));
-        assert!(!valid_address("bob@"));
-        assert!(!valid_address("a b@c.lab"));
-        assert!(!valid_address("x@c..lab"));
-        assert!(!valid_address("x>@c.lab"));
     }
 }

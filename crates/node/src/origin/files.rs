@@ -245,39 +245,6 @@ impl Files {
     }
 }
 
-/// Evaluate If-None-Match, then If-Modified-Since (RFC 9110 §13.2.2): true
-/// if the client's copy is current and a 304 is the answer.
-pub fn not_modified(
-    if_none_match: Option<&[u8]>,
-    if_modified_since: Option<&[u8]>,
-    etag: &str,
-    mtime: SystemTime,
-) -> bool {
-    if let Some(inm) = if_none_match {
-        let inm = String::from_utf8_lossy(inm);
-        let inm = inm.trim();
-        if inm == "*" {
-            return true;
-        }
-        // Weak comparison: W/"x" matches "x".
-        let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
-        let ours = bare(etag);
-        return inm.split(',').any(|t| bare(t) == ours);
-    }
-    if let Some(ims) = if_modified_since {
-        let Ok(since) = httpdate::parse_http_date(&String::from_utf8_lossy(ims)) else {
-            return false; // an invalid date is ignored
-        };
-        let secs = |t: SystemTime| {
-            t.duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        };
-        return secs(mtime) <= secs(since);
-    }
-    false
-}
-
 /// A 200 or 304 answer for file content with its validators.
 pub fn answer(
     meta: &Meta,
@@ -285,7 +252,12 @@ pub fn answer(
     if_none_match: Option<&[u8]>,
     if_modified_since: Option<&[u8]>,
 ) -> Response {
-    let fresh = not_modified(if_none_match, if_modified_since, &meta.etag, meta.mtime);
+    let fresh = applab_proto::conditional::not_modified(
+        if_none_match,
+        if_modified_since,
+        Some(meta.etag.as_bytes()),
+        Some(meta.mtime),
+    );
     let r = Response::new(if fresh { 304 } else { 200 })
         .header("Content-Type", meta.content_type)
         .header("Last-Modified", meta.last_modified.clone())
@@ -352,32 +324,6 @@ mod tests {
         assert_eq!(f.local_path("/a/.."), None);
         assert_eq!(f.local_path("/../etc/passwd"), None);
         assert_eq!(f.local_path("/a/../../x"), None);
-    }
-
-    #[test]
-    fn conditionals_follow_rfc_9110_precedence() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let later = httpdate::fmt_http_date(t + Duration::from_secs(5));
-        let earlier = httpdate::fmt_http_date(t - Duration::from_secs(5));
-        assert!(not_modified(Some(b"\"a\""), None, "\"a\"", t));
-        assert!(not_modified(Some(b"\"b\", W/\"a\""), None, "\"a\"", t));
-        assert!(not_modified(Some(b"*"), None, "\"a\"", t));
-        // A failed If-None-Match wins over a matching If-Modified-Since.
-        assert!(!not_modified(
-            Some(b"\"b\""),
-            Some(later.as_bytes()),
-            "\"a\"",
-            t
-        ));
-        assert!(not_modified(None, Some(later.as_bytes()), "\"a\"", t));
-        assert!(not_modified(
-            None,
-            Some(httpdate::fmt_http_date(t).as_bytes()),
-            "\"a\"",
-            t
-        ));
-        assert!(!not_modified(None, Some(earlier.as_bytes()), "\"a\"", t));
-        assert!(!not_modified(None, Some(b"yesterday"), "\"a\"", t));
     }
 
     #[test]

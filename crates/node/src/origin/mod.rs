@@ -213,8 +213,8 @@ impl Server {
 
     /// Decide the answer to one complete request.
     async fn respond(&self, head: &RequestHead, body: Bytes) -> Response {
-        if head.minor == 1 && head.header("host").is_none() {
-            return Response::text(400, "an HTTP/1.1 request needs a Host header line");
+        if let Some(why) = applab_proto::http::host_problem(head) {
+            return Response::text(400, why);
         }
         let method = head.method.as_str();
         if !matches!(

@@ -245,9 +245,16 @@ impl Cache {
     ) -> CachePolicy {
         let mut res = message::response_parts(head);
         // RFC 9213: a CDN (the reverse mode) obeys CDN-Cache-Control in
-        // place of Cache-Control when the origin sends it.
+        // place of Cache-Control when the origin sends a valid one.
         if reverse {
-            if let Some(v) = res.headers.get("cdn-cache-control").cloned() {
+            let valid =
+                |v: &http::HeaderValue| applab_proto::caching::valid_dictionary(v.as_bytes());
+            if let Some(v) = res
+                .headers
+                .get("cdn-cache-control")
+                .filter(|v| valid(v))
+                .cloned()
+            {
                 res.headers.remove(http::header::CACHE_CONTROL);
                 res.headers.insert(http::header::CACHE_CONTROL, v);
             }

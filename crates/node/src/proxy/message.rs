@@ -209,11 +209,16 @@ pub fn response_parts(head: &ResponseHead) -> http::response::Parts {
     r.into_parts().0
 }
 
+/// The fields as the cache's rules read them: every one goes through
+/// `applab_proto::caching::normalize` here, the one way in.
 fn copy_into(map: &mut http::HeaderMap, headers: &[(String, Vec<u8>)]) {
     for (n, v) in headers {
+        let Some(v) = applab_proto::caching::normalize(n, v) else {
+            continue;
+        };
         if let (Ok(n), Ok(v)) = (
             http::HeaderName::from_bytes(n.as_bytes()),
-            http::HeaderValue::from_bytes(v),
+            http::HeaderValue::from_bytes(&v),
         ) {
             map.append(n, v);
         }

@@ -17,6 +17,7 @@ mod stats;
 mod upstream;
 mod wire;
 
+use applab_proto::conditional;
 use applab_proto::http::{self, Limits, RequestHead, ResponseHead};
 use bytes::Bytes;
 use cache::{Cache, Lookup, Stored, Turn};
@@ -181,8 +182,8 @@ impl Proxy {
                 "This request has already passed through this proxy: a forwarding loop.\n",
             );
         }
-        if head.minor == 1 && head.header("host").is_none() {
-            return simple(400, "An HTTP/1.1 request needs a Host header field.\n");
+        if let Some(why) = http::host_problem(head) {
+            return simple(400, &format!("{why}.\n"));
         }
         let target = match self.target(head) {
             Ok(Some(t)) => t,
@@ -400,11 +401,30 @@ impl Proxy {
         if reusable {
             self.upstream.put_back(answer.origin.clone(), answer.wire);
         }
-        if !matched {
+        let client_asked = conditional(&client.headers);
+        // A 304 naming no validator (allowed, and common) is about the one
+        // response we asked with, unless the client added its own
+        // (RFC 9111 §4.3.4).
+        let bare =
+            answer.head.header("etag").is_none() && answer.head.header("last-modified").is_none();
+        let matched = matched || (bare && !client_asked);
+        if !matched && client_asked {
             // A 304 for the client's own validators, not for the stored
-            // response: pass it on as it is.
+            // response: it asked for exactly this.
             let mut r = self.relay_head(answer.head, from_origin);
             r.head_only = true;
+            return r;
+        }
+        if !matched {
+            // A 304 for something else than what we hold, and a client that
+            // needs the body: ask again without validators.
+            let mut again = ask;
+            for f in ["if-none-match", "if-modified-since"] {
+                message::remove_header(&mut again.headers, f);
+            }
+            let sent = message::request_parts("GET", again.key, &again.headers);
+            let mut r = self.fetch(&again, Some(&sent)).await;
+            r.head_only |= client.method == "HEAD";
             return r;
         }
         let head = cache::merge_304(&s.head, &answer.head);
@@ -600,7 +620,7 @@ fn conditional(headers: &[(String, Vec<u8>)]) -> bool {
 }
 
 /// The client's If-None-Match / If-Modified-Since against a 200 the proxy
-/// holds (RFC 9110 §13.2.2): `Some(fields of the 304)` when they match.
+/// holds: `Some(fields of the 304)` when they match.
 fn not_modified_for(
     client: &RequestHead,
     headers: &[(String, Vec<u8>)],
@@ -611,42 +631,11 @@ fn not_modified_for(
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_slice())
     };
-    let matched = if let Some(inm) = client.header("if-none-match") {
-        let etag = field("etag")?;
-        let weak = |t: &[u8]| {
-            t.trim_ascii()
-                .strip_prefix(b"W/")
-                .unwrap_or(t.trim_ascii())
-                .to_vec()
-        };
-        inm.trim_ascii() == b"*" || inm.split(|&b| b == b',').any(|t| weak(t) == weak(etag))
-    } else if let Some(ims) = client.header("if-modified-since") {
-        let ims = httpdate::parse_http_date(std::str::from_utf8(ims).ok()?).ok()?;
-        let lm =
-            httpdate::parse_http_date(std::str::from_utf8(field("last-modified")?).ok()?).ok()?;
-        lm <= ims
-    } else {
-        false
-    };
-    if !matched {
-        return None;
-    }
-    // What a 304 carries (RFC 9110 §15.4.5): the fields a 200 would have,
-    // less the ones describing its content.
-    Some(
-        headers
-            .iter()
-            .filter(|(n, _)| {
-                ![
-                    "content-length",
-                    "content-type",
-                    "content-encoding",
-                    "content-range",
-                ]
-                .iter()
-                .any(|c| n.eq_ignore_ascii_case(c))
-            })
-            .cloned()
-            .collect(),
-    )
+    let matched = conditional::not_modified(
+        client.header("if-none-match"),
+        client.header("if-modified-since"),
+        field("etag"),
+        field("last-modified").and_then(conditional::http_date),
+    );
+    matched.then(|| conditional::fields_of_304(headers))
 }

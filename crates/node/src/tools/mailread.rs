@@ -5,7 +5,10 @@
 //! may fetch just its headers (`--headers`). Every line exchanged is shown,
 //! `C:` for ours and `S:` for the server's, unless `-q`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use applab_proto::dot;
+use applab_proto::imap::{Piece, Received, Receiver, ReceiverLimits};
+use applab_proto::line::{Line, LineReader};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -30,10 +33,14 @@ pub struct Account {
 }
 
 pub struct Conn {
-    r: BufReader<TcpStream>,
+    sock: TcpStream,
+    lines: LineReader,
     quiet: bool,
     tag: u32,
 }
+
+/// Longest server line followed (a POP3 message line may be long).
+const MAX_LINE: usize = 64 << 10;
 
 fn connect(a: &Account) -> anyhow::Result<Conn> {
     let port = if a.imap { 143 } else { 110 };
@@ -49,7 +56,8 @@ fn connect(a: &Account) -> anyhow::Result<Conn> {
     let s = TcpStream::connect(&addr).map_err(|e| anyhow::anyhow!("connect to {addr}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut c = Conn {
-        r: BufReader::new(s),
+        sock: s,
+        lines: LineReader::new(),
         quiet: a.quiet,
         tag: 0,
     };
@@ -62,24 +70,42 @@ fn connect(a: &Account) -> anyhow::Result<Conn> {
 }
 
 impl Conn {
-    fn line(&mut self) -> anyhow::Result<String> {
-        let mut l = String::new();
-        let n = self.r.read_line(&mut l)?;
+    /// Read more of the server's bytes.
+    fn fill(&mut self) -> anyhow::Result<()> {
+        let mut chunk = [0u8; 16384];
+        let n = self.sock.read(&mut chunk)?;
         anyhow::ensure!(n > 0, "the server closed the connection");
-        let l = l.trim_end_matches(['\r', '\n']).to_string();
+        self.lines.feed(&chunk[..n]);
+        Ok(())
+    }
+
+    fn show(&self, l: &str) {
         if !self.quiet {
             println!("S: {l}");
         }
-        Ok(l)
+    }
+
+    fn line(&mut self) -> anyhow::Result<String> {
+        loop {
+            match self.lines.next_line(MAX_LINE) {
+                Some(Line::Complete(l)) => {
+                    let l = String::from_utf8_lossy(&l).into_owned();
+                    self.show(&l);
+                    return Ok(l);
+                }
+                Some(Line::TooLong) => {
+                    anyhow::bail!("the server sent a line over {MAX_LINE} octets")
+                }
+                None => self.fill()?,
+            }
+        }
     }
 
     fn send(&mut self, line: &str, shown: &str) -> anyhow::Result<()> {
         if !self.quiet {
             println!("C: {shown}");
         }
-        self.r
-            .get_mut()
-            .write_all(format!("{line}\r\n").as_bytes())?;
+        self.sock.write_all(format!("{line}\r\n").as_bytes())?;
         Ok(())
     }
 
@@ -102,10 +128,10 @@ impl Conn {
         let mut out = Vec::new();
         loop {
             let l = self.line()?;
-            if l == "." {
-                return Ok(out);
+            match dot::unstuff(l.as_bytes()) {
+                None => return Ok(out),
+                Some(text) => out.push(String::from_utf8_lossy(text).into_owned()),
             }
-            out.push(l.strip_prefix('.').map(str::to_string).unwrap_or(l));
         }
     }
 
@@ -122,20 +148,36 @@ impl Conn {
         };
         self.send(&format!("{tag} {cmd}"), &format!("{tag} {shown}"))?;
         let mut lines = Vec::new();
+        let mut rx = Receiver::new(ReceiverLimits::CLIENT);
         loop {
-            let mut l = self.line()?;
-            // A literal: `{n}` ends the line, n octets follow.
-            while let Some((n, _)) = applab_proto::imap::literal_at_end(l.as_bytes()) {
-                let mut data = vec![0u8; n];
-                self.r.read_exact(&mut data)?;
-                let text = String::from_utf8_lossy(&data).into_owned();
-                if !self.quiet {
-                    print!("{text}");
+            // One response with its literals: `{n}` ends a line, n octets follow.
+            let pieces = match rx.next(&mut self.lines) {
+                Some(Received::Whole(a)) => a.pieces,
+                // A response's literal follows at once: no request to answer.
+                Some(Received::Continue) => continue,
+                Some(_) => anyhow::bail!("the server sent a line over the limit"),
+                None => {
+                    self.fill()?;
+                    continue;
                 }
-                l.push_str("\r\n");
-                l.push_str(&text);
-                let rest = self.line()?;
-                l.push_str(&rest);
+            };
+            let mut l = String::new();
+            for p in &pieces {
+                match p {
+                    Piece::Line(t) => {
+                        let t = String::from_utf8_lossy(t);
+                        self.show(&t);
+                        l.push_str(&t);
+                    }
+                    Piece::Literal(d) => {
+                        let text = String::from_utf8_lossy(d);
+                        if !self.quiet {
+                            print!("{text}");
+                        }
+                        l.push_str("\r\n");
+                        l.push_str(&text);
+                    }
+                }
             }
             if let Some(status) = l.strip_prefix(&format!("{tag} ")) {
                 return Ok((lines, status.to_string()));

@@ -116,6 +116,12 @@ expect("301", b"GET /home.index HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n
 expect("301 folder", b"GET /img HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n", 301, b"Location: /img/")
 expect("400 line", b"GET/index.html\r\n\r\n", 400)
 expect("400 host", b"GET / HTTP/1.1\r\n\r\n", 400, b"Host")
+# RFC 9112 §3.2: one Host, and it is host[:port].
+expect("400 two hosts", b"GET / HTTP/1.1\r\nHost: o\r\nHost: o\r\n\r\n", 400, b"Host")
+expect("400 bad host", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, b"Host")
+expect("400 bad port", b"GET / HTTP/1.1\r\nHost: o:8o\r\n\r\n", 400, b"Host")
+# RFC 9110 §2.5: an unknown 1.x minor is served as 1.1.
+expect("200 1.5", b"GET / HTTP/1.5\r\nHost: o\r\nConnection: close\r\n\r\n", 200)
 expect("400 header", b"GET / HTTP/1.1\r\nHost: o\r\nBad Header: x\r\n\r\n", 400)
 expect("400 length", b"POST /search HTTP/1.1\r\nHost: o\r\nContent-Length: ten\r\n\r\n", 400)
 expect("400 smuggle", b"POST /search HTTP/1.1\r\nHost: o\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400)

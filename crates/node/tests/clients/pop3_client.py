@@ -3,6 +3,8 @@
 pop3_client.py HOST PORT MODE
   MODE delete: read every message, DELE the first, RSET, DELE it again, QUIT
   MODE keep:   read every message (download-and-keep), QUIT
+  MODE empty:  also DELE every message, then LIST and UIDL (an empty
+               listing), RSET, QUIT
 Prints one JSON line with what was seen.
 """
 import json
@@ -31,5 +33,11 @@ if mode == "delete":
     p.rset()
     out["stat_after_rset"] = list(p.stat())
     p.dele(1)
+if mode == "empty":
+    for i in range(1, count + 1):
+        p.dele(i)
+    out["list_when_empty"] = [l.decode() for l in p.list()[1]]
+    out["uidl_when_empty"] = [l.decode() for l in p.uidl()[1]]
+    p.rset()
 out["quit"] = p.quit().decode()
 print(json.dumps(out))

@@ -17,12 +17,14 @@ mod fetch;
 mod folders;
 mod search;
 
+use super::conn::{Connection, In, Next, Out, TcpConnection};
 use super::store::Store;
 use super::users::Users;
 use applab_proto::imap::{
-    crlf_line, in_set, literal_at_end, parse, sequence_set, ParseError, Piece, Token, MAX_LINE,
-    MAX_LITERAL,
+    in_set, parse, sequence_set, ParseError, Piece, Received, Receiver, ReceiverLimits, Token,
+    MAX_LINE,
 };
+use applab_proto::line::Line;
 use base64::Engine;
 use fetch::quoted;
 use folders::{Folder, Mailstore, DELIMITER};
@@ -30,9 +32,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 pub struct Server {
     pub domain: String,
@@ -90,19 +90,14 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>) -> anyhow::Result
         move |sock, peer| {
             let server = server.clone();
             async move {
-                if let Err(e) = Session::run(&server, sock, peer).await {
+                let mut conn = TcpConnection::tcp(sock, server.idle);
+                if let Err(e) = Session::run(&server, &mut conn, peer).await {
                     tracing::debug!(%peer, "imap session ended: {e}");
                 }
             }
         },
     )
     .await
-}
-
-/// The connection's input, cut into command pieces and literals.
-struct Input {
-    rd: OwnedReadHalf,
-    buf: Vec<u8>,
 }
 
 enum Read {
@@ -112,82 +107,19 @@ enum Read {
     Closed,
 }
 
-impl Input {
-    async fn fill(&mut self, idle: Duration) -> std::io::Result<bool> {
-        let mut chunk = [0u8; 16384];
-        match tokio::time::timeout(idle, self.rd.read(&mut chunk)).await {
-            Err(_) => Ok(false),
-            Ok(Ok(0)) => Ok(false),
-            Ok(Ok(n)) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(true)
-            }
-            Ok(Err(e)) => Err(e),
-        }
-    }
-
-    async fn line(&mut self, idle: Duration) -> std::io::Result<Option<Result<Vec<u8>, ()>>> {
-        loop {
-            match crlf_line(&self.buf, MAX_LINE) {
-                Ok(Some((n, used))) => {
-                    let l = self.buf[..n].to_vec();
-                    self.buf.drain(..used);
-                    return Ok(Some(Ok(l)));
-                }
-                Ok(None) => {}
-                Err(_) => {
-                    // Skip to the end of the over-long line.
-                    loop {
-                        if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                            self.buf.drain(..p + 2);
-                            return Ok(Some(Err(())));
-                        }
-                        let keep = usize::from(self.buf.last() == Some(&b'\r'));
-                        let cut = self.buf.len() - keep;
-                        self.buf.drain(..cut);
-                        if !self.fill(idle).await? {
-                            return Ok(None);
-                        }
-                    }
-                }
-            }
-            if !self.fill(idle).await? {
-                return Ok(None);
-            }
-        }
-    }
-
-    async fn command(&mut self, out: &mut OwnedWriteHalf, idle: Duration) -> std::io::Result<Read> {
-        let mut pieces = Vec::new();
-        let mut total = 0usize;
-        loop {
-            let l = match self.line(idle).await? {
-                None => return Ok(Read::Closed),
-                Some(Err(())) => return Ok(Read::TooLong),
-                Some(Ok(l)) => l,
-            };
-            let lit = literal_at_end(&l);
-            pieces.push(Piece::Line(l));
-            let Some((n, plus)) = lit else {
-                return Ok(Read::Command(pieces));
-            };
-            total += n;
-            if total > MAX_LITERAL {
-                if plus {
-                    // The client sends it anyway: we cannot resync; close.
-                    return Ok(Read::Closed);
-                }
-                return Ok(Read::TooLong);
-            }
-            if !plus {
-                out.write_all(b"+ Ready for literal data\r\n").await?;
-            }
-            while self.buf.len() < n {
-                if !self.fill(idle).await? {
-                    return Ok(Read::Closed);
-                }
-            }
-            pieces.push(Piece::Literal(self.buf.drain(..n).collect()));
+/// The next command, its literals read (with a `+` before each
+/// synchronizing one).
+async fn read_command<R: In, W: Out>(
+    conn: &mut Connection<R, W>,
+    rx: &mut Receiver,
+) -> std::io::Result<Read> {
+    loop {
+        match conn.next(|l| rx.next(l)).await? {
+            Next::Item(Received::Whole(a)) => return Ok(Read::Command(a.pieces)),
+            Next::Item(Received::Continue) => conn.send(b"+ Ready for literal data\r\n").await?,
+            Next::Item(Received::TooLong) => return Ok(Read::TooLong),
+            // Desync: a LITERAL+ over the limit is on its way; cannot resync.
+            Next::Item(Received::Desync) | Next::Closed | Next::Idle => return Ok(Read::Closed),
         }
     }
 }
@@ -331,13 +263,12 @@ fn b64(s: &str) -> Option<Vec<u8>> {
 }
 
 impl<'a> Session<'a> {
-    async fn run(s: &'a Server, sock: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
-        let _ = sock.set_nodelay(true);
-        let (rd, mut wr) = sock.into_split();
-        let mut input = Input {
-            rd,
-            buf: Vec::new(),
-        };
+    async fn run<R: In, W: Out>(
+        s: &'a Server,
+        wr: &mut Connection<R, W>,
+        peer: SocketAddr,
+    ) -> std::io::Result<()> {
+        let mut rx = Receiver::new(ReceiverLimits::SERVER);
         let mut me = Session {
             s,
             peer,
@@ -346,7 +277,7 @@ impl<'a> Session<'a> {
             bad: 0,
         };
         tracing::info!(%peer, "imap connection");
-        wr.write_all(
+        wr.send(
             format!(
                 "* OK [CAPABILITY {CAPABILITIES}] {} IMAP4rev1 ready\r\n",
                 s.hostname
@@ -355,11 +286,11 @@ impl<'a> Session<'a> {
         )
         .await?;
         loop {
-            let pieces = match input.command(&mut wr, s.idle).await? {
+            let pieces = match read_command(wr, &mut rx).await? {
                 Read::Command(p) => p,
                 Read::TooLong => {
                     me.bad += 1;
-                    wr.write_all(b"* BAD line or literal too long\r\n").await?;
+                    wr.send(b"* BAD line or literal too long\r\n").await?;
                     continue;
                 }
                 Read::Closed => break,
@@ -368,7 +299,7 @@ impl<'a> Session<'a> {
                 Ok(c) => c,
                 Err(ParseError::NoTag) => {
                     me.bad += 1;
-                    wr.write_all(b"* BAD no tag (a command is: tag NAME arguments)\r\n")
+                    wr.send(b"* BAD no tag (a command is: tag NAME arguments)\r\n")
                         .await?;
                     if me.bad >= MAX_BAD {
                         break;
@@ -377,8 +308,7 @@ impl<'a> Session<'a> {
                 }
                 Err(ParseError::Bad(tag, why)) => {
                     me.bad += 1;
-                    wr.write_all(format!("{tag} BAD {why}\r\n").as_bytes())
-                        .await?;
+                    wr.send(format!("{tag} BAD {why}\r\n").as_bytes()).await?;
                     if me.bad >= MAX_BAD {
                         break;
                     }
@@ -388,9 +318,7 @@ impl<'a> Session<'a> {
             tracing::debug!(peer = %me.peer, tag = %cmd.tag, name = %cmd.name, "imap command");
             let mut out = Vec::new();
             let (done, logout) = me
-                .command(
-                    &cmd.tag, &cmd.name, &cmd.args, &mut out, &mut input, &mut wr,
-                )
+                .command(&cmd.tag, &cmd.name, &cmd.args, &mut out, wr)
                 .await?;
             let (word, text) = match done {
                 Done::Ok(t) => ("OK", t),
@@ -401,16 +329,16 @@ impl<'a> Session<'a> {
                 }
             };
             out.extend_from_slice(format!("{} {word} {text}\r\n", cmd.tag).as_bytes());
-            wr.write_all(&out).await?;
+            wr.send(&out).await?;
             if logout {
                 break;
             }
             if me.bad >= MAX_BAD {
-                wr.write_all(b"* BYE too many errors\r\n").await?;
+                wr.send(b"* BYE too many errors\r\n").await?;
                 break;
             }
         }
-        let _ = wr.shutdown().await;
+        wr.close().await?;
         if let Some(sel) = &me.sel {
             sel.folder.state.lock().expect("folder").flush();
         }
@@ -419,14 +347,13 @@ impl<'a> Session<'a> {
     }
 
     /// Run one command; untagged responses go to `out`.
-    async fn command(
+    async fn command<R: In, W: Out>(
         &mut self,
         tag: &str,
         name: &str,
         args: &[Token],
         out: &mut Vec<u8>,
-        input: &mut Input,
-        wr: &mut OwnedWriteHalf,
+        wr: &mut Connection<R, W>,
     ) -> std::io::Result<(Done, bool)> {
         let arg = |i: usize| args.get(i).and_then(Token::as_text);
         let n_args = |n: usize| args.len() == n;
@@ -458,7 +385,7 @@ impl<'a> Session<'a> {
                         (Some(u), Some(p), true) => self.login(&u, &p).await,
                         _ => Done::Bad("usage: LOGIN user password".into()),
                     },
-                    "AUTHENTICATE" => self.authenticate(args, input, wr).await?,
+                    "AUTHENTICATE" => self.authenticate(args, wr).await?,
                     "STARTTLS" => Done::No("TLS is not offered in this lab".into()),
                     _ => Done::Bad(format!("{name} needs LOGIN first (or is unknown)")),
                 },
@@ -545,7 +472,7 @@ impl<'a> Session<'a> {
                 Done::Ok(format!("{name} completed"))
             }
             "EXPUNGE" => self.expunge(None, out),
-            "IDLE" => return Ok((self.idle(tag, input, wr, out).await?, false)),
+            "IDLE" => return Ok((self.idle(tag, wr, out).await?, false)),
             "UID" => {
                 let Some(sub) = args.first().and_then(Token::atom_upper) else {
                     return Ok((
@@ -619,11 +546,10 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn authenticate(
+    async fn authenticate<R: In, W: Out>(
         &mut self,
         args: &[Token],
-        input: &mut Input,
-        wr: &mut OwnedWriteHalf,
+        wr: &mut Connection<R, W>,
     ) -> std::io::Result<Done> {
         if args.first().and_then(Token::atom_upper).as_deref() != Some("PLAIN") {
             return Ok(Done::No("only AUTHENTICATE PLAIN is offered".into()));
@@ -631,9 +557,9 @@ impl<'a> Session<'a> {
         let resp = match args.get(1).and_then(Token::as_text) {
             Some(r) => r,
             None => {
-                wr.write_all(b"+ \r\n").await?;
-                match input.line(self.s.idle).await? {
-                    Some(Ok(l)) => String::from_utf8_lossy(&l).into_owned(),
+                wr.send(b"+ \r\n").await?;
+                match wr.line(MAX_LINE).await? {
+                    Next::Item(Line::Complete(l)) => String::from_utf8_lossy(&l).into_owned(),
                     _ => return Ok(Done::Bad("authentication aborted".into())),
                 }
             }
@@ -1113,14 +1039,13 @@ impl<'a> Session<'a> {
     }
 
     /// IDLE (RFC 2177): report changes as they happen until DONE.
-    async fn idle(
+    async fn idle<R: In, W: Out>(
         &mut self,
         _tag: &str,
-        input: &mut Input,
-        wr: &mut OwnedWriteHalf,
+        wr: &mut Connection<R, W>,
         out: &mut Vec<u8>,
     ) -> std::io::Result<Done> {
-        wr.write_all(b"+ idling\r\n").await?;
+        wr.send(b"+ idling\r\n").await?;
         let mut delivered = self.s.store.delivered.subscribe();
         let deadline = tokio::time::Instant::now() + self.s.idle;
         loop {
@@ -1128,27 +1053,19 @@ impl<'a> Session<'a> {
                 let mut updates = Vec::new();
                 sel.updates(true, false, &mut updates);
                 if !updates.is_empty() {
-                    wr.write_all(&updates).await?;
+                    wr.send(&updates).await?;
                 }
             }
-            if let Some(p) = input.buf.windows(2).position(|w| w == b"\r\n") {
-                let line: Vec<u8> = input.buf.drain(..p + 2).take(p).collect();
-                return Ok(if line.eq_ignore_ascii_case(b"DONE") {
-                    Done::Ok("IDLE terminated".into())
-                } else {
-                    Done::Bad("expected DONE".into())
-                });
+            match wr.buffered_line(MAX_LINE) {
+                Some(Line::Complete(l)) if l.eq_ignore_ascii_case(b"DONE") => {
+                    return Ok(Done::Ok("IDLE terminated".into()))
+                }
+                Some(_) => return Ok(Done::Bad("expected DONE".into())),
+                None => {}
             }
-            let mut chunk = [0u8; 1024];
             tokio::select! {
-                r = input.rd.read(&mut chunk) => match r {
-                    Ok(0) | Err(_) => return Ok(Done::Bad("connection closed while idling".into())),
-                    Ok(n) => {
-                        input.buf.extend_from_slice(&chunk[..n]);
-                        if input.buf.len() > MAX_LINE {
-                            return Ok(Done::Bad("expected DONE".into()));
-                        }
-                    }
+                r = wr.read_some() => if !r? {
+                    return Ok(Done::Bad("connection closed while idling".into()));
                 },
                 _ = delivered.changed() => {}
                 // Other sessions' changes: looked at every second.
