@@ -6,26 +6,18 @@
 //! in order, which is how HTTP/1.1 pipelining works.
 
 use crate::event::{seen, EventKind, Header};
-use applab_proto::http::{self, ChunkedDecoder, Framing, Limits};
+use applab_proto::http::{self, BodyReader, Framing, Limits};
 use std::collections::VecDeque;
 
 /// Largest head the decoder buffers before calling the stream malformed.
 const MAX_HEAD: usize = 64 * 1024;
 
-enum Body {
-    /// Waiting for (more of) a head.
-    Head,
-    Length(u64),
-    Chunked(ChunkedDecoder),
-    UntilClose,
-}
-
 struct Side {
     buf: Vec<u8>,
-    body: Body,
+    /// The body being read; `None` while waiting for (more of) a head.
+    body: Option<BodyReader>,
     /// The event waiting for its body to end.
     current: Option<EventKind>,
-    body_bytes: u64,
     dead: bool,
 }
 
@@ -33,9 +25,8 @@ impl Side {
     fn new() -> Side {
         Side {
             buf: Vec::new(),
-            body: Body::Head,
+            body: None,
             current: None,
-            body_bytes: 0,
             dead: false,
         }
     }
@@ -97,16 +88,10 @@ impl HttpFlow {
             if !self.body_progress(true, out) {
                 return;
             }
-            if !matches!(self.req.body, Body::Head) {
+            if self.req.body.is_some() {
                 continue;
             }
-            // Empty lines before a request line are allowed (RFC 9112 §2.2).
-            let skip = self
-                .req
-                .buf
-                .iter()
-                .take_while(|&&b| b == b'\r' || b == b'\n')
-                .count();
+            let skip = http::blank_lines_before_request(&self.req.buf);
             self.req.buf.drain(..skip);
             if self.req.buf.is_empty() {
                 return;
@@ -134,12 +119,11 @@ impl HttpFlow {
                         body_bytes: 0,
                         nth_on_connection: self.requests,
                     });
-                    self.req.body_bytes = 0;
-                    self.req.body = match framing {
-                        Framing::Length(n) => Body::Length(n),
-                        Framing::Chunked => Body::Chunked(ChunkedDecoder::new()),
-                        Framing::None | Framing::UntilClose => Body::Length(0),
-                    };
+                    // A request is never read to the close (RFC 9112 §6.3).
+                    self.req.body = Some(BodyReader::new(match framing {
+                        Framing::UntilClose => Framing::None,
+                        f => f,
+                    }));
                 }
             }
         }
@@ -155,7 +139,7 @@ impl HttpFlow {
             if !self.body_progress(false, out) {
                 return;
             }
-            if !matches!(self.resp.body, Body::Head) {
+            if self.resp.body.is_some() {
                 continue;
             }
             if self.resp.buf.is_empty() {
@@ -199,13 +183,7 @@ impl HttpFlow {
                         request_target: target,
                         nth_on_connection: self.responses.max(1),
                     });
-                    self.resp.body_bytes = 0;
-                    self.resp.body = match framing {
-                        Framing::Length(n) => Body::Length(n),
-                        Framing::Chunked => Body::Chunked(ChunkedDecoder::new()),
-                        Framing::None => Body::Length(0),
-                        Framing::UntilClose => Body::UntilClose,
-                    };
+                    self.resp.body = Some(BodyReader::new(framing));
                 }
             }
         }
@@ -222,36 +200,19 @@ impl HttpFlow {
         if side.dead {
             return false;
         }
-        let done = match &mut side.body {
-            Body::Head => return true,
-            Body::Length(left) => {
-                let take = (side.buf.len() as u64).min(*left);
-                side.buf.drain(..take as usize);
-                side.body_bytes += take;
-                *left -= take;
-                *left == 0
-            }
-            Body::Chunked(dec) => {
-                let mut scratch = Vec::new();
-                match dec.feed(&side.buf, &mut scratch) {
-                    Ok(used) => {
-                        side.buf.drain(..used);
-                        side.body_bytes += scratch.len() as u64;
-                        dec.is_done()
-                    }
-                    Err(e) => {
-                        malformed(side, format!("chunked body: {e}"), out);
-                        return false;
-                    }
-                }
-            }
-            Body::UntilClose => {
-                side.body_bytes += side.buf.len() as u64;
-                side.buf.clear();
-                false
-            }
+        let Some(body) = side.body.as_mut() else {
+            return true;
         };
-        if !done {
+        match body.skip(&side.buf) {
+            Ok(used) => {
+                side.buf.drain(..used);
+            }
+            Err(e) => {
+                malformed(side, format!("body: {e}"), out);
+                return false;
+            }
+        }
+        if !body.is_done() {
             return false;
         }
         Self::finish(side, out);
@@ -259,15 +220,15 @@ impl HttpFlow {
     }
 
     fn finish(side: &mut Side, out: &mut Vec<EventKind>) {
+        let bytes = side.body.take().map_or(0, |b| b.bytes);
         if let Some(mut ev) = side.current.take() {
             match &mut ev {
                 EventKind::HttpRequest { body_bytes, .. }
-                | EventKind::HttpResponse { body_bytes, .. } => *body_bytes = side.body_bytes,
+                | EventKind::HttpResponse { body_bytes, .. } => *body_bytes = bytes,
                 _ => {}
             }
             out.push(ev);
         }
-        side.body = Body::Head;
     }
 
     /// Bytes that were never captured, in one direction.
@@ -280,13 +241,9 @@ impl HttpFlow {
         if side.dead {
             return;
         }
-        match &mut side.body {
-            Body::Length(left) if *left >= n && side.buf.is_empty() => {
-                *left -= n;
-                side.body_bytes += n;
-            }
-            Body::UntilClose => side.body_bytes += n,
-            _ => malformed(side, format!("{n} bytes missing from the capture"), out),
+        let survives = side.buf.is_empty() && side.body.as_mut().is_some_and(|b| b.lost(n));
+        if !survives {
+            malformed(side, format!("{n} bytes missing from the capture"), out);
         }
     }
 
@@ -300,9 +257,9 @@ impl HttpFlow {
         if side.dead {
             return;
         }
-        match side.body {
-            Body::UntilClose => Self::finish(side, out),
-            Body::Head if side.buf.is_empty() => {}
+        match side.body.as_mut().map(BodyReader::at_close) {
+            Some(Ok(())) => Self::finish(side, out),
+            None if side.buf.is_empty() => {}
             _ => {
                 let what = if client { "request" } else { "response" };
                 malformed(side, format!("connection closed inside a {what}"), out);

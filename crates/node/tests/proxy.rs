@@ -818,9 +818,9 @@ fn cache_fields_mean_what_the_rfc_says() {
             // Age is its first member: 7200 s old, stale at max-age 3600.
             "/age" => "Cache-Control: max-age=3600\r\nAge: 7200, 0\r\n",
             // Not an HTTP-date (two spaces): already expired.
-            "/bad-expires" => "Expires: Sun, 06 Nov 2094  08:49:37 GMT\r\n",
+            "/bad-expires" => "Expires: Sat, 06 Nov 2094  08:49:37 GMT\r\n",
             // The asctime form is a date: fresh until 2094.
-            "/asctime" => "Expires: Sun Nov  6 08:49:37 2094\r\n",
+            "/asctime" => "Expires: Sat Nov  6 08:49:37 2094\r\n",
             _ => "Cache-Control: max-age=60\r\n",
         };
         format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\nok")

@@ -507,6 +507,203 @@ fn valid_host(v: &[u8]) -> bool {
     host.iter().all(reg) && !bad_port
 }
 
+/// A body read by its framing (RFC 9112 §6–7), sans IO: a fixed length,
+/// chunks, or everything up to the close. Every reader of HTTP bodies
+/// (origin, proxy, the `http` tool, the capture decoder) goes through it,
+/// so each cuts a message where the others do.
+#[derive(Debug)]
+pub struct BodyReader {
+    state: BodyState,
+    /// Body octets (decoded) taken so far.
+    pub bytes: u64,
+    scratch: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum BodyState {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+    Done,
+}
+
+impl BodyReader {
+    pub fn new(framing: Framing) -> BodyReader {
+        let state = match framing {
+            Framing::None | Framing::Length(0) => BodyState::Done,
+            Framing::Length(n) => BodyState::Length(n),
+            Framing::Chunked => BodyState::Chunked(ChunkedDecoder::new()),
+            Framing::UntilClose => BodyState::UntilClose,
+        };
+        BodyReader {
+            state,
+            bytes: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Take body bytes from the front of `input`, appending the decoded
+    /// data to `out`; returns how many bytes of `input` were used.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, HeadError> {
+        let before = out.len();
+        let used = match &mut self.state {
+            BodyState::Done => 0,
+            BodyState::Length(left) => {
+                let take = (input.len() as u64).min(*left) as usize;
+                out.extend_from_slice(&input[..take]);
+                *left -= take as u64;
+                if *left == 0 {
+                    self.state = BodyState::Done;
+                }
+                take
+            }
+            BodyState::Chunked(dec) => {
+                let used = dec.feed(input, out)?;
+                if dec.is_done() {
+                    self.state = BodyState::Done;
+                }
+                used
+            }
+            BodyState::UntilClose => {
+                out.extend_from_slice(input);
+                input.len()
+            }
+        };
+        self.bytes += (out.len() - before) as u64;
+        Ok(used)
+    }
+
+    /// As `feed`, counting the data without keeping it.
+    pub fn skip(&mut self, input: &[u8]) -> Result<usize, HeadError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let used = match self.state {
+            // No copy where nothing is decoded.
+            BodyState::Length(left) => {
+                let take = (input.len() as u64).min(left);
+                self.state = match left - take {
+                    0 => BodyState::Done,
+                    rest => BodyState::Length(rest),
+                };
+                self.bytes += take;
+                take as usize
+            }
+            BodyState::UntilClose => {
+                self.bytes += input.len() as u64;
+                input.len()
+            }
+            _ => self.feed(input, &mut scratch)?,
+        };
+        self.scratch = scratch;
+        Ok(used)
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, BodyState::Done)
+    }
+
+    /// `n` octets of the body were lost (a capture's gap): true when the
+    /// framing survives it (a length not passed, a body read to the close).
+    pub fn lost(&mut self, n: u64) -> bool {
+        match &mut self.state {
+            BodyState::Length(left) if *left >= n => {
+                *left -= n;
+                self.bytes += n;
+                if *left == 0 {
+                    self.state = BodyState::Done;
+                }
+                true
+            }
+            BodyState::UntilClose => {
+                self.bytes += n;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Octets of a fixed-length body still to come.
+    pub fn left(&self) -> Option<u64> {
+        match self.state {
+            BodyState::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The peer closed the connection: the end of a body read to the
+    /// close, or an error for one cut short.
+    pub fn at_close(&mut self) -> Result<(), HeadError> {
+        match self.state {
+            BodyState::Done => Ok(()),
+            BodyState::UntilClose => {
+                self.state = BodyState::Done;
+                Ok(())
+            }
+            BodyState::Length(n) => Err(HeadError::Malformed(format!(
+                "the connection closed {n} bytes before the body's end"
+            ))),
+            BodyState::Chunked(_) => Err(HeadError::Malformed(
+                "the connection closed inside a chunked body".into(),
+            )),
+        }
+    }
+}
+
+impl ResponseHead {
+    /// Whether the connection stays open after this response (RFC 9112
+    /// §9.3): not after `Connection: close`, and after an HTTP/1.0 one only
+    /// with `Connection: keep-alive`. (A body read to the close closes it
+    /// too: see [`Framing::UntilClose`].)
+    pub fn keep_alive(&self) -> bool {
+        let has = |tok: &str| {
+            self.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+                .any(|(_, v)| has_token(v, tok))
+        };
+        if has("close") {
+            return false;
+        }
+        self.minor >= 1 || has("keep-alive")
+    }
+}
+
+/// A response's status line, `HTTP/1.1 200 OK` and its CRLF: a server
+/// always answers with its own highest version (RFC 9110 §2.5).
+pub fn put_status_line(out: &mut Vec<u8>, status: u16, reason: &str) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    let digits = [
+        b'0' + (status / 100 % 10) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ];
+    out.extend_from_slice(&digits);
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One header field line, `Name: value` and its CRLF.
+pub fn put_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A message head on the wire: the start line, each field, the empty line.
+pub fn encode_head(start_line: &str, headers: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let size: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let mut out = Vec::with_capacity(start_line.len() + size + 4);
+    out.extend_from_slice(start_line.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (n, v) in headers {
+        put_field(&mut out, n, v);
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
 /// The reason phrase for the status codes the lab servers send.
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -626,6 +823,72 @@ mod tests {
         assert_eq!(parse_request_head(v2, &l).unwrap_err().status(), 505);
         let bad = b"GET\x01/ HTTP/1.1\r\n\r\n";
         assert_eq!(parse_request_head(bad, &l).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn bodies_by_framing_in_any_split() {
+        let chunked = b"3\r\nabc\r\n2;x=1\r\nde\r\n0\r\nT: 1\r\n\r\nNEXT";
+        for (framing, wire, body, rest) in [
+            (
+                Framing::Length(5),
+                &b"abcdeNEXT"[..],
+                &b"abcde"[..],
+                &b"NEXT"[..],
+            ),
+            (Framing::Chunked, &chunked[..], &b"abcde"[..], &b"NEXT"[..]),
+            (Framing::None, &b"NEXT"[..], &b""[..], &b"NEXT"[..]),
+        ] {
+            for cut in 0..=wire.len() {
+                let (mut a, mut b) = (BodyReader::new(framing), BodyReader::new(framing));
+                let (mut out, mut used_a, mut used_b) = (Vec::new(), 0, 0);
+                let mut pending = Vec::new();
+                for part in [&wire[..cut], &wire[cut..]] {
+                    pending.extend_from_slice(part);
+                    let u = a.feed(&pending[used_a..], &mut out).unwrap();
+                    used_a += u;
+                    used_b += b.skip(&wire[used_b..pending.len()]).unwrap();
+                }
+                assert!(a.is_done() && b.is_done(), "{framing:?} cut {cut}");
+                assert_eq!(
+                    (&out[..], &wire[used_a..]),
+                    (body, rest),
+                    "{framing:?} cut {cut}"
+                );
+                assert_eq!((used_b, b.bytes), (used_a, body.len() as u64));
+            }
+        }
+        let mut r = BodyReader::new(Framing::Length(4));
+        r.feed(b"ab", &mut Vec::new()).unwrap();
+        assert_eq!(r.left(), Some(2));
+        assert!(r.at_close().is_err());
+        let mut r = BodyReader::new(Framing::UntilClose);
+        r.feed(b"all", &mut Vec::new()).unwrap();
+        assert!(r.at_close().is_ok() && r.is_done());
+    }
+
+    #[test]
+    fn response_keep_alive_by_version_and_connection() {
+        let head = |minor, conn: &[&str]| ResponseHead {
+            minor,
+            status: 200,
+            reason: "OK".into(),
+            headers: conn
+                .iter()
+                .map(|c| ("Connection".to_string(), c.as_bytes().to_vec()))
+                .collect(),
+        };
+        assert!(head(1, &[]).keep_alive());
+        assert!(!head(1, &["Close"]).keep_alive());
+        assert!(!head(0, &[]).keep_alive());
+        assert!(head(0, &["Keep-Alive"]).keep_alive());
+        assert!(!head(0, &["keep-alive", "close"]).keep_alive());
+        assert_eq!(
+            encode_head("GET / HTTP/1.1", &[("A".into(), b"b".to_vec())]),
+            b"GET / HTTP/1.1\r\nA: b\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        put_status_line(&mut out, 404, "Not Found");
+        assert_eq!(out, b"HTTP/1.1 404 Not Found\r\n");
     }
 
     fn chunked_all(input: &[u8], step: usize) -> Result<(Vec<u8>, usize), HeadError> {

@@ -15,7 +15,7 @@
 
 use super::response::{self, Body, Persistence, Response};
 use super::Server;
-use applab_proto::http::{self, ChunkedDecoder, Framing, HeadError, RequestHead};
+use applab_proto::http::{self, BodyReader, Framing, RequestHead};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -480,30 +480,24 @@ impl Conn<'_> {
             ))),
             Framing::None | Framing::UntilClose => Ok(Ok(Bytes::new())),
             Framing::Length(n) if n > s.max_body => Ok(Err(too_big())),
-            Framing::Length(n) => {
-                let n = n as usize;
-                self.continue_if_expected(head, n).await?;
-                while self.buf.len() < n {
-                    self.read_more().await?;
-                }
-                let body: Vec<u8> = self.buf.drain(..n).collect();
-                Ok(Ok(body.into()))
-            }
-            Framing::Chunked => {
-                self.continue_if_expected(head, 0).await?;
-                let mut dec = ChunkedDecoder::new();
-                let mut body = Vec::new();
+            Framing::Length(_) | Framing::Chunked => {
+                let expect = match framing {
+                    Framing::Length(n) => n as usize,
+                    _ => 0,
+                };
+                self.continue_if_expected(head, expect).await?;
+                let mut reader = BodyReader::new(framing);
+                let mut body = Vec::with_capacity(expect);
                 loop {
-                    let used = match dec.feed(&self.buf, &mut body) {
+                    let used = match reader.feed(&self.buf, &mut body) {
                         Ok(u) => u,
-                        Err(e @ HeadError::Malformed(_)) => return Ok(Err((400, e.to_string()))),
                         Err(e) => return Ok(Err((e.status(), e.to_string()))),
                     };
                     self.buf.drain(..used);
                     if body.len() as u64 > s.max_body {
                         return Ok(Err(too_big()));
                     }
-                    if dec.is_done() {
+                    if reader.is_done() {
                         return Ok(Ok(body.into()));
                     }
                     self.read_more().await?;

@@ -154,18 +154,12 @@ pub fn encode(
 /// response, so numbers go through itoa rather than the formatter.
 fn write_head(out: &mut Vec<u8>, resp: &Response, conn: &Persistence) {
     let mut num = itoa::Buffer::new();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(num.format(resp.status).as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(http::reason(resp.status).as_bytes());
-    out.extend_from_slice(b"\r\nDate: ");
+    http::put_status_line(out, resp.status, http::reason(resp.status));
+    out.extend_from_slice(b"Date: ");
     push_date(out);
     out.extend_from_slice(b"\r\nServer: applab-origin\r\n");
     for (k, v) in &resp.headers {
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v.as_str().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        http::put_field(out, k, v.as_str().as_bytes());
     }
     if resp.has_body() {
         out.extend_from_slice(b"Content-Length: ");

@@ -77,11 +77,7 @@ impl Reply {
     /// The head, and the whole message when the body is in memory.
     fn bytes(&self, client_minor: u8, close: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(self.reason.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        http::put_status_line(&mut out, self.status, &self.reason);
         let framing_field = |n: &str| {
             n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding")
         };
@@ -149,12 +145,7 @@ impl Reply {
     }
 }
 
-pub(super) fn put_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
+pub(super) use applab_proto::http::put_field;
 
 /// How reading a request ended when it did not give a request.
 enum Stop {

@@ -3,7 +3,7 @@
 //! fields are hop-by-hop and stop here, `Via`, and the conversions to the
 //! `http` crate's types that http-cache-semantics reads.
 
-use applab_proto::http::{has_token, ResponseHead};
+use applab_proto::http::ResponseHead;
 
 /// Fields that describe one connection, not the message (RFC 9110 §7.6.1):
 /// never forwarded, in either direction. `Proxy-Authorization` and
@@ -262,24 +262,6 @@ pub fn directive(headers: &[(String, Vec<u8>)], name: &str) -> bool {
                 key.eq_ignore_ascii_case(name.as_bytes())
             })
         })
-}
-
-/// Whether an upstream response leaves its connection usable.
-pub fn upstream_keeps_alive(head: &ResponseHead) -> bool {
-    let close = head
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .any(|(_, v)| has_token(v, "close"));
-    if head.minor == 0 {
-        !close
-            && head
-                .headers
-                .iter()
-                .any(|(n, v)| n.eq_ignore_ascii_case("connection") && has_token(v, "keep-alive"))
-    } else {
-        !close
-    }
 }
 
 #[cfg(test)]

@@ -218,6 +218,6 @@ impl Answer {
 
     /// Whether the connection may carry another request after this answer.
     pub fn reusable(&self) -> bool {
-        self.framing != Framing::UntilClose && super::message::upstream_keeps_alive(&self.head)
+        self.framing != Framing::UntilClose && self.head.keep_alive()
     }
 }

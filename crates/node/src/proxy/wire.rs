@@ -2,7 +2,7 @@
 //! taken off it by their framing (RFC 9112 §6): what both sides of the
 //! proxy, client and origin, are read with.
 
-use applab_proto::http::{ChunkedDecoder, Framing, HeadError};
+use applab_proto::http::{BodyReader, Framing, HeadError};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -61,29 +61,21 @@ impl Wire {
     }
 }
 
-/// Where a body being read stands.
+/// Where a body being read stands: `applab_proto::http::BodyReader` over
+/// the wire's buffer.
 pub struct Body {
-    framing: Framing,
-    left: u64,
-    chunked: ChunkedDecoder,
-    done: bool,
+    reader: BodyReader,
 }
 
 impl Body {
     pub fn new(framing: Framing) -> Body {
         Body {
-            framing,
-            left: match framing {
-                Framing::Length(n) => n,
-                _ => 0,
-            },
-            chunked: ChunkedDecoder::new(),
-            done: matches!(framing, Framing::None | Framing::Length(0)),
+            reader: BodyReader::new(framing),
         }
     }
 
     pub fn is_done(&self) -> bool {
-        self.done
+        self.reader.is_done()
     }
 
     /// Append the next piece of the body to `out`. `Ok(false)` once the
@@ -95,39 +87,23 @@ impl Body {
         idle: Duration,
     ) -> Result<bool, WireError> {
         loop {
-            if self.done {
+            if self.reader.is_done() {
                 return Ok(false);
             }
             let before = out.len();
             if !wire.buf.is_empty() {
-                match self.framing {
-                    Framing::Length(_) => {
-                        let take = (wire.buf.len() as u64).min(self.left) as usize;
-                        out.extend_from_slice(&wire.buf[..take]);
-                        wire.buf.drain(..take);
-                        self.left -= take as u64;
-                        self.done = self.left == 0;
-                    }
-                    Framing::Chunked => {
-                        let used = self.chunked.feed(&wire.buf, out)?;
-                        wire.buf.drain(..used);
-                        self.done = self.chunked.is_done();
-                    }
-                    Framing::UntilClose => {
-                        out.append(&mut wire.buf);
-                    }
-                    Framing::None => self.done = true,
-                }
-                if out.len() > before || self.done {
+                let used = self.reader.feed(&wire.buf, out)?;
+                wire.buf.drain(..used);
+                if out.len() > before || self.reader.is_done() {
                     return Ok(true);
                 }
             }
             if wire.fill(idle).await? == 0 {
-                if self.framing == Framing::UntilClose {
-                    self.done = true;
-                    return Ok(false);
-                }
-                return Err(WireError::Closed);
+                // The end of a body read to the close; any other is cut short.
+                return match self.reader.at_close() {
+                    Ok(()) => Ok(false),
+                    Err(_) => Err(WireError::Closed),
+                };
             }
         }
     }
@@ -141,7 +117,7 @@ impl Body {
         max: usize,
         idle: Duration,
     ) -> Result<bool, WireError> {
-        if let Framing::Length(n) = self.framing {
+        if let Some(n) = self.reader.left() {
             if n > max as u64 {
                 return Ok(false);
             }

@@ -8,7 +8,7 @@
 //! connections: the lecture's non-persistent versus persistent comparison,
 //! measured.
 
-use applab_proto::http::{self, ChunkedDecoder, Framing, Limits, ResponseHead};
+use applab_proto::http::{self, BodyReader, Framing, Limits, ResponseHead};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
@@ -308,66 +308,29 @@ fn read_response(
     buf.drain(..used);
     let framing =
         http::response_framing(method, &head).map_err(|e| format!("bad response: {e}"))?;
+    let mut reader = BodyReader::new(framing);
     let mut body = Vec::new();
-    let mut body_len = 0u64;
-    let mut keep = |data: &[u8], body: &mut Vec<u8>| {
-        body_len += data.len() as u64;
-        if body.len() + data.len() <= MAX_KEEP {
-            body.extend_from_slice(data);
-        }
-    };
+    let mut piece = Vec::new();
     let mut closed = false;
-    match framing {
-        Framing::None => {}
-        Framing::Length(n) => {
-            let mut left = n;
-            loop {
-                let take = (buf.len() as u64).min(left) as usize;
-                keep(&buf[..take], &mut body);
-                buf.drain(..take);
-                left -= take as u64;
-                if left == 0 {
-                    break;
-                }
-                if !fill(sock, buf)? {
-                    return Err(format!(
-                        "the connection closed {left} bytes before the body's end"
-                    ));
-                }
-            }
+    while !reader.is_done() {
+        piece.clear();
+        let used = reader
+            .feed(buf, &mut piece)
+            .map_err(|e| format!("bad body: {e}"))?;
+        buf.drain(..used);
+        // Only the first MAX_KEEP bytes are kept to show; all are counted.
+        let room = MAX_KEEP.saturating_sub(body.len()).min(piece.len());
+        body.extend_from_slice(&piece[..room]);
+        if reader.is_done() {
+            break;
         }
-        Framing::Chunked => {
-            let mut dec = ChunkedDecoder::new();
-            loop {
-                let mut out = Vec::new();
-                let used = dec
-                    .feed(buf, &mut out)
-                    .map_err(|e| format!("bad chunked body: {e}"))?;
-                buf.drain(..used);
-                keep(&out, &mut body);
-                if dec.is_done() {
-                    break;
-                }
-                if !fill(sock, buf)? {
-                    return Err("the connection closed inside a chunked body".into());
-                }
-            }
-        }
-        Framing::UntilClose => {
-            loop {
-                keep(buf, &mut body);
-                buf.clear();
-                if !fill(sock, buf)? {
-                    break;
-                }
-            }
+        if !fill(sock, buf)? {
+            reader.at_close().map_err(|e| e.to_string())?;
             closed = true;
         }
     }
-    let conn = head.header("connection").unwrap_or(b"");
-    let closes = closed
-        || http::has_token(conn, "close")
-        || (head.minor == 0 && !http::has_token(conn, "keep-alive"));
+    let body_len = reader.bytes;
+    let closes = closed || framing == Framing::UntilClose || !head.keep_alive();
     Ok(Received {
         raw_head,
         head,
