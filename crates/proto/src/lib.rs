@@ -3,6 +3,22 @@
 //! Nothing here touches a socket: servers in `applab-node`, the capture
 //! decoder and the checker all feed bytes in and get messages out, so the
 //! grammar of each protocol lives in exactly one place.
+//!
+//! # Layout
+//!
+//! - `line`: CRLF lines with a length limit (SMTP, POP3, IMAP), one
+//!   "too long" rule.
+//! - `dot`: dot-stuffing (SMTP DATA, POP3 multi-line answers).
+//! - `smtp`, `pop3`, `imap`: each protocol's commands and replies; `imap`
+//!   also the receiver that puts commands together with their literals.
+//! - `http`: message heads, body framing (`BodyReader`), keep-alive, head
+//!   encoding; `conditional`: conditional GET; `caching`: the fields a
+//!   cache reads, normalised.
+//! - `dns_tcp`: DNS-over-TCP length framing.
+//! - `message`: the RFC 5322 header section; `event`: the protocol events
+//!   decoded from traffic.
+//!
+//! `docs/concepts.md` maps each lecture concept to its file.
 
 pub mod caching;
 pub mod conditional;
