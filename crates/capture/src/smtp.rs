@@ -38,28 +38,10 @@ fn malformed(reason: String, bytes: &[u8]) -> EventKind {
 
 /// The header section of a message, unfolded.
 fn headers(msg: &[u8]) -> Vec<Header> {
-    let mut out: Vec<Header> = Vec::new();
-    for line in msg.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        let text = String::from_utf8_lossy(line);
-        if line[0] == b' ' || line[0] == b'\t' {
-            if let Some(last) = out.last_mut() {
-                last.1.push(' ');
-                last.1.push_str(text.trim());
-            }
-            continue;
-        }
-        if out.len() >= MAX_HEADERS {
-            break;
-        }
-        if let Some((k, v)) = text.split_once(':') {
-            out.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    out
+    applab_proto::message::fields(msg, MAX_HEADERS)
+        .into_iter()
+        .map(|f| (String::from_utf8_lossy(f.name).into_owned(), f.value_text()))
+        .collect()
 }
 
 impl SmtpFlow {

@@ -581,13 +581,9 @@ impl<'a> Session<'a> {
 /// More Received lines than this means a mail loop (RFC 5321 §6.3).
 const MAX_HOPS: usize = 30;
 
-/// Received lines in a message's header section.
+/// Received fields in a message's header section.
 fn hops(message: &[u8]) -> usize {
-    message
-        .split(|&b| b == b'\n')
-        .take_while(|l| !l.is_empty() && *l != b"\r")
-        .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
-        .count()
+    applab_proto::message::field_values(message, "received").len()
 }
 
 async fn reply<R: In, W: Out>(
@@ -608,9 +604,149 @@ async fn multi_reply<R: In, W: Out>(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     #[test]
     fn hops_are_counted_in_the_header_only() {
         let m = b"Received: a\r\nreceived: b\r\nSubject: x\r\n\r\nReceived: body\r\n";
-        assert_eq!(super::hops(m), 2);
+        assert_eq!(hops(m), 2);
+    }
+
+    /// A server for b.lab over a scratch queue (never run: nothing relays).
+    fn server(dir: &std::path::Path) -> Server {
+        let store = super::super::store::Store::open(dir, "test").unwrap();
+        let users = Users::from_list(&[applab_lab::roles::MailUser {
+            name: "bob".into(),
+            password: Some("pw".into()),
+            password_hash: None,
+        }])
+        .unwrap();
+        let settings = super::super::queue::Settings {
+            domain: "b.lab".into(),
+            hostname: "mail.b.lab".into(),
+            resolver: Some("127.0.0.1:9".into()),
+            relay_port: 25,
+            schedule: super::super::schedule::Schedule::default(),
+            connect_timeout: Duration::from_secs(1),
+        };
+        let queue = Queue::open(store, settings, users.clone()).unwrap();
+        Server {
+            domain: "b.lab".into(),
+            hostname: "mail.b.lab".into(),
+            users,
+            relay_from: vec!["10.1.0.0/24".parse().unwrap()],
+            max_size: 1000,
+            queue,
+            idle: Duration::from_secs(5),
+            max_connections: 10,
+        }
+    }
+
+    /// One session from `peer` over a pipe, the client's bytes sent at once;
+    /// the server's reply codes in order.
+    async fn codes(s: &Server, peer: &str, client: &[u8]) -> Vec<u16> {
+        let (c, srv) = tokio::io::duplex(1 << 16);
+        let (mut crd, mut cwr) = tokio::io::split(c);
+        let peer: SocketAddr = peer.parse().unwrap();
+        let sess = async move {
+            let (rd, wr) = tokio::io::split(srv);
+            let mut conn = Connection::new(rd, wr, s.idle);
+            Session::new(s, peer).run(&mut conn).await
+        };
+        let talk = async {
+            cwr.write_all(client).await.unwrap();
+            cwr.shutdown().await.unwrap();
+            let mut out = String::new();
+            crd.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        let (r, out) = tokio::join!(sess, talk);
+        r.unwrap();
+        out.lines()
+            .filter(|l| l.as_bytes().get(3) != Some(&b'-'))
+            .map(|l| l[..3].parse().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn handshake_transfer_closure_and_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        let out = "10.9.9.9:1000";
+        // Out of order: MAIL before HELO, RCPT before MAIL, DATA before RCPT.
+        let c = codes(
+            &s,
+            out,
+            b"MAIL FROM:<a@x.lab>\r\nEHLO me\r\nRCPT TO:<bob@b.lab>\r\nDATA\r\nQUIT\r\n",
+        )
+        .await;
+        assert_eq!(c, [220, 503, 250, 503, 503, 221]);
+        // A whole transaction, pipelined, for a local user: 354 then 250.
+        let c = codes(
+            &s,
+            out,
+            b"EHLO me\r\nMAIL FROM:<a@x.lab>\r\nRCPT TO:<bob@b.lab>\r\nDATA\r\nSubject: hi\r\n\r\n..x\r\n.\r\nQUIT\r\n",
+        )
+        .await;
+        assert_eq!(c, [220, 250, 250, 250, 354, 250, 221]);
+        // Unknown users 550; relaying for a stranger 550; RSET ends the transaction.
+        let c = codes(
+            &s,
+            out,
+            b"HELO me\r\nMAIL FROM:<a@x.lab>\r\nRCPT TO:<nobody@b.lab>\r\nRCPT TO:<c@elsewhere.lab>\r\nRSET\r\nRCPT TO:<bob@b.lab>\r\nQUIT\r\n",
+        )
+        .await;
+        assert_eq!(c, [220, 250, 250, 550, 550, 250, 503, 221]);
+        // A trusted network may relay.
+        let c = codes(
+            &s,
+            "10.1.0.5:1000",
+            b"HELO me\r\nMAIL FROM:<a@b.lab>\r\nRCPT TO:<c@elsewhere.lab>\r\nQUIT\r\n",
+        )
+        .await;
+        assert_eq!(c, [220, 250, 250, 250, 221]);
+    }
+
+    #[tokio::test]
+    async fn limits_too_long_too_big_and_auth() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        let out = "10.9.9.9:1000";
+        // A command line over 512 octets is one 500, whatever follows it.
+        let mut long = vec![b'x'; 600];
+        long.extend_from_slice(b"QUIT\r\nNOOP\r\nQUIT\r\n");
+        assert_eq!(codes(&s, out, &long).await, [220, 500, 250, 221]);
+        // A message over max_size (1000): read to its end, then 552.
+        let mut big = b"HELO me\r\nMAIL FROM:<a@x.lab>\r\nRCPT TO:<bob@b.lab>\r\nDATA\r\n".to_vec();
+        big.extend(
+            std::iter::repeat_n(&b"0123456789012345678901234567890123456789\r\n"[..], 40).flatten(),
+        );
+        big.extend_from_slice(b".\r\nNOOP\r\n");
+        assert_eq!(
+            codes(&s, out, &big).await,
+            [220, 250, 250, 250, 354, 552, 250]
+        );
+        // AUTH PLAIN: wrong then right; an authenticated user may relay.
+        let bad = format!(
+            "AUTH PLAIN {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode("\0bob\0no")
+        );
+        let good = format!(
+            "AUTH PLAIN {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode("\0bob\0pw")
+        );
+        let script = format!(
+            "EHLO me\r\n{bad}{good}MAIL FROM:<bob@b.lab>\r\nRCPT TO:<c@elsewhere.lab>\r\nQUIT\r\n"
+        );
+        assert_eq!(
+            codes(&s, out, script.as_bytes()).await,
+            [220, 250, 535, 235, 250, 250, 221]
+        );
+        // AUTH needs EHLO first.
+        assert_eq!(
+            codes(&s, out, format!("HELO me\r\n{good}").as_bytes()).await,
+            [220, 250, 503]
+        );
     }
 }

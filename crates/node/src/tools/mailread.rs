@@ -220,15 +220,12 @@ pub struct Listed {
     pub subject: String,
 }
 
-fn header(lines: &[String], name: &str) -> String {
-    lines
-        .iter()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
+/// A field of a header section (RFC 5322, unfolded), or "".
+fn header(section: &str, name: &str) -> String {
+    applab_proto::message::fields(section.as_bytes(), 200)
+        .into_iter()
+        .find(|f| f.name_is(name))
+        .map(|f| f.value_text())
         .unwrap_or_default()
 }
 
@@ -247,12 +244,13 @@ pub fn list(a: &Account) -> anyhow::Result<Vec<Listed>> {
                     .and_then(|x| x.parse().ok())
                     .unwrap_or(0)
             };
-            let hl: Vec<String> = l.lines().map(str::to_string).collect();
+            // The literal after the FETCH line is the header section.
+            let hl = l.split_once("\r\n").map_or("", |(_, h)| h);
             out.push(Listed {
                 id: num("UID ") as u32,
                 size: num("RFC822.SIZE "),
-                from: header(&hl, "From"),
-                subject: header(&hl, "Subject"),
+                from: header(hl, "From"),
+                subject: header(hl, "Subject"),
             });
         }
         c.imap_ok("LOGOUT")?;
@@ -267,7 +265,7 @@ pub fn list(a: &Account) -> anyhow::Result<Vec<Listed>> {
             };
             let n: u32 = n.parse().unwrap_or(0);
             c.pop(&format!("TOP {n} 0"))?;
-            let head = c.pop_multi()?;
+            let head = c.pop_multi()?.join("\r\n");
             out.push(Listed {
                 id: n,
                 size: size.parse().unwrap_or(0),

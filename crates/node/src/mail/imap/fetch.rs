@@ -237,7 +237,7 @@ fn q(s: Option<&str>) -> String {
 }
 
 fn unfold(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    applab_proto::message::collapse_spaces(s)
 }
 
 fn addresses(a: Option<&Address>) -> String {

@@ -146,17 +146,8 @@ impl Selected {
         }
         let current: HashSet<u32> = st.msgs.iter().map(|m| m.uid).collect();
         if allow_expunge {
-            // In ascending order, each number counted after the removals
-            // before it (RFC 3501 §7.4.1: deleting 3, 4, 7, 11 reads
-            // 3, 3, 5, 8), as Dovecot sends them.
-            let mut i = 0;
-            while i < self.view.len() {
-                if current.contains(&self.view[i]) {
-                    i += 1;
-                    continue;
-                }
-                out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
-                let uid = self.view.remove(i);
+            for (n, uid) in expunge_numbers(&mut self.view, &current) {
+                out.extend_from_slice(format!("* {n} EXPUNGE\r\n").as_bytes());
                 self.flags.remove(&uid);
                 self.recent.remove(&uid);
             }
@@ -213,6 +204,24 @@ impl Selected {
             }
         }
     }
+}
+
+/// Take out of a session's `view` (UIDs in sequence order) the messages no
+/// longer in the folder; the EXPUNGE numbers to send, with their UIDs. In
+/// ascending order, each number counted after the removals before it
+/// (RFC 3501 §7.4.1: deleting 3, 4, 7, 11 reads 3, 3, 5, 8), as Dovecot
+/// sends them.
+fn expunge_numbers(view: &mut Vec<u32>, current: &HashSet<u32>) -> Vec<(usize, u32)> {
+    let mut gone = Vec::new();
+    let mut i = 0;
+    while i < view.len() {
+        if current.contains(&view[i]) {
+            i += 1;
+        } else {
+            gone.push((i + 1, view.remove(i)));
+        }
+    }
+    gone
 }
 
 struct Session<'a> {
@@ -1098,4 +1107,51 @@ fn parse_datetime(s: &str) -> Option<i64> {
     let zh: i64 = zone[1..3].parse().ok()?;
     let zm: i64 = zone[3..5].parse().ok()?;
     Some(days * 86400 + h * 3600 + m * 60 + sec - sign * (zh * 3600 + zm * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expunge_numbers_count_after_each_removal() {
+        // RFC 3501 §7.4.1's example: messages 3, 4, 7 and 11 of 11 deleted.
+        let mut view: Vec<u32> = (1..=11).map(|n| n * 10).collect();
+        let current: HashSet<u32> = view
+            .iter()
+            .copied()
+            .filter(|u| ![30, 40, 70, 110].contains(u))
+            .collect();
+        let gone = expunge_numbers(&mut view, &current);
+        assert_eq!(gone, [(3, 30), (3, 40), (5, 70), (8, 110)]);
+        assert_eq!(view, [10, 20, 50, 60, 80, 90, 100]);
+        // Nothing gone: nothing sent, the view kept.
+        assert!(expunge_numbers(&mut view, &current).is_empty());
+        // Everything gone: 1, 1, 1, ...
+        let gone = expunge_numbers(&mut view, &HashSet::new());
+        assert!(gone.iter().all(|(n, _)| *n == 1) && view.is_empty());
+    }
+
+    #[test]
+    fn flag_lists_are_canonical_and_recent_is_refused() {
+        let list = |s: &[&str]| Token::List(s.iter().map(|a| Token::Atom(a.to_string())).collect());
+        let f = flag_list(Some(&list(&["\\seen", "\\FLAGGED", "$Label"]))).unwrap();
+        assert_eq!(
+            f.into_iter().collect::<Vec<_>>(),
+            ["$Label", "\\Flagged", "\\Seen"]
+        );
+        assert!(flag_list(Some(&list(&["\\Recent"]))).is_err());
+        assert!(flag_list(Some(&list(&["\\Bogus"]))).is_err());
+        assert!(flag_list(Some(&Token::Atom("\\Seen".into()))).is_ok());
+        assert!(flag_list(None).is_err());
+    }
+
+    #[test]
+    fn append_dates() {
+        assert_eq!(parse_datetime("\"01-Jan-1970 00:00:00 +0000\""), Some(0));
+        assert_eq!(parse_datetime("01-Jan-1970 01:00:00 +0100"), Some(0));
+        assert_eq!(parse_datetime("01-Jan-1970 00:00:00 -0030"), Some(1800));
+        assert_eq!(parse_datetime("01-Jan-1970 00:00:00 0000"), None);
+        assert_eq!(parse_datetime("yesterday"), None);
+    }
 }

@@ -251,26 +251,7 @@ fn contains_ci(hay: &[u8], needle: &str) -> bool {
 }
 
 fn header_values(head: &[u8], name: &str) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    let mut current = false;
-    for line in head.split_inclusive(|&b| b == b'\n') {
-        if line[0] == b' ' || line[0] == b'\t' {
-            if current {
-                if let Some(l) = out.last_mut() {
-                    l.extend_from_slice(line);
-                }
-            }
-            continue;
-        }
-        current = false;
-        if let Some(p) = line.iter().position(|&b| b == b':') {
-            if line[..p].eq_ignore_ascii_case(name.as_bytes()) {
-                out.push(line[p + 1..].to_vec());
-                current = true;
-            }
-        }
-    }
-    out
+    applab_proto::message::field_values(head, name)
 }
 
 fn sent_day(ctx: &mut Ctx) -> Option<i64> {
