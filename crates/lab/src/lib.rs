@@ -12,12 +12,13 @@ mod check_validate;
 mod model;
 pub mod params;
 mod raw;
-pub mod roles;
 pub mod template;
 mod validate;
 
+/// The role configs and units live in `applab-roles` (the nodes read them
+/// without the lab's validation); the lab re-exports them for its users.
+pub use applab_roles as roles;
+pub use applab_roles::{parse_duration_us, parse_rate_bps, parse_size};
 pub use check_validate::expected_value;
 pub use model::*;
-pub use validate::{
-    is_template_file, parse_duration_us, parse_rate_bps, parse_size, Diagnostic, Diagnostics,
-};
+pub use validate::{is_template_file, Diagnostic, Diagnostics};

@@ -20,8 +20,8 @@ mod smtp;
 pub mod store;
 mod users;
 
-use applab_lab::roles::MailConfig;
-use applab_lab::{parse_duration_us, parse_size};
+use applab_roles::MailConfig;
+use applab_roles::{parse_duration_us, parse_size};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -395,7 +395,7 @@ mod tests {
                 )
                 .unwrap();
         }
-        let users = Users::from_list(&[applab_lab::roles::MailUser {
+        let users = Users::from_list(&[applab_roles::MailUser {
             name: "bob".into(),
             password: Some("pw".into()),
             password_hash: None,

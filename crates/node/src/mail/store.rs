@@ -272,7 +272,7 @@ impl Store {
     pub fn seed(
         &self,
         domain: &str,
-        seeds: &[applab_lab::roles::SeedMessage],
+        seeds: &[applab_roles::SeedMessage],
     ) -> std::io::Result<usize> {
         let marker = self.root.join("seeded");
         if seeds.is_empty() || marker.exists() {

@@ -1,6 +1,6 @@
 //! The domain's users: who has a mailbox, and their passwords for SMTP AUTH.
 
-use applab_lab::roles::{MailUser, UsersFile};
+use applab_roles::{MailUser, UsersFile};
 use std::collections::BTreeMap;
 
 #[derive(Clone)]
@@ -21,7 +21,7 @@ impl Users {
     pub fn from_list(list: &[MailUser]) -> Result<Users, String> {
         let mut by_name = BTreeMap::new();
         for u in list {
-            applab_lab::roles::check_user(u)?;
+            applab_roles::check_user(u)?;
             let s = match (&u.password, &u.password_hash) {
                 (Some(p), None) => Secret::Clear(p.clone()),
                 (None, Some(h)) => {

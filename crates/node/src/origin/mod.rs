@@ -19,8 +19,8 @@ mod page;
 mod response;
 mod shop;
 
-use applab_lab::roles::OriginConfig;
 use applab_proto::http::{Limits, RequestHead};
+use applab_roles::OriginConfig;
 use bytes::Bytes;
 use files::{Files, Found};
 use response::{Body, Response};
@@ -198,9 +198,9 @@ impl Server {
         let rest = path.strip_prefix(self.config.load.as_deref()?)?;
         let parsed = rest.strip_suffix(".jpg").and_then(|r| {
             let (id, size) = r.split_once('-')?;
-            let size = applab_lab::parse_size(size)?;
+            let size = applab_roles::parse_size(size)?;
             // Below the smallest JPEG the object would not have its size.
-            (300..=applab_lab::roles::MAX_OBJECT_BYTES)
+            (300..=applab_roles::MAX_OBJECT_BYTES)
                 .contains(&size)
                 .then_some((id.parse().ok()?, size))
         });
@@ -420,7 +420,11 @@ impl Server {
         if let Some(cc) = &h.cache_control {
             r.headers.push(("Cache-Control", cc.clone().into()));
         }
-        if let Some(us) = h.expires.as_deref().and_then(applab_lab::parse_duration_us) {
+        if let Some(us) = h
+            .expires
+            .as_deref()
+            .and_then(applab_roles::parse_duration_us)
+        {
             let at = SystemTime::now() + Duration::from_micros(us);
             r.headers
                 .push(("Expires", httpdate::fmt_http_date(at).into()));

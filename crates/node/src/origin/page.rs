@@ -7,7 +7,7 @@
 //! 8×8 picture) padded to its size with comment segments, so browsers show
 //! it and every byte counts on the wire.
 
-use applab_lab::roles::PageConfig;
+use applab_roles::PageConfig;
 
 const TINY_JPEG: &[u8] = include_bytes!("tiny.jpg");
 /// Largest comment segment: a 2-byte length that counts itself.

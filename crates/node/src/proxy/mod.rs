@@ -77,17 +77,18 @@ pub struct Args {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    applab_lab::parse_size(s).ok_or_else(|| format!("bad size {s:?}: use e.g. 64M, 512k or bytes"))
+    applab_roles::parse_size(s)
+        .ok_or_else(|| format!("bad size {s:?}: use e.g. 64M, 512k or bytes"))
 }
 
 impl Args {
-    /// The lab's `[nodes.config]` (applab_lab::roles::ProxyConfig) over
+    /// The lab's `[nodes.config]` (applab_roles::ProxyConfig) over
     /// the flags' defaults.
     fn with_file(mut self) -> anyhow::Result<Args> {
         let Some(path) = &self.config else {
             return Ok(self);
         };
-        let f = applab_lab::roles::ProxyConfig::load(path).map_err(anyhow::Error::msg)?;
+        let f = applab_roles::ProxyConfig::load(path).map_err(anyhow::Error::msg)?;
         let size = |v: &str| parse_size(v).map_err(anyhow::Error::msg);
         if let Some(v) = f.reverse {
             self.reverse = Some(v);

@@ -421,9 +421,9 @@ fn load(client: &Client, url: &Url, args: &Args, rate: f64) -> Result<ExitCode, 
     if !(0.0..=1.0).contains(&args.repeat) {
         return Err(format!("--repeat {}: a share between 0 and 1", args.repeat));
     }
-    let size = applab_lab::parse_size(&args.size)
+    let size = applab_roles::parse_size(&args.size)
         .ok_or_else(|| format!("--size {:?}: e.g. 12500 or 125K", args.size))?;
-    let us = applab_lab::parse_duration_us(&args.duration)
+    let us = applab_roles::parse_duration_us(&args.duration)
         .ok_or_else(|| format!("--duration {:?}: e.g. 30s", args.duration))?;
     let spec = super::load::Load {
         rate,

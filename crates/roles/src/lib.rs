@@ -5,10 +5,12 @@
 //! `--config`. The schema lives here, once, so `applab lab validate` and the
 //! node agree on it.
 
-use crate::{parse_duration_us, parse_size};
+pub mod units;
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+pub use units::{parse_duration_us, parse_rate_bps, parse_size};
 
 /// The origin role's configuration (`applab-node origin --config FILE`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
