@@ -43,6 +43,10 @@ pub fn normalize<'a>(name: &str, value: &'a [u8]) -> Option<Cow<'a, [u8]>> {
 /// `Max-Age=60, No-Cache="Set-Cookie"` → `max-age=60, no-cache="Set-Cookie"`:
 /// names lowered, arguments (quoted strings above all) left alone.
 fn lowercase_directive_names(value: &[u8]) -> Cow<'_, [u8]> {
+    // The common case, all lowercase already, costs no copy.
+    if !value.iter().any(u8::is_ascii_uppercase) {
+        return Cow::Borrowed(value);
+    }
     let mut out = value.to_vec();
     let (mut in_name, mut quoted, mut escaped) = (true, false, false);
     for b in out.iter_mut() {

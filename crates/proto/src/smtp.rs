@@ -23,8 +23,6 @@ pub const MAX_DATA_LINE: usize = 64 << 10;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SmtpError {
-    #[error("line longer than {0} octets")]
-    LineTooLong(usize),
     #[error("malformed reply: {0}")]
     BadReply(String),
 }

@@ -75,16 +75,25 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 return Ok(Next::Closed);
             }
             self.out.flush().await?;
-            let mut chunk = [0u8; 16384];
-            match tokio::time::timeout(self.idle, self.rd.read(&mut chunk)).await {
+            match tokio::time::timeout(self.idle, self.read_once()).await {
                 Err(_) => return Ok(Next::Idle),
-                Ok(Ok(0)) => self.eof = true,
-                Ok(Ok(n)) => self.lines.feed(&chunk[..n]),
-                // A reset is the peer going away, like a close.
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => self.eof = true,
-                Ok(Err(e)) => return Err(e),
+                Ok(read) => read?,
             }
         }
+    }
+
+    /// One read into the line buffer; a close or reset marks the end.
+    /// Cancel-safe: a read that did not finish took nothing.
+    async fn read_once(&mut self) -> std::io::Result<()> {
+        let mut chunk = [0u8; 16384];
+        match self.rd.read(&mut chunk).await {
+            Ok(0) => self.eof = true,
+            Ok(n) => self.lines.feed(&chunk[..n]),
+            // A reset is the peer going away, like a close.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => self.eof = true,
+            Err(e) => return Err(e),
+        }
+        Ok(())
     }
 
     /// A line already buffered, without reading (IDLE looks between events).
@@ -93,19 +102,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     }
 
     /// Read once, with no timeout, after flushing the replies; false when
-    /// the peer has closed. Cancel-safe: a read that did not finish took
-    /// nothing (for `select!` beside other events).
+    /// the peer has closed. Cancel-safe (for `select!` beside other events).
     pub async fn read_some(&mut self) -> std::io::Result<bool> {
-        if self.eof {
-            return Ok(false);
-        }
-        self.out.flush().await?;
-        let mut chunk = [0u8; 4096];
-        match self.rd.read(&mut chunk).await {
-            Ok(0) => self.eof = true,
-            Ok(n) => self.lines.feed(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => self.eof = true,
-            Err(e) => return Err(e),
+        if !self.eof {
+            self.out.flush().await?;
+            self.read_once().await?;
         }
         Ok(!self.eof)
     }

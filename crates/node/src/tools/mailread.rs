@@ -39,8 +39,9 @@ pub struct Conn {
     tag: u32,
 }
 
-/// Longest server line followed (a POP3 message line may be long).
-const MAX_LINE: usize = 64 << 10;
+/// Longest server line followed (a POP3 message line may be long): the
+/// same as for IMAP responses.
+const MAX_LINE: usize = ReceiverLimits::CLIENT.line;
 
 fn connect(a: &Account) -> anyhow::Result<Conn> {
     let port = if a.imap { 143 } else { 110 };
