@@ -10,7 +10,23 @@ pub mod units;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-pub use units::{parse_duration_us, parse_rate_bps, parse_size};
+pub use units::{parse_duration_us, parse_rate_bps, parse_size, Size, Span};
+
+/// A role's config from a lab file's table; an error names the field
+/// (`retry[1]: "soon" is not a duration`), as the TOML reader does.
+fn from_table<T: serde::de::DeserializeOwned>(
+    table: &BTreeMap<String, serde_json::Value>,
+) -> Result<T, String> {
+    let v = serde_json::to_value(table).map_err(|e| e.to_string())?;
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("{path}: {}", e.into_inner())
+        }
+    })
+}
 
 /// The origin role's configuration (`applab-node origin --config FILE`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,7 +40,7 @@ pub struct OriginConfig {
     pub uploads: String,
     /// Largest request body accepted ("1M").
     #[serde(default = "default_max_body")]
-    pub max_body: String,
+    pub max_body: Size,
     /// Path of the form-echo page, the lecture's search engine.
     #[serde(default = "default_search")]
     pub search: String,
@@ -57,7 +73,7 @@ pub struct PathHeaders {
     pub cache_control: Option<String>,
     /// `Expires` this long after the response ("30s"; "0s" means already stale).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<String>,
+    pub expires: Option<Span>,
     /// Sent as `Vary` verbatim ("Accept-Language"): caches keep one copy
     /// per value of the named request fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,10 +91,10 @@ pub struct PageConfig {
     pub objects: u32,
     /// Size of every object ("100K"), unless `sizes` lists each one.
     #[serde(default = "default_object_size")]
-    pub size: String,
+    pub size: Size,
     /// Sizes one by one; the last repeats if there are fewer than `objects`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sizes: Vec<String>,
+    pub sizes: Vec<Size>,
     /// Extra text placed in the page (a per-student word, say).
     #[serde(default)]
     pub text: String,
@@ -97,8 +113,8 @@ pub struct ShopConfig {
 fn default_uploads() -> String {
     "uploads".into()
 }
-fn default_max_body() -> String {
-    "1M".into()
+fn default_max_body() -> Size {
+    Size(1 << 20)
 }
 fn default_search() -> String {
     "/search".into()
@@ -109,8 +125,8 @@ fn default_page_path() -> String {
 fn default_objects() -> u32 {
     10
 }
-fn default_object_size() -> String {
-    "10K".into()
+fn default_object_size() -> Size {
+    Size(10 << 10)
 }
 fn default_shop_path() -> String {
     "/shop".into()
@@ -139,15 +155,13 @@ impl OriginConfig {
 
     /// From a lab file's `[nodes.config]` table.
     pub fn from_table(table: &BTreeMap<String, serde_json::Value>) -> Result<OriginConfig, String> {
-        let v = serde_json::to_value(table).map_err(|e| e.to_string())?;
-        let cfg: OriginConfig = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        let cfg: OriginConfig = from_table(table)?;
         cfg.check()?;
         Ok(cfg)
     }
 
     /// The values serde cannot judge: sizes, durations, paths.
     pub fn check(&self) -> Result<(), String> {
-        self.max_body_bytes()?;
         let abs = |field: &str, p: &str| {
             if p.starts_with('/') {
                 Ok(())
@@ -166,10 +180,6 @@ impl OriginConfig {
         }
         for (i, h) in self.headers.iter().enumerate() {
             abs(&format!("headers[{i}].prefix"), &h.prefix)?;
-            if let Some(e) = &h.expires {
-                parse_duration_us(e)
-                    .ok_or_else(|| format!("headers[{i}].expires: {e:?} is not a duration"))?;
-            }
         }
         if let Some(p) = &self.page {
             abs("page.path", &p.path)?;
@@ -189,28 +199,31 @@ impl OriginConfig {
         }
         Ok(())
     }
-
-    pub fn max_body_bytes(&self) -> Result<u64, String> {
-        parse_size(&self.max_body)
-            .ok_or_else(|| format!("max_body: {:?} is not a size", self.max_body))
-    }
 }
 
 impl PageConfig {
     /// The size of each object, in order.
     pub fn object_sizes(&self) -> Result<Vec<u64>, String> {
-        let parse = |s: &String| {
-            parse_size(s)
-                .filter(|&n| n <= MAX_OBJECT_BYTES)
-                .ok_or_else(|| format!("page: {s:?} is not a size up to 64M"))
-        };
         if self.objects > 1000 {
             return Err("page.objects: at most 1000".into());
         }
-        let listed: Vec<u64> = self.sizes.iter().map(parse).collect::<Result<_, _>>()?;
-        let default = parse(&self.size)?;
+        if let Some(s) = self
+            .sizes
+            .iter()
+            .chain([&self.size])
+            .find(|s| s.0 > MAX_OBJECT_BYTES)
+        {
+            return Err(format!("page: {s} is more than 64M"));
+        }
+        let listed: Vec<u64> = self.sizes.iter().map(|s| s.0).collect();
         Ok((0..self.objects as usize)
-            .map(|i| listed.get(i).or(listed.last()).copied().unwrap_or(default))
+            .map(|i| {
+                listed
+                    .get(i)
+                    .or(listed.last())
+                    .copied()
+                    .unwrap_or(self.size.0)
+            })
             .collect())
     }
 }
@@ -237,14 +250,14 @@ pub struct MailConfig {
     pub resolver: Option<String>,
     /// Largest message accepted ("10M").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_size: Option<String>,
+    pub max_size: Option<Size>,
     /// Waits between delivery attempts, the last one repeating (the
     /// lecture's "after a while, e.g. 30 minutes", scaled down).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub retry: Vec<String>,
+    pub retry: Vec<Span>,
     /// Give up and bounce a message still undelivered after this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expire: Option<String>,
+    pub expire: Option<Span>,
     /// Messages put in the users' mailboxes when the node first starts
     /// (the mail-access lab's mailboxes "already holding" mail).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -296,22 +309,12 @@ impl MailConfig {
     }
 
     pub fn from_table(table: &BTreeMap<String, serde_json::Value>) -> Result<MailConfig, String> {
-        let v = serde_json::to_value(table).map_err(|e| e.to_string())?;
-        let cfg: MailConfig = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        let cfg: MailConfig = from_table(table)?;
         cfg.check()?;
         Ok(cfg)
     }
 
     pub fn check(&self) -> Result<(), String> {
-        if let Some(s) = &self.max_size {
-            parse_size(s).ok_or_else(|| format!("max_size: {s:?} is not a size"))?;
-        }
-        for (i, r) in self.retry.iter().enumerate() {
-            parse_duration_us(r).ok_or_else(|| format!("retry[{i}]: {r:?} is not a duration"))?;
-        }
-        if let Some(e) = &self.expire {
-            parse_duration_us(e).ok_or_else(|| format!("expire: {e:?} is not a duration"))?;
-        }
         for (i, u) in self.users.iter().enumerate() {
             check_user(u).map_err(|e| format!("users[{i}]: {e}"))?;
         }
@@ -379,8 +382,7 @@ fn default_ttl() -> u32 {
 
 impl DnsConfig {
     pub fn from_table(table: &BTreeMap<String, serde_json::Value>) -> Result<DnsConfig, String> {
-        let v = serde_json::to_value(table).map_err(|e| e.to_string())?;
-        let cfg: DnsConfig = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        let cfg: DnsConfig = from_table(table)?;
         for (i, z) in cfg.zones.iter().enumerate() {
             if z.origin.is_empty() || z.origin.contains(char::is_whitespace) {
                 return Err(format!(
@@ -438,11 +440,25 @@ mod tests {
             (d.uploads.as_str(), d.search.as_str()),
             ("uploads", "/search")
         );
-        assert_eq!(d.max_body_bytes(), Ok(1 << 20));
+        assert_eq!(d.max_body, Size(1 << 20));
         let e = toml::from_str::<OriginConfig>("uplods = \"x\"").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
-        let bad: OriginConfig = toml::from_str("[page]\nsizes = [\"1K\", \"lots\"]").unwrap();
-        assert!(bad.check().unwrap_err().contains("lots"));
+        let e = toml::from_str::<OriginConfig>("[page]\nsizes = [\"1K\", \"lots\"]").unwrap_err();
+        assert!(
+            e.to_string().contains("line 2") && e.to_string().contains("lots"),
+            "{e}"
+        );
+        let table = |k: &str, v: serde_json::Value| BTreeMap::from([(k.to_string(), v)]);
+        let e =
+            MailConfig::from_table(&table("retry", serde_json::json!(["1s", "soon"]))).unwrap_err();
+        assert_eq!(
+            e,
+            "retry[1]: \"soon\" is not a duration (\"50ms\", \"30s\", \"5m\")"
+        );
+        let e = ProxyConfig::from_table(&table("cache_size", "64Q".into())).unwrap_err();
+        assert!(e.starts_with("cache_size: \"64Q\" is not a size"), "{e}");
+        let big: OriginConfig = toml::from_str("[page]\nsize = \"1G\"").unwrap();
+        assert!(big.check().unwrap_err().contains("more than 64M"));
         let p: OriginConfig =
             toml::from_str("[page]\nobjects = 4\nsizes = [\"1K\", \"2K\"]").unwrap();
         assert_eq!(
@@ -461,10 +477,10 @@ pub struct ProxyConfig {
     pub reverse: Option<String>,
     /// Memory for cached responses ("64M").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_size: Option<String>,
+    pub cache_size: Option<Size>,
     /// Largest response kept ("8M"); bigger ones are streamed through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_object: Option<String>,
+    pub max_object: Option<Size>,
     /// The proxy's name in `Via`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -481,21 +497,12 @@ impl ProxyConfig {
     }
 
     pub fn from_table(table: &BTreeMap<String, serde_json::Value>) -> Result<ProxyConfig, String> {
-        let v = serde_json::to_value(table).map_err(|e| e.to_string())?;
-        let cfg: ProxyConfig = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        let cfg: ProxyConfig = from_table(table)?;
         cfg.check()?;
         Ok(cfg)
     }
 
     pub fn check(&self) -> Result<(), String> {
-        for (field, v) in [
-            ("cache_size", &self.cache_size),
-            ("max_object", &self.max_object),
-        ] {
-            if let Some(v) = v {
-                parse_size(v).ok_or_else(|| format!("{field}: {v:?} is not a size (e.g. 64M)"))?;
-            }
-        }
         if let Some(r) = &self.reverse {
             if !r.starts_with("http://") {
                 return Err(format!("reverse: {r:?} must be an http:// origin"));

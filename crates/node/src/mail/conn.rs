@@ -157,3 +157,43 @@ mod tests {
         assert!(matches!(c.line(100).await.unwrap(), Next::Closed));
     }
 }
+
+/// A session over an in-memory pipe, for the servers' tests.
+#[cfg(test)]
+pub mod pipe {
+    use super::Connection;
+    use std::future::Future;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+
+    pub type PipeConnection = Connection<ReadHalf<DuplexStream>, WriteHalf<DuplexStream>>;
+
+    /// Run `session` over a pipe while a client writes `chunks`, each on its
+    /// own (a pause between them lets the server read each separately, as
+    /// segments would arrive), then closes its side; everything the server
+    /// sent comes back. The session's connection is dropped at its end, as
+    /// a socket would be.
+    pub async fn converse<F, Fut>(idle: Duration, chunks: &[&[u8]], session: F) -> String
+    where
+        F: FnOnce(PipeConnection) -> Fut,
+        Fut: Future<Output = std::io::Result<()>>,
+    {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (mut crd, mut cwr) = tokio::io::split(client);
+        let (rd, wr) = tokio::io::split(server);
+        let sess = session(Connection::new(rd, wr, idle));
+        let feed = async {
+            for c in chunks {
+                cwr.write_all(c).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            cwr.shutdown().await.unwrap();
+            let mut out = Vec::new();
+            crd.read_to_end(&mut out).await.unwrap();
+            out
+        };
+        let (r, out) = tokio::join!(sess, feed);
+        r.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}

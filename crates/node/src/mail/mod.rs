@@ -21,7 +21,7 @@ pub mod store;
 mod users;
 
 use applab_roles::MailConfig;
-use applab_roles::{parse_duration_us, parse_size};
+use applab_roles::{Size, Span};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,25 +63,19 @@ pub struct Args {
     pub relay_port: u16,
     /// Waits between delivery attempts, comma-separated, the last repeating ("5s,10s,30s").
     #[arg(long, value_delimiter = ',')]
-    pub retry: Vec<String>,
+    pub retry: Vec<Span>,
     /// Bounce what is still undelivered after this long ("10m").
     #[arg(long)]
-    pub expire: Option<String>,
+    pub expire: Option<Span>,
     /// Largest message accepted ("10M").
     #[arg(long)]
-    pub max_size: Option<String>,
+    pub max_size: Option<Size>,
     /// Seconds a client may stay silent between commands.
     #[arg(long, default_value_t = 300)]
     pub idle_timeout: u64,
     /// Most simultaneous SMTP connections.
     #[arg(long, default_value_t = 100)]
     pub max_connections: usize,
-}
-
-fn duration(s: &str, what: &str) -> anyhow::Result<Duration> {
-    parse_duration_us(s)
-        .map(Duration::from_micros)
-        .ok_or_else(|| anyhow::anyhow!("{what}: {s:?} is not a duration (\"30s\", \"5m\")"))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -115,23 +109,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("relay_from {n:?}: {e}"))?,
         );
     }
-    let max_size = match args.max_size.as_ref().or(cfg.max_size.as_ref()) {
-        Some(s) => parse_size(s).ok_or_else(|| anyhow::anyhow!("max_size: {s:?} is not a size"))?,
-        None => 10 << 20,
-    };
+    let max_size = args.max_size.or(cfg.max_size).map_or(10 << 20, Size::bytes);
     let retry_spec = if args.retry.is_empty() {
-        cfg.retry.clone()
+        &cfg.retry
     } else {
-        args.retry.clone()
+        &args.retry
     };
-    let mut retry = Vec::new();
-    for r in &retry_spec {
-        retry.push(duration(r, "retry")?);
-    }
-    let expire = match args.expire.as_deref().or(cfg.expire.as_deref()) {
-        Some(e) => duration(e, "expire")?,
-        None => schedule::Schedule::default().expire,
-    };
+    let retry: Vec<Duration> = retry_spec.iter().map(|r| r.duration()).collect();
+    let expire = args
+        .expire
+        .or(cfg.expire)
+        .map_or(schedule::Schedule::default().expire, Span::duration);
     let store = store::Store::open(&args.data, &hostname)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.data.display()))?;
     match store.seed(&domain, &cfg.seed) {

@@ -369,8 +369,8 @@ fn top(m: &[u8], n: usize) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::conn::pipe::converse;
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn top_keeps_the_header_and_n_body_lines() {
@@ -412,32 +412,13 @@ mod tests {
         }
     }
 
-    /// Run one session over a pipe: each chunk is sent and read by the
-    /// server on its own (the runtime runs the session between chunks);
-    /// everything the server sent comes back.
+    /// One session over a pipe, each chunk read by the server on its own.
     async fn talk(s: &Server, chunks: &[&[u8]]) -> String {
-        let (client, srv) = tokio::io::duplex(1 << 16);
-        let (mut crd, mut cwr) = tokio::io::split(client);
-        let sess = async move {
-            let (rd, wr) = tokio::io::split(srv);
-            let mut conn = Connection::new(rd, wr, s.idle);
-            let peer: SocketAddr = "10.0.0.1:1000".parse().unwrap();
-            // The connection is dropped at the end, as a socket would be.
+        let peer: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+        converse(s.idle, chunks, |mut conn| async move {
             session(s, &mut conn, peer).await
-        };
-        let feed = async {
-            for c in chunks {
-                cwr.write_all(c).await.unwrap();
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            cwr.shutdown().await.unwrap();
-            let mut out = Vec::new();
-            crd.read_to_end(&mut out).await.unwrap();
-            out
-        };
-        let (r, out) = tokio::join!(sess, feed);
-        r.unwrap();
-        String::from_utf8(out).unwrap()
+        })
+        .await
     }
 
     fn left(s: &Server) -> usize {

@@ -26,6 +26,68 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// recipients there, and the message bytes.
 type Work = Vec<(Envelope, Vec<usize>, Arc<Vec<u8>>)>;
 
+/// What one delivery attempt does to a message, without IO: each
+/// recipient's outcome recorded (delivered, failed, or still pending with
+/// the reason), the attempt counted, and, where recipients are still
+/// pending, either the next try from the schedule or, once expired, giving
+/// up. Returns the recipients that failed now, for the bounce.
+fn settle(
+    env: &mut Envelope,
+    outcomes: &[(usize, &Outcome)],
+    schedule: &Schedule,
+    now: f64,
+) -> Vec<(String, String)> {
+    let mut failed_now = Vec::new();
+    for &(i, o) in outcomes {
+        let Some(r) = env.rcpts.get_mut(i) else {
+            continue;
+        };
+        match o {
+            Outcome::Delivered(t) => {
+                r.state = RcptState::Delivered;
+                r.relay = t.clone();
+            }
+            Outcome::Temporary(t) => r.last = t.clone(),
+            Outcome::Permanent(t) => {
+                r.state = RcptState::Failed;
+                r.last = t.clone();
+                failed_now.push((r.address.clone(), t.clone()));
+            }
+        }
+        tracing::info!(
+            id = %env.id, to = %r.address, status = ?r.state, attempt = env.attempts + 1,
+            delay = format!("{:.1}s", now - env.received as f64),
+            result = match o { Outcome::Delivered(x) | Outcome::Temporary(x) | Outcome::Permanent(x) => x.as_str() },
+            "delivery attempt"
+        );
+    }
+    env.attempts += 1;
+    if env.pending().next().is_none() {
+        return failed_now;
+    }
+    match schedule.after_failure(env.attempts, env.received as f64, now) {
+        AfterFailure::GiveUp => {
+            let attempts = env.attempts;
+            for r in env
+                .rcpts
+                .iter_mut()
+                .filter(|r| r.state == RcptState::Pending)
+            {
+                r.state = RcptState::Failed;
+                failed_now.push((
+                    r.address.clone(),
+                    format!("gave up after {attempts} attempts; last: {}", r.last),
+                ));
+            }
+        }
+        AfterFailure::RetryAt { at, wait } => {
+            env.next_attempt = at;
+            tracing::info!(id = %env.id, retry_in = format!("{:.1}s", wait.as_secs_f64()), "message deferred");
+        }
+    }
+    failed_now
+}
+
 pub struct Settings {
     pub domain: String,
     pub hostname: String,
@@ -389,55 +451,12 @@ impl Queue {
     ) {
         let t = now();
         for mut env in due {
-            let mut failed_now: Vec<(String, String)> = Vec::new();
-            for (_, i, o) in outcomes.iter().filter(|(id, _, _)| *id == env.id) {
-                let r = &mut env.rcpts[*i];
-                match o {
-                    Outcome::Delivered(t) => {
-                        r.state = RcptState::Delivered;
-                        r.relay = t.clone();
-                    }
-                    Outcome::Temporary(t) => r.last = t.clone(),
-                    Outcome::Permanent(t) => {
-                        r.state = RcptState::Failed;
-                        r.last = t.clone();
-                        failed_now.push((r.address.clone(), t.clone()));
-                    }
-                }
-                tracing::info!(
-                    id = %env.id, to = %r.address, status = ?r.state, attempt = env.attempts + 1,
-                    delay = format!("{:.1}s", t - env.received as f64),
-                    result = match o { Outcome::Delivered(x) | Outcome::Temporary(x) | Outcome::Permanent(x) => x.as_str() },
-                    "delivery attempt"
-                );
-            }
-            env.attempts += 1;
-            if env.pending().next().is_some() {
-                match self
-                    .s
-                    .schedule
-                    .after_failure(env.attempts, env.received as f64, t)
-                {
-                    AfterFailure::GiveUp => {
-                        let attempts = env.attempts;
-                        for r in env
-                            .rcpts
-                            .iter_mut()
-                            .filter(|r| r.state == RcptState::Pending)
-                        {
-                            r.state = RcptState::Failed;
-                            failed_now.push((
-                                r.address.clone(),
-                                format!("gave up after {attempts} attempts; last: {}", r.last),
-                            ));
-                        }
-                    }
-                    AfterFailure::RetryAt { at, wait } => {
-                        env.next_attempt = at;
-                        tracing::info!(id = %env.id, retry_in = format!("{:.1}s", wait.as_secs_f64()), "message deferred");
-                    }
-                }
-            }
+            let mine: Vec<(usize, &Outcome)> = outcomes
+                .iter()
+                .filter(|(id, _, _)| *id == env.id)
+                .map(|(_, i, o)| (*i, o))
+                .collect();
+            let failed_now = settle(&mut env, &mine, &self.s.schedule, t);
             if !failed_now.is_empty() {
                 self.bounce(
                     &env,
@@ -497,5 +516,105 @@ impl Queue {
             Ok(b) => tracing::info!(id = %env.id, bounce = %b, to = %env.from, "bounce queued"),
             Err(e) => tracing::error!(id = %env.id, "cannot queue the bounce: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(rcpts: &[&str], received: u64) -> Envelope {
+        Envelope {
+            id: "Q1".into(),
+            from: "alice@a.lab".into(),
+            rcpts: rcpts
+                .iter()
+                .map(|a| Rcpt {
+                    address: a.to_string(),
+                    state: RcptState::Pending,
+                    last: String::new(),
+                    relay: String::new(),
+                })
+                .collect(),
+            received,
+            attempts: 0,
+            next_attempt: 0.0,
+            client: String::new(),
+            size: 10,
+        }
+    }
+
+    fn schedule() -> Schedule {
+        Schedule::new(
+            vec![Duration::from_secs(1), Duration::from_secs(2)],
+            Duration::from_secs(60),
+        )
+    }
+
+    fn states(env: &Envelope) -> Vec<RcptState> {
+        env.rcpts.iter().map(|r| r.state.clone()).collect()
+    }
+
+    #[test]
+    fn delivered_to_all_is_finished_with_no_bounce() {
+        let mut env = envelope(&["bob@b.lab", "carol@b.lab"], 100);
+        let ok = Outcome::Delivered("250 ok".into());
+        let failed = settle(&mut env, &[(0, &ok), (1, &ok)], &schedule(), 101.0);
+        assert!(failed.is_empty());
+        assert_eq!(states(&env), [RcptState::Delivered, RcptState::Delivered]);
+        assert_eq!((env.attempts, env.pending().count()), (1, 0));
+        assert_eq!(env.rcpts[0].relay, "250 ok");
+    }
+
+    #[test]
+    fn a_temporary_failure_waits_as_the_schedule_says_then_gives_up() {
+        let mut env = envelope(&["bob@b.lab"], 100);
+        let later = Outcome::Temporary("451 try later".into());
+        assert!(settle(&mut env, &[(0, &later)], &schedule(), 100.0).is_empty());
+        assert_eq!((env.attempts, env.next_attempt), (1, 101.0));
+        assert_eq!(env.rcpts[0].last, "451 try later");
+        settle(&mut env, &[(0, &later)], &schedule(), 101.0);
+        assert_eq!(env.next_attempt, 103.0, "second wait: 2 s");
+        settle(&mut env, &[(0, &later)], &schedule(), 103.0);
+        assert_eq!(env.next_attempt, 105.0, "the last wait repeats");
+        // Expired: the pending recipient fails, with the last reason.
+        let failed = settle(&mut env, &[(0, &later)], &schedule(), 160.0);
+        assert_eq!(states(&env), [RcptState::Failed]);
+        assert_eq!(failed.len(), 1);
+        assert!(failed[0]
+            .1
+            .contains("gave up after 4 attempts; last: 451 try later"));
+    }
+
+    #[test]
+    fn a_permanent_failure_bounces_that_recipient_only() {
+        let mut env = envelope(&["bob@b.lab", "nobody@b.lab", "dave@c.lab"], 100);
+        let ok = Outcome::Delivered("250 ok".into());
+        let no = Outcome::Permanent("550 no such user".into());
+        let later = Outcome::Temporary("connection refused".into());
+        let failed = settle(
+            &mut env,
+            &[(0, &ok), (1, &no), (2, &later)],
+            &schedule(),
+            100.0,
+        );
+        assert_eq!(failed, [("nobody@b.lab".into(), "550 no such user".into())]);
+        assert_eq!(
+            states(&env),
+            [RcptState::Delivered, RcptState::Failed, RcptState::Pending]
+        );
+        assert_eq!(env.next_attempt, 101.0, "the pending one is retried");
+        // The next attempt concerns only the pending recipient.
+        let failed = settle(&mut env, &[(2, &ok)], &schedule(), 101.0);
+        assert!(failed.is_empty() && env.pending().next().is_none());
+        assert_eq!(env.rcpts[1].state, RcptState::Failed, "a failure stays");
+    }
+
+    #[test]
+    fn an_outcome_for_a_recipient_that_does_not_exist_is_ignored() {
+        let mut env = envelope(&["bob@b.lab"], 100);
+        let ok = Outcome::Delivered("250".into());
+        settle(&mut env, &[(7, &ok)], &schedule(), 100.0);
+        assert_eq!(states(&env), [RcptState::Pending]);
     }
 }

@@ -604,8 +604,8 @@ async fn multi_reply<R: In, W: Out>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::conn::pipe::converse;
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn hops_are_counted_in_the_header_only() {
@@ -646,23 +646,11 @@ mod tests {
     /// One session from `peer` over a pipe, the client's bytes sent at once;
     /// the server's reply codes in order.
     async fn codes(s: &Server, peer: &str, client: &[u8]) -> Vec<u16> {
-        let (c, srv) = tokio::io::duplex(1 << 16);
-        let (mut crd, mut cwr) = tokio::io::split(c);
         let peer: SocketAddr = peer.parse().unwrap();
-        let sess = async move {
-            let (rd, wr) = tokio::io::split(srv);
-            let mut conn = Connection::new(rd, wr, s.idle);
+        let out = converse(s.idle, &[client], |mut conn| async move {
             Session::new(s, peer).run(&mut conn).await
-        };
-        let talk = async {
-            cwr.write_all(client).await.unwrap();
-            cwr.shutdown().await.unwrap();
-            let mut out = String::new();
-            crd.read_to_string(&mut out).await.unwrap();
-            out
-        };
-        let (r, out) = tokio::join!(sess, talk);
-        r.unwrap();
+        })
+        .await;
         out.lines()
             .filter(|l| l.as_bytes().get(3) != Some(&b'-'))
             .map(|l| l[..3].parse().unwrap())

@@ -181,7 +181,7 @@ impl Server {
         };
         Ok(Server {
             limits: args.head.limits(),
-            max_body: config.max_body_bytes().map_err(anyhow::Error::msg)?,
+            max_body: config.max_body.bytes(),
             files: Files::new(args.root.clone(), args.file_cache),
             page,
             shop,
@@ -420,12 +420,8 @@ impl Server {
         if let Some(cc) = &h.cache_control {
             r.headers.push(("Cache-Control", cc.clone().into()));
         }
-        if let Some(us) = h
-            .expires
-            .as_deref()
-            .and_then(applab_roles::parse_duration_us)
-        {
-            let at = SystemTime::now() + Duration::from_micros(us);
+        if let Some(after) = h.expires {
+            let at = SystemTime::now() + after.duration();
             r.headers
                 .push(("Expires", httpdate::fmt_http_date(at).into()));
         }

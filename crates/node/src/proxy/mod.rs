@@ -77,8 +77,7 @@ pub struct Args {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    applab_roles::parse_size(s)
-        .ok_or_else(|| format!("bad size {s:?}: use e.g. 64M, 512k or bytes"))
+    s.parse::<applab_roles::Size>().map(|s| s.bytes())
 }
 
 impl Args {
@@ -89,15 +88,14 @@ impl Args {
             return Ok(self);
         };
         let f = applab_roles::ProxyConfig::load(path).map_err(anyhow::Error::msg)?;
-        let size = |v: &str| parse_size(v).map_err(anyhow::Error::msg);
         if let Some(v) = f.reverse {
             self.reverse = Some(v);
         }
         if let Some(v) = f.cache_size {
-            self.cache_size = size(&v)?;
+            self.cache_size = v.bytes();
         }
         if let Some(v) = f.max_object {
-            self.max_object = size(&v)?;
+            self.max_object = v.bytes();
         }
         if let Some(v) = f.name {
             self.name = v;

@@ -1,0 +1,75 @@
+//! LOGIN and AUTHENTICATE PLAIN (RFC 3501 §6.2, RFC 4616): the way out of
+//! the not-authenticated state.
+
+use crate::mail::conn::{Connection, In, Next, Out};
+use crate::mail::imap::session::{Done, Session};
+use crate::mail::imap::CAPABILITIES;
+use applab_proto::imap::{Token, MAX_LINE};
+use applab_proto::line::Line;
+use base64::Engine;
+
+fn b64(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()
+}
+
+impl Session<'_> {
+    pub(in crate::mail::imap) async fn login(&mut self, user: &str, pass: &str) -> Done {
+        let users = self.s.users.clone();
+        let (u, d, p) = (user.to_string(), self.s.domain.clone(), pass.to_string());
+        let name = tokio::task::spawn_blocking(move || users.verify(&u, &d, &p))
+            .await
+            .ok()
+            .flatten();
+        match name {
+            Some(n) => {
+                tracing::info!(peer = %self.peer, user = %n, "imap login");
+                let _ = std::fs::create_dir_all(self.s.mailstore.user_dir(&n));
+                self.user = Some(n);
+                Done::Ok(format!("[CAPABILITY {CAPABILITIES}] LOGIN completed"))
+            }
+            None => {
+                tracing::info!(peer = %self.peer, user, "imap login failed");
+                Done::No("[AUTHENTICATIONFAILED] invalid user name or password".into())
+            }
+        }
+    }
+
+    pub(in crate::mail::imap) async fn authenticate<R: In, W: Out>(
+        &mut self,
+        args: &[Token],
+        wr: &mut Connection<R, W>,
+    ) -> std::io::Result<Done> {
+        if args.first().and_then(Token::atom_upper).as_deref() != Some("PLAIN") {
+            return Ok(Done::No("only AUTHENTICATE PLAIN is offered".into()));
+        }
+        let resp = match args.get(1).and_then(Token::as_text) {
+            Some(r) => r,
+            None => {
+                wr.send(b"+ \r\n").await?;
+                match wr.line(MAX_LINE).await? {
+                    Next::Item(Line::Complete(l)) => String::from_utf8_lossy(&l).into_owned(),
+                    _ => return Ok(Done::Bad("authentication aborted".into())),
+                }
+            }
+        };
+        if resp.trim() == "*" {
+            return Ok(Done::Bad("authentication cancelled".into()));
+        }
+        let Some(raw) = b64(&resp) else {
+            return Ok(Done::Bad("cannot decode the response (base64)".into()));
+        };
+        let mut parts = raw.split(|&b| b == 0);
+        let (_, Some(u), Some(p)) = (parts.next(), parts.next(), parts.next()) else {
+            return Ok(Done::Bad(
+                "PLAIN needs authzid NUL user NUL password".into(),
+            ));
+        };
+        let (u, p) = (
+            String::from_utf8_lossy(u).into_owned(),
+            String::from_utf8_lossy(p).into_owned(),
+        );
+        Ok(self.login(&u, &p).await)
+    }
+}
