@@ -9,7 +9,7 @@
 mod common;
 
 use applab_capture::{Decoder, EventKind, Limits};
-use common::{free_addr, start_tcpdump, stop_tcpdump, tool, Origin};
+use common::{decode_pcap, free_addr, python_client, start_tcpdump, stop_tcpdump, tool, Origin};
 use std::time::Duration;
 
 /// One capture on loopback at a time: tcpdump and tshark are busy enough
@@ -57,27 +57,18 @@ fn http_and_dns_events_agree_with_tshark() {
         &pcap_s,
         &format!("tcp port {http_port} or udp port {dns_port}"),
     );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/traffic.py");
-    let out = tool(
-        "python3",
-        &[script, &http_port.to_string(), &dns_port.to_string()],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    python_client(
+        "traffic.py",
+        &[&http_port.to_string(), &dns_port.to_string()],
     );
     stop_tcpdump(&mut dump);
 
-    let frames = applab_capture::pcap::read_file(&pcap).unwrap();
-    let mut d = Decoder::new(Limits::default())
-        .http_port(http_port)
-        .dns_port(dns_port);
-    let mut events = Vec::new();
-    for f in &frames {
-        d.frame(f.time.as_secs_f64(), &f.data, &mut events);
-    }
+    let events = decode_pcap(
+        &pcap,
+        Decoder::new(Limits::default())
+            .http_port(http_port)
+            .dns_port(dns_port),
+    );
 
     let decode_as = [
         format!("tcp.port=={http_port},http"),
@@ -115,8 +106,7 @@ fn http_and_dns_events_agree_with_tshark() {
     assert_eq!(
         ours.len(),
         9,
-        "{} frames ({:?} bytes of pcap), events: {events:?}",
-        frames.len(),
+        "{:?} bytes of pcap, events: {events:?}",
         std::fs::metadata(&pcap).map(|m| m.len())
     );
     assert_eq!(ours, theirs, "requests differ");
@@ -196,21 +186,10 @@ fn smtp_commands_replies_and_messages_agree_with_tshark() {
     let pcap = dir.path().join("smtp.pcap");
     let pcap_s = pcap.to_string_lossy().to_string();
     let mut dump = start_tcpdump(&pcap_s, &format!("tcp port {port}"));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/smtp_traffic.py");
-    let out = tool("python3", &[script, &port.to_string()], None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_client("smtp_traffic.py", &[&port.to_string()]);
     stop_tcpdump(&mut dump);
 
-    let frames = applab_capture::pcap::read_file(&pcap).unwrap();
-    let mut d = Decoder::new(Limits::default()).smtp_port(port);
-    let mut events = Vec::new();
-    for f in &frames {
-        d.frame(f.time.as_secs_f64(), &f.data, &mut events);
-    }
+    let events = decode_pcap(&pcap, Decoder::new(Limits::default()).smtp_port(port));
     let decode_as = [format!("tcp.port=={port},smtp")];
     // Commands: frame and verb (tshark names MAIL FROM as MAIL, with FROM: in the parameter).
     // tshark keeps the case the client used (smtplib sends "ehlo"); verbs
@@ -304,17 +283,7 @@ fn pop3_commands_and_responses_agree_with_tshark() {
     let pcap = lab.path("pop3.pcap");
     let pcap_s = pcap.to_string_lossy().to_string();
     let mut dump = start_tcpdump(&pcap_s, &format!("tcp port {port}"));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/pop3_client.py");
-    let out = tool(
-        "python3",
-        &[script, "127.0.0.2", &port.to_string(), "keep"],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_client("pop3_client.py", &["127.0.0.2", &port.to_string(), "keep"]);
     let (mut r, _) = common::mail::Raw::connect(lab.b_pop3());
     for c in [
         "USER bob",
@@ -328,12 +297,7 @@ fn pop3_commands_and_responses_agree_with_tshark() {
     }
     stop_tcpdump(&mut dump);
 
-    let frames = applab_capture::pcap::read_file(&pcap).unwrap();
-    let mut d = Decoder::new(Limits::default()).pop3_port(port);
-    let mut events = Vec::new();
-    for f in &frames {
-        d.frame(f.time.as_secs_f64(), &f.data, &mut events);
-    }
+    let events = decode_pcap(&pcap, Decoder::new(Limits::default()).pop3_port(port));
     let decode_as = [format!("tcp.port=={port},pop")];
     let theirs = tshark(
         &pcap_s,
@@ -389,21 +353,10 @@ fn imap_commands_and_completions_agree_with_tshark() {
     let pcap = lab.path("imap.pcap");
     let pcap_s = pcap.to_string_lossy().to_string();
     let mut dump = start_tcpdump(&pcap_s, &format!("tcp port {port}"));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/imap_client.py");
-    let out = tool("python3", &[script, "127.0.0.2", &port.to_string()], None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_client("imap_client.py", &["127.0.0.2", &port.to_string()]);
     stop_tcpdump(&mut dump);
 
-    let frames = applab_capture::pcap::read_file(&pcap).unwrap();
-    let mut d = Decoder::new(Limits::default()).imap_port(port);
-    let mut events = Vec::new();
-    for f in &frames {
-        d.frame(f.time.as_secs_f64(), &f.data, &mut events);
-    }
+    let events = decode_pcap(&pcap, Decoder::new(Limits::default()).imap_port(port));
     let decode_as = [format!("tcp.port=={port},imap")];
     let theirs = tshark(
         &pcap_s,

@@ -8,7 +8,7 @@ mod common;
 
 use applab_capture::{Decoder, Event, EventKind, Limits};
 use common::mail::MailLab;
-use common::{free_addr, start_tcpdump, stop_tcpdump, tool, Origin};
+use common::{decode_pcap, free_addr, start_tcpdump, stop_tcpdump, tool, Origin};
 use std::collections::BTreeMap;
 
 /// A compact name for an event, for sequence assertions.
@@ -124,16 +124,12 @@ fn model_workflows_event_by_event() {
     let mut dump = dump;
     stop_tcpdump(&mut dump);
 
-    let frames = applab_capture::pcap::read_file(&pcap).unwrap();
-    let mut d = Decoder::new(Limits::default())
+    let d = Decoder::new(Limits::default())
         .http_port(http_port)
         .http_port(proxy_port)
         .smtp_port(lab.port)
         .dns_port(lab.dns_addr.port());
-    let mut events = Vec::new();
-    for f in &frames {
-        d.frame(f.time.as_secs_f64(), &f.data, &mut events);
-    }
+    let events = decode_pcap(&pcap, d);
     let by_flow = flows(&events);
     let seqs: Vec<Vec<String>> = by_flow.values().map(|f| labels(f)).collect();
     let has = |want: &[&str]| seqs.iter().any(|s| s == want);

@@ -313,18 +313,7 @@ fn curl_reads_over_imap() {
     deliver(&lab, "for curl");
     lab.wait_mailbox("b", "bob", 1, Duration::from_secs(10));
     let base = format!("imap://127.0.0.2:{}/", lab.imap_port);
-    let run = |extra: &[&str], url: &str| {
-        let mut args = vec!["-sS", "--max-time", "10", "-u", "bob:bob-pw"];
-        args.extend_from_slice(extra);
-        args.push(url);
-        let o = tool("curl", &args, None);
-        assert!(
-            o.status.success(),
-            "curl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let run = common::curl_as_bob;
     assert!(run(&[], &base).contains("INBOX"));
     let m = run(&[], &format!("{base}INBOX;UID=1"));
     assert!(

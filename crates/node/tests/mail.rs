@@ -119,50 +119,27 @@ fn no_open_relay_and_auth_plain_and_login_with_smtplib_and_curl() {
     )
     .unwrap();
     let url = format!("smtp://127.0.0.1:{}", lab.port);
-    let o = tool(
-        "curl",
-        &[
-            "-sS",
-            "--max-time",
-            "10",
-            &url,
+    let file = f.to_string_lossy().into_owned();
+    let send = |from: &str, to: &str, user: &[&str]| {
+        let mut args = vec!["-sS", "--max-time", "10", &url];
+        args.extend([
             "--mail-from",
-            "alice@a.lab",
+            from,
             "--mail-rcpt",
-            "bob@b.lab",
-            "--user",
-            "alice:alice-pw",
+            to,
             "--upload-file",
-            &f.to_string_lossy(),
-        ],
-        None,
-    );
-    assert!(
-        o.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let o = tool(
-        "curl",
-        &[
-            "-sS",
-            "--max-time",
-            "10",
-            &url,
-            "--mail-from",
-            "bob@b.lab",
-            "--mail-rcpt",
-            "alice@a.lab",
-            "--upload-file",
-            &f.to_string_lossy(),
-        ],
-        None,
-    );
-    assert!(
-        o.status.success(),
-        "curl local: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+            &file,
+        ]);
+        args.extend_from_slice(user);
+        let o = tool("curl", &args, None);
+        assert!(
+            o.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    send("alice@a.lab", "bob@b.lab", &["--user", "alice:alice-pw"]);
+    send("bob@b.lab", "alice@a.lab", &[]);
     let m = lab.wait_mailbox("b", "bob", 3, Duration::from_secs(10));
     assert!(m.iter().any(|x| x.contains("Subject: curl")));
     assert!(

@@ -143,18 +143,7 @@ fn curl_lists_retrieves_and_deletes_over_pop3() {
     let lab = MailLab::start(&[]);
     fill(&lab, 2);
     let base = format!("pop3://127.0.0.2:{}/", lab.pop3_port);
-    let run = |extra: &[&str], url: &str| {
-        let mut args = vec!["-sS", "--max-time", "10", "-u", "bob:bob-pw"];
-        args.extend_from_slice(extra);
-        args.push(url);
-        let o = tool("curl", &args, None);
-        assert!(
-            o.status.success(),
-            "curl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let run = common::curl_as_bob;
     let list = run(&[], &base);
     assert_eq!(list.lines().count(), 2, "{list}");
     let m = run(&[], &format!("{base}2"));

@@ -395,12 +395,7 @@ mod tests {
                 )
                 .unwrap();
         }
-        let users = Users::from_list(&[applab_roles::MailUser {
-            name: "bob".into(),
-            password: Some("pw".into()),
-            password_hash: None,
-        }])
-        .unwrap();
+        let users = crate::mail::users::bob();
         Server {
             domain: "b.lab".into(),
             hostname: "mail.b.lab".into(),

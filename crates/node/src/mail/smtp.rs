@@ -616,12 +616,7 @@ mod tests {
     /// A server for b.lab over a scratch queue (never run: nothing relays).
     fn server(dir: &std::path::Path) -> Server {
         let store = super::super::store::Store::open(dir, "test").unwrap();
-        let users = Users::from_list(&[applab_roles::MailUser {
-            name: "bob".into(),
-            password: Some("pw".into()),
-            password_hash: None,
-        }])
-        .unwrap();
+        let users = crate::mail::users::bob();
         let settings = super::super::queue::Settings {
             domain: "b.lab".into(),
             hostname: "mail.b.lab".into(),

@@ -85,3 +85,14 @@ impl Users {
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// The servers' tests' one user: `bob`, password `pw`.
+#[cfg(test)]
+pub fn bob() -> Users {
+    Users::from_list(&[applab_roles::MailUser {
+        name: "bob".into(),
+        password: Some("pw".into()),
+        password_hash: None,
+    }])
+    .expect("bob is a valid user")
+}

@@ -111,6 +111,45 @@ pub fn tool(name: &str, args: &[&str], cwd: Option<&Path>) -> Output {
     bounded(&mut c, Duration::from_secs(120))
 }
 
+/// Run one of `tests/clients/` with python3 to its end; its failure
+/// fails the test with what it printed.
+pub fn python_client(script: &str, args: &[&str]) {
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut all = vec![path.as_str()];
+    all.extend_from_slice(args);
+    let out = tool("python3", &all, None);
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every event `d` decodes from a pcap file.
+pub fn decode_pcap(pcap: &Path, mut d: applab_capture::Decoder) -> Vec<applab_capture::Event> {
+    let frames = applab_capture::pcap::read_file(pcap).unwrap();
+    let mut events = Vec::new();
+    for f in &frames {
+        d.frame(f.time.as_secs_f64(), &f.data, &mut events);
+    }
+    events
+}
+
+/// curl with a 10 s limit, as the mail tests' user bob (`bob:bob-pw`):
+/// what it printed; a failure fails the test with curl's own words.
+pub fn curl_as_bob(extra: &[&str], url: &str) -> String {
+    let mut args = vec!["-sS", "--max-time", "10", "-u", "bob:bob-pw"];
+    args.extend_from_slice(extra);
+    args.push(url);
+    let o = tool("curl", &args, None);
+    assert!(
+        o.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Run a client that is not ours with a hard limit: a client waiting on
 /// a prompt or a stopped terminal must fail the test with what it printed,
 /// never hang the suite. The child gets its own process group, and the

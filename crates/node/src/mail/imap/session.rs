@@ -258,7 +258,6 @@ mod tests {
     use super::*;
     use crate::mail::conn::pipe::converse;
     use crate::mail::store::Store;
-    use crate::mail::users::Users;
     use std::sync::Arc;
 
     fn server(dir: &std::path::Path, n: usize) -> Server {
@@ -269,12 +268,7 @@ mod tests {
                 .deliver_local("bob", &format!("id{i}"), 0, 1_700_000_000, m.as_bytes())
                 .unwrap();
         }
-        let users = Users::from_list(&[applab_roles::MailUser {
-            name: "bob".into(),
-            password: Some("pw".into()),
-            password_hash: None,
-        }])
-        .unwrap();
+        let users = crate::mail::users::bob();
         Server::new(
             "b.lab".into(),
             "mail.b.lab".into(),
