@@ -15,6 +15,8 @@
 //!   encoding; `conditional`: conditional GET; `caching`: the fields a
 //!   cache reads, normalised.
 //! - `dns_tcp`: DNS-over-TCP length framing.
+//! - `sasl`: the PLAIN and LOGIN responses of SMTP AUTH and IMAP
+//!   AUTHENTICATE.
 //! - `message`: the RFC 5322 header section; `event`: the protocol events
 //!   decoded from traffic.
 //!
@@ -30,4 +32,5 @@ pub mod imap;
 pub mod line;
 pub mod message;
 pub mod pop3;
+pub mod sasl;
 pub mod smtp;

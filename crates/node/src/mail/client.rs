@@ -6,7 +6,6 @@
 use applab_proto::dot;
 use applab_proto::line::{Line, LineReader};
 use applab_proto::smtp::{Reply, ReplyReader, MAX_REPLY_LINE};
-use base64::Engine;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -138,8 +137,7 @@ impl Client {
 
     /// AUTH PLAIN with the initial response.
     pub async fn auth_plain(&mut self, user: &str, password: &str) -> anyhow::Result<Reply> {
-        let token =
-            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        let token = applab_proto::sasl::encode_plain(user, password);
         self.send_line_hidden(&format!("AUTH PLAIN {token}"), "AUTH PLAIN <credentials>")
             .await?;
         self.reply().await

@@ -14,8 +14,8 @@ use super::queue::Queue;
 use super::users::Users;
 use applab_proto::dot::DotReader;
 use applab_proto::line::Line;
+use applab_proto::sasl;
 use applab_proto::smtp::{encode_reply, valid_address, Command, MAX_COMMAND_LINE, MAX_DATA_LINE};
-use base64::Engine;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -486,7 +486,6 @@ impl<'a> Session<'a> {
             Some((m, i)) => (m.to_ascii_uppercase(), Some(i.trim().to_string())),
             None => (arg.to_ascii_uppercase(), None),
         };
-        let b64 = base64::engine::general_purpose::STANDARD;
         let (user, pass) = match mech.as_str() {
             "PLAIN" => {
                 let resp = match initial {
@@ -496,20 +495,10 @@ impl<'a> Session<'a> {
                         None => return Ok((501, "5.7.0 Authentication cancelled".into())),
                     },
                 };
-                let Ok(raw) = b64.decode(resp.as_bytes()) else {
-                    return Ok((501, "5.5.2 Cannot decode the response (base64)".into()));
-                };
-                let mut parts = raw.split(|&b| b == 0);
-                let (_authz, Some(u), Some(p)) = (parts.next(), parts.next(), parts.next()) else {
-                    return Ok((
-                        501,
-                        "5.5.2 PLAIN needs authzid NUL user NUL password".into(),
-                    ));
-                };
-                (
-                    String::from_utf8_lossy(u).into_owned(),
-                    String::from_utf8_lossy(p).into_owned(),
-                )
+                match sasl::plain(&resp) {
+                    Ok(c) => (c.user, c.password),
+                    Err(e) => return Ok((501, format!("5.5.2 {e}"))),
+                }
             }
             "LOGIN" => {
                 let user = match initial {
@@ -522,14 +511,10 @@ impl<'a> Session<'a> {
                 let Some(pass) = self.challenge(out, "UGFzc3dvcmQ6").await? else {
                     return Ok((501, "5.7.0 Authentication cancelled".into()));
                 };
-                let (Ok(u), Ok(p)) = (b64.decode(user.as_bytes()), b64.decode(pass.as_bytes()))
-                else {
-                    return Ok((501, "5.5.2 Cannot decode the response (base64)".into()));
-                };
-                (
-                    String::from_utf8_lossy(&u).into_owned(),
-                    String::from_utf8_lossy(&p).into_owned(),
-                )
+                match (sasl::login_field(&user), sasl::login_field(&pass)) {
+                    (Ok(u), Ok(p)) => (u, p),
+                    (Err(e), _) | (_, Err(e)) => return Ok((501, format!("5.5.2 {e}"))),
+                }
             }
             "" => return Ok((501, "5.5.4 Syntax: AUTH mechanism".into())),
             _ => {
@@ -711,14 +696,8 @@ mod tests {
             [220, 250, 250, 250, 354, 552, 250]
         );
         // AUTH PLAIN: wrong then right; an authenticated user may relay.
-        let bad = format!(
-            "AUTH PLAIN {}\r\n",
-            base64::engine::general_purpose::STANDARD.encode("\0bob\0no")
-        );
-        let good = format!(
-            "AUTH PLAIN {}\r\n",
-            base64::engine::general_purpose::STANDARD.encode("\0bob\0pw")
-        );
+        let bad = format!("AUTH PLAIN {}\r\n", sasl::encode_plain("bob", "no"));
+        let good = format!("AUTH PLAIN {}\r\n", sasl::encode_plain("bob", "pw"));
         let script = format!(
             "EHLO me\r\n{bad}{good}MAIL FROM:<bob@b.lab>\r\nRCPT TO:<c@elsewhere.lab>\r\nQUIT\r\n"
         );

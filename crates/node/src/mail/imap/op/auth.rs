@@ -6,13 +6,7 @@ use crate::mail::imap::session::{Done, Session};
 use crate::mail::imap::CAPABILITIES;
 use applab_proto::imap::{Token, MAX_LINE};
 use applab_proto::line::Line;
-use base64::Engine;
-
-fn b64(s: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD
-        .decode(s.trim())
-        .ok()
-}
+use applab_proto::sasl;
 
 impl Session<'_> {
     pub(in crate::mail::imap) async fn login(&mut self, user: &str, pass: &str) -> Done {
@@ -54,22 +48,12 @@ impl Session<'_> {
                 }
             }
         };
-        if resp.trim() == "*" {
+        if sasl::is_cancel(&resp) {
             return Ok(Done::Bad("authentication cancelled".into()));
         }
-        let Some(raw) = b64(&resp) else {
-            return Ok(Done::Bad("cannot decode the response (base64)".into()));
-        };
-        let mut parts = raw.split(|&b| b == 0);
-        let (_, Some(u), Some(p)) = (parts.next(), parts.next(), parts.next()) else {
-            return Ok(Done::Bad(
-                "PLAIN needs authzid NUL user NUL password".into(),
-            ));
-        };
-        let (u, p) = (
-            String::from_utf8_lossy(u).into_owned(),
-            String::from_utf8_lossy(p).into_owned(),
-        );
-        Ok(self.login(&u, &p).await)
+        match sasl::plain(&resp) {
+            Ok(c) => Ok(self.login(&c.user, &c.password).await),
+            Err(e) => Ok(Done::Bad(e.to_string())),
+        }
     }
 }
