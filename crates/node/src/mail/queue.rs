@@ -26,6 +26,50 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// recipients there, and the message bytes.
 type Work = Vec<(Envelope, Vec<usize>, Arc<Vec<u8>>)>;
 
+/// The messages to try now, from the queue at time `t`. A message is due
+/// at its `next_attempt`; a server about to be contacted also gets the
+/// messages for it that are not yet due (one connection carries all), but
+/// not a destination that is down (`dead`: domain → when to try it again).
+/// A due message whose every pending recipient is at a destination down
+/// until later waits until then, without counting an attempt.
+fn select_due(
+    entries: &mut BTreeMap<String, Envelope>,
+    dead: &HashMap<String, f64>,
+    local: &str,
+    t: f64,
+) -> Vec<Envelope> {
+    let remote = |r: &Rcpt| Some(domain_of(&r.address)).filter(|d| d != local);
+    for e in entries.values_mut().filter(|e| e.next_attempt <= t) {
+        let waits: Option<Vec<f64>> = e
+            .pending()
+            .map(|r| remote(r).and_then(|d| dead.get(&d).copied().filter(|&u| u > t)))
+            .collect();
+        if let Some(until) = waits.and_then(|w| w.into_iter().reduce(f64::min)) {
+            tracing::info!(id = %e.id, retry_in = format!("{:.1}s", until - t), "message deferred: its destination is down");
+            e.next_attempt = until;
+        }
+    }
+    let domains: std::collections::BTreeSet<String> = entries
+        .values()
+        .filter(|e| e.next_attempt <= t)
+        .flat_map(|e| e.pending().filter_map(remote))
+        .filter(|d| !dead.contains_key(d))
+        .collect();
+    entries
+        .values()
+        .filter(|e| {
+            e.next_attempt <= t || e.pending().filter_map(remote).any(|d| domains.contains(&d))
+        })
+        .cloned()
+        .collect()
+}
+
+fn domain_of(addr: &str) -> String {
+    addr.rsplit_once('@')
+        .map_or("", |x| x.1)
+        .to_ascii_lowercase()
+}
+
 /// What one delivery attempt does to a message, without IO: each
 /// recipient's outcome recorded (delivered, failed, or still pending with
 /// the reason), the attempt counted, and, where recipients are still
@@ -88,6 +132,33 @@ fn settle(
     failed_now
 }
 
+/// The envelopes of one attempt as delivered so far: each relayed
+/// recipient's `250` is written down as it arrives (relays to several
+/// domains run at once, so they share one copy of each envelope).
+struct Progress {
+    store: Arc<Store>,
+    envs: Mutex<HashMap<String, Envelope>>,
+}
+
+impl Progress {
+    /// Mark recipients delivered (index, the relay's answer) and write the
+    /// envelope durably. The lock is held across the write so a later
+    /// state never lands before an earlier one.
+    fn delivered(&self, id: &str, marks: &[(usize, String)]) -> std::io::Result<()> {
+        let mut envs = self.envs.lock().expect("progress lock");
+        let Some(env) = envs.get_mut(id) else {
+            return Ok(());
+        };
+        for (i, relay) in marks {
+            if let Some(r) = env.rcpts.get_mut(*i) {
+                r.state = RcptState::Delivered;
+                r.relay = relay.clone();
+            }
+        }
+        self.store.update(env)
+    }
+}
+
 pub struct Settings {
     pub domain: String,
     pub hostname: String,
@@ -106,6 +177,10 @@ pub struct Queue {
     entries: Mutex<BTreeMap<String, Envelope>>,
     wake: tokio::sync::Notify,
     seq: AtomicU64,
+    /// Destinations that did not answer, and when to try them again: as
+    /// Postfix's dead-destination cache, new mail for them waits instead of
+    /// knocking at once (and dragging every deferred message along).
+    dead: Mutex<HashMap<String, f64>>,
 }
 
 fn now() -> f64 {
@@ -132,6 +207,7 @@ impl Queue {
             entries: Mutex::new(entries),
             wake: tokio::sync::Notify::new(),
             seq: AtomicU64::new(0),
+            dead: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -146,12 +222,6 @@ impl Queue {
             t.subsec_micros(),
             n & 0xFFFF
         )
-    }
-
-    fn domain_of(&self, addr: &str) -> String {
-        addr.rsplit_once('@')
-            .map_or("", |x| x.1)
-            .to_ascii_lowercase()
     }
 
     fn is_local(&self, addr: &str) -> Option<String> {
@@ -244,23 +314,9 @@ impl Queue {
         loop {
             let t = now();
             let due: Vec<Envelope> = {
-                let e = self.entries.lock().expect("queue lock");
-                // A server we are about to contact also gets the messages
-                // for it that are not yet due: one connection carries all.
-                let domains: std::collections::BTreeSet<String> = e
-                    .values()
-                    .filter(|e| e.next_attempt <= t)
-                    .flat_map(|e| e.pending().map(|r| self.domain_of(&r.address)))
-                    .filter(|d| *d != self.s.domain)
-                    .collect();
-                e.values()
-                    .filter(|e| {
-                        e.next_attempt <= t
-                            || e.pending()
-                                .any(|r| domains.contains(&self.domain_of(&r.address)))
-                    })
-                    .cloned()
-                    .collect()
+                let mut e = self.entries.lock().expect("queue lock");
+                let dead = self.dead.lock().expect("dead lock");
+                select_due(&mut e, &dead, &self.s.domain, t)
             };
             if !due.is_empty() {
                 self.attempt(due).await;
@@ -308,22 +364,35 @@ impl Queue {
                         self.deliver_local(env, i, &local, msg).await,
                     ));
                 } else {
-                    by_domain
-                        .entry(self.domain_of(&r.address))
-                        .or_default()
-                        .push(i);
+                    by_domain.entry(domain_of(&r.address)).or_default().push(i);
                 }
             }
             for (d, idx) in by_domain {
+                let down = self.dead.lock().expect("dead lock").get(&d).copied();
+                if let Some(until) = down.filter(|&u| u > now()) {
+                    // Left alone until its time, even in a message tried for
+                    // its other recipients.
+                    let why = format!("{d} did not answer; next try in {:.0}s", until - now());
+                    outcomes.extend(
+                        idx.into_iter()
+                            .map(|i| (env.id.clone(), i, Outcome::Temporary(why.clone()))),
+                    );
+                    continue;
+                }
                 remote
                     .entry(d)
                     .or_default()
                     .push((env.clone(), idx, msg.clone()));
             }
         }
+        let progress = Arc::new(Progress {
+            store: self.store.clone(),
+            envs: Mutex::new(due.iter().map(|e| (e.id.clone(), e.clone())).collect()),
+        });
         let relays = remote.into_iter().map(|(domain, work)| {
             let me = self.clone();
-            async move { me.relay(&domain, work).await }
+            let progress = progress.clone();
+            async move { me.relay(&domain, work, &progress).await }
         });
         for r in futures_util::future::join_all(relays).await {
             outcomes.extend(r);
@@ -360,7 +429,12 @@ impl Queue {
     }
 
     /// Everything due for one domain, over one connection when possible.
-    async fn relay(&self, domain: &str, work: Work) -> Vec<(String, usize, Outcome)> {
+    async fn relay(
+        &self,
+        domain: &str,
+        work: Work,
+        progress: &Arc<Progress>,
+    ) -> Vec<(String, usize, Outcome)> {
         let all = |o: Outcome| -> Vec<(String, usize, Outcome)> {
             work.iter()
                 .flat_map(|(e, idx, _)| idx.iter().map(move |&i| (e.id.clone(), i)))
@@ -403,8 +477,26 @@ impl Queue {
             }
         }
         let Some((mut c, relay)) = client else {
+            let until = now() + self.s.schedule.first_wait().as_secs_f64();
+            self.dead
+                .lock()
+                .expect("dead lock")
+                .insert(domain.to_string(), until);
+            tracing::info!(
+                domain,
+                "destination down: new mail for it waits until its next try"
+            );
             return all(Outcome::Temporary(last));
         };
+        if self
+            .dead
+            .lock()
+            .expect("dead lock")
+            .remove(domain)
+            .is_some()
+        {
+            tracing::info!(domain, "destination up again");
+        }
         let mut out = Vec::new();
         let mut broken: Option<String> = None;
         for (env, idx, msg) in &work {
@@ -418,13 +510,29 @@ impl Queue {
             let rcpts: Vec<String> = idx.iter().map(|&i| env.rcpts[i].address.clone()).collect();
             match c.transaction(&env.from, &rcpts, msg).await {
                 Ok(res) => {
+                    let mut delivered = Vec::new();
                     for (&i, o) in idx.iter().zip(res) {
                         let o = match o {
-                            Outcome::Delivered(t) => Outcome::Delivered(format!("{relay}: {t}")),
+                            Outcome::Delivered(t) => {
+                                delivered.push((i, format!("{relay}: {t}")));
+                                Outcome::Delivered(format!("{relay}: {t}"))
+                            }
                             Outcome::Temporary(t) => Outcome::Temporary(format!("{relay}: {t}")),
                             Outcome::Permanent(t) => Outcome::Permanent(format!("{relay}: {t}")),
                         };
                         out.push((env.id.clone(), i, o));
+                    }
+                    // On disk before the next message goes: killed now, the
+                    // queue would otherwise send this one again.
+                    if !delivered.is_empty() {
+                        let (p, id) = (progress.clone(), env.id.clone());
+                        let r = tokio::task::spawn_blocking(move || p.delivered(&id, &delivered))
+                            .await
+                            .map_err(std::io::Error::other)
+                            .and_then(|r| r);
+                        if let Err(e) = r {
+                            tracing::error!(id = %env.id, "cannot record the delivery: {e}");
+                        }
                     }
                 }
                 Err(e) => {
@@ -616,5 +724,60 @@ mod tests {
         let ok = Outcome::Delivered("250".into());
         settle(&mut env, &[(7, &ok)], &schedule(), 100.0);
         assert_eq!(states(&env), [RcptState::Pending]);
+    }
+
+    fn queue_of(list: &[(&str, &str, f64)]) -> BTreeMap<String, Envelope> {
+        list.iter()
+            .map(|(id, to, next)| {
+                let mut e = envelope(&[to], 100);
+                e.id = id.to_string();
+                e.next_attempt = *next;
+                (e.id.clone(), e)
+            })
+            .collect()
+    }
+
+    fn ids(v: &[Envelope]) -> Vec<&str> {
+        v.iter().map(|e| e.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_due_message_brings_the_others_for_its_server_along() {
+        let mut q = queue_of(&[
+            ("new", "bob@b.lab", 0.0),
+            ("later", "carol@b.lab", 500.0),
+            ("elsewhere", "dave@c.lab", 500.0),
+            ("local", "alice@a.lab", 500.0),
+        ]);
+        let due = select_due(&mut q, &HashMap::new(), "a.lab", 200.0);
+        assert_eq!(ids(&due), ["later", "new"]);
+    }
+
+    #[test]
+    fn new_mail_for_a_destination_that_is_down_waits_for_its_next_try() {
+        let mut q = queue_of(&[
+            ("new", "bob@b.lab", 0.0),
+            ("deferred", "carol@b.lab", 500.0),
+        ]);
+        let dead = HashMap::from([("b.lab".to_string(), 300.0)]);
+        let due = select_due(&mut q, &dead, "a.lab", 200.0);
+        assert!(due.is_empty(), "nothing knocks at b.lab: {:?}", ids(&due));
+        assert_eq!(q["new"].next_attempt, 300.0);
+        assert_eq!(q["new"].attempts, 0, "waiting is not an attempt");
+        // At b.lab's time the due message tries it alone: nothing dragged
+        // along until b.lab answers again.
+        let due = select_due(&mut q, &dead, "a.lab", 300.0);
+        assert_eq!(ids(&due), ["new"]);
+        let due = select_due(&mut q, &HashMap::new(), "a.lab", 300.0);
+        assert_eq!(ids(&due), ["deferred", "new"]);
+    }
+
+    #[test]
+    fn a_message_also_for_a_live_destination_is_tried() {
+        let mut e = envelope(&["bob@b.lab", "dave@c.lab"], 100);
+        e.id = "both".into();
+        let mut q = BTreeMap::from([(e.id.clone(), e)]);
+        let dead = HashMap::from([("b.lab".to_string(), 300.0)]);
+        assert_eq!(ids(&select_due(&mut q, &dead, "a.lab", 200.0)), ["both"]);
     }
 }

@@ -48,6 +48,15 @@ impl Schedule {
         Schedule { retry, expire }
     }
 
+    /// The wait after a first failure: how long a destination that did not
+    /// answer is left alone.
+    pub fn first_wait(&self) -> Duration {
+        self.retry
+            .first()
+            .copied()
+            .unwrap_or(Duration::from_secs(60))
+    }
+
     /// After `attempts` failed attempts (the one just made counted) of a
     /// message that arrived at `received`, at time `now` (both seconds
     /// since the epoch).

@@ -4,8 +4,10 @@
 //!
 //! INBOX is the user's Maildir (`mailboxes/USER`); a folder `Work.2024` is
 //! the Maildir++ sub-folder `mailboxes/USER/.Work.2024` (the hierarchy
-//! delimiter is "."). Each folder keeps its UIDs and flags in
-//! `applab-imap.json` beside its `cur/` and `new/`. Messages arrive by SMTP
+//! delimiter is "."). Each folder keeps its UIDs and keywords in
+//! `applab-imap.json` beside its `cur/` and `new/`; the system flags are in
+//! the file names, as every Maildir reader expects (`cur/BASE:2,FS` is
+//! flagged and seen), renamed before a STORE is answered. Messages arrive by SMTP
 //! delivery or APPEND and leave by EXPUNGE or POP3; `sync` reconciles the
 //! index with the files. All sessions of the server share one `Folder` per
 //! folder (behind a lock), so what one session changes, the others see;
@@ -80,8 +82,12 @@ pub struct FolderState {
     /// hold, no file came or went and the listing is skipped.
     stamp: Option<(SystemTime, SystemTime)>,
     last_listing: std::time::Instant,
-    /// Flag changes not yet written to the index (written within a second).
+    /// \\Recent bookkeeping not yet written to the index (within a second:
+    /// lost in a crash, a message is only announced as recent again).
     dirty: bool,
+    /// Keywords changed since the index was written (written before the
+    /// command that changed them is answered).
+    keywords_changed: bool,
     last_save: std::time::Instant,
 }
 
@@ -94,6 +100,30 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// IMAP system flags to Maildir info letters, in ASCII order as the
+/// convention asks.
+fn info_letters(flags: &BTreeSet<String>) -> String {
+    [
+        ("\\Draft", 'D'),
+        ("\\Flagged", 'F'),
+        ("\\Answered", 'R'),
+        ("\\Seen", 'S'),
+        ("\\Deleted", 'T'),
+    ]
+    .into_iter()
+    .filter(|(f, _)| flags.contains(*f))
+    .map(|(_, c)| c)
+    .collect()
+}
+
+fn is_system(flag: &str) -> bool {
+    flag.starts_with('\\')
+}
+
+fn keywords(flags: &BTreeSet<String>) -> impl Iterator<Item = &String> {
+    flags.iter().filter(|f| !is_system(f))
 }
 
 /// Maildir info flags to IMAP system flags.
@@ -133,6 +163,7 @@ impl FolderState {
             stamp: None,
             last_listing: std::time::Instant::now(),
             dirty: false,
+            keywords_changed: false,
             last_save: std::time::Instant::now(),
         };
         for (base, e) in idx.msgs {
@@ -152,6 +183,7 @@ impl FolderState {
 
     fn save(&mut self) {
         self.dirty = false;
+        self.keywords_changed = false;
         self.last_save = std::time::Instant::now();
         let idx = IndexFile {
             uidvalidity: self.uidvalidity,
@@ -218,6 +250,14 @@ impl FolderState {
             if let Some(e) = by_base.get(m.base.as_str()) {
                 m.path = e.path.clone();
                 m.size = e.size;
+                // The name holds the system flags (ours, renamed before each
+                // answer, or another Maildir reader's); the index, keywords.
+                let mut flags = maildir_flags(&e.flags);
+                flags.extend(keywords(&m.flags).cloned());
+                if flags != m.flags {
+                    m.flags = flags;
+                    changed = true;
+                }
             }
         }
         for e in &files {
@@ -255,9 +295,46 @@ impl FolderState {
         self.save();
     }
 
-    /// A change of flags: other sessions see it now; the index is written
-    /// within a second (a crash may lose the last second of flag changes).
-    pub fn touch_flags(&mut self) {
+    /// Give a message new flags, on disk when this returns: the system flags
+    /// by renaming its file to `cur/BASE:2,LETTERS` (Dovecot does the same);
+    /// keywords are noted for `flags_stored`, which writes the index. True if
+    /// anything changed.
+    pub fn set_flags(&mut self, uid: u32, flags: BTreeSet<String>) -> std::io::Result<bool> {
+        let dir = self.dir.clone();
+        let Some(m) = self.by_uid_mut(uid) else {
+            return Ok(false);
+        };
+        if m.flags == flags {
+            return Ok(false);
+        }
+        let letters = info_letters(&flags);
+        if letters != info_letters(&m.flags) || m.path.parent() != Some(&dir.join("cur")) {
+            let to = dir.join("cur").join(format!("{}:2,{letters}", m.base));
+            match std::fs::rename(&m.path, &to) {
+                Ok(()) => m.path = to,
+                // Gone meanwhile (POP3, another server): the next sync drops it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let kw_changed = keywords(&m.flags).ne(keywords(&flags));
+        m.flags = flags;
+        self.keywords_changed |= kw_changed;
+        self.version += 1;
+        Ok(true)
+    }
+
+    /// After a command's `set_flags`: keywords written to the index before
+    /// the command is answered.
+    pub fn flags_stored(&mut self) {
+        if self.keywords_changed {
+            self.save();
+        }
+    }
+
+    /// The \\Recent claim moved on: other sessions see it now, the index
+    /// has it within a second.
+    pub fn touch_recent(&mut self) {
         self.version += 1;
         self.dirty = true;
         self.flush_if_due();
@@ -298,7 +375,13 @@ impl FolderState {
     ) -> std::io::Result<u32> {
         let base = format!("{}.I{}_{}.imap", now(), self.uidnext, rand::random::<u32>());
         let tmp = self.dir.join("tmp").join(&base);
-        let path = self.dir.join("new").join(&base);
+        // Flags given (APPEND, COPY): in the name at once, in `cur/`.
+        let letters = info_letters(&flags);
+        let path = if letters.is_empty() {
+            self.dir.join("new").join(&base)
+        } else {
+            self.dir.join("cur").join(format!("{base}:2,{letters}"))
+        };
         {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp)?;
@@ -602,5 +685,46 @@ mod tests {
         assert!(!valid_name("../x"));
         assert!(!valid_name("a..b"));
         assert!(!valid_name(""));
+    }
+
+    #[test]
+    fn stored_flags_are_on_disk_when_set_flags_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let ms = Mailstore::new(dir.path().join("mailboxes"));
+        std::fs::create_dir_all(ms.user_dir("bob")).unwrap();
+        let folder_dir = ms.dir("bob", "INBOX").unwrap();
+        let f = ms.folder("bob", "INBOX").unwrap();
+        let (a, b) = {
+            let mut st = f.state.lock().unwrap();
+            let a = st.add(b"Subject: a\r\n\r\n", BTreeSet::new(), 0).unwrap();
+            let seen = BTreeSet::from(["\\Seen".to_string()]);
+            let b = st.add(b"Subject: b\r\n\r\n", seen, 0).unwrap();
+            let flags: BTreeSet<String> = ["\\Flagged", "\\Seen", "$Work"].map(String::from).into();
+            assert!(st.set_flags(a, flags.clone()).unwrap());
+            assert!(!st.set_flags(a, flags).unwrap(), "no change, no rename");
+            st.set_flags(b, BTreeSet::new()).unwrap();
+            st.flags_stored();
+            (a, b)
+        };
+        // As Maildir readers see it: a in cur/ as flagged and seen.
+        let names: Vec<String> = std::fs::read_dir(folder_dir.join("cur"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().any(|n| n.ends_with(":2,FS")), "{names:?}");
+        assert!(names.iter().any(|n| n.ends_with(":2,")), "{names:?}");
+        // Read afresh, as after a SIGKILL: nothing flushed, all there.
+        let mut st = FolderState::load(&folder_dir);
+        st.sync();
+        let flags = |u| {
+            st.by_uid(u)
+                .unwrap()
+                .flags
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(flags(a), ["$Work", "\\Flagged", "\\Seen"]);
+        assert!(flags(b).is_empty());
     }
 }

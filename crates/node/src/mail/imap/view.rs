@@ -52,7 +52,7 @@ impl Selected {
             if let Some(top) = st.msgs.last().map(|m| m.uid) {
                 if top > st.recent_upto {
                     st.recent_upto = top;
-                    st.touch_flags();
+                    st.touch_recent();
                 }
             }
         }
@@ -107,7 +107,7 @@ impl Selected {
                 let top = *new.last().expect("non-empty");
                 if top > st.recent_upto {
                     st.recent_upto = top;
-                    st.touch_flags();
+                    st.touch_recent();
                 }
             }
             out.extend_from_slice(
@@ -284,12 +284,12 @@ mod tests {
         // b flags message 2 deleted and expunges it; a delivery arrives.
         {
             let mut st = f.state.lock().unwrap();
-            st.by_uid_mut(2).unwrap().flags.insert("\\Deleted".into());
-            st.touch_flags();
+            st.set_flags(2, BTreeSet::from(["\\Deleted".to_string()]))
+                .unwrap();
             st.expunge(None);
             st.add(b"Subject: new\r\n\r\n", BTreeSet::new(), 0).unwrap();
-            st.by_uid_mut(3).unwrap().flags.insert("\\Seen".into());
-            st.touch_flags();
+            st.set_flags(3, BTreeSet::from(["\\Seen".to_string()]))
+                .unwrap();
         }
         // Not during FETCH/STORE/SEARCH: no EXPUNGE, numbers stay put.
         a.updates(false, false, &mut out);

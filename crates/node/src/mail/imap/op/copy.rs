@@ -88,8 +88,11 @@ impl Session<'_> {
             {
                 let mut st = sel.folder.state.lock().expect("folder");
                 for u in &only {
-                    if let Some(m) = st.by_uid_mut(*u) {
-                        m.flags.insert("\\Deleted".into());
+                    if let Some(mut flags) = st.by_uid(*u).map(|m| m.flags.clone()) {
+                        flags.insert("\\Deleted".into());
+                        // The expunge below removes the file; a failure here
+                        // only leaves the message in the source.
+                        let _ = st.set_flags(*u, flags);
                     }
                 }
                 st.expunge(Some(&only));

@@ -37,13 +37,14 @@ impl Session<'_> {
         let mut work = Vec::with_capacity(targets.len());
         {
             let mut st = sel.folder.state.lock().expect("folder");
-            let mut changed = false;
             for (seq, u) in targets {
                 let mut its = items.clone();
                 if sets_seen && !sel.read_only {
-                    if let Some(m) = st.by_uid_mut(u) {
-                        if m.flags.insert("\\Seen".to_string()) {
-                            changed = true;
+                    if let Some(mut flags) = st.by_uid(u).map(|m| m.flags.clone()) {
+                        if flags.insert("\\Seen".to_string()) {
+                            if let Err(e) = st.set_flags(u, flags) {
+                                return Done::No(format!("[SERVERBUG] cannot store \\Seen: {e}"));
+                            }
                             if !its.contains(&fetch::Item::Flags) {
                                 its.push(fetch::Item::Flags);
                             }
@@ -56,9 +57,7 @@ impl Session<'_> {
                 sel.flags.insert(u, m.flags.clone());
                 work.push((seq, m.clone(), its, sel.recent.contains(&u)));
             }
-            if changed {
-                st.touch_flags();
-            }
+            st.flags_stored();
         }
         for (seq, m, its, recent) in work {
             let mut cache = None;

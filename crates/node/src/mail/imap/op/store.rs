@@ -43,20 +43,28 @@ impl Session<'_> {
             return Done::No("[READ-ONLY] folder is read-only (EXAMINE)".into());
         }
         let mut st = sel.folder.state.lock().expect("folder");
+        // Each message's new flags are on disk before the answer (the
+        // Maildir name renamed, keywords in the index).
         for (seq, u) in targets {
-            let Some(m) = st.by_uid_mut(u) else { continue };
+            let Some(mut new) = st.by_uid(u).map(|m| m.flags.clone()) else {
+                continue;
+            };
             match mode {
-                "FLAGS" => m.flags = flags.clone(),
-                "+FLAGS" => m.flags.extend(flags.iter().cloned()),
-                _ => m.flags.retain(|f| !flags.contains(f)),
+                "FLAGS" => new = flags.clone(),
+                "+FLAGS" => new.extend(flags.iter().cloned()),
+                _ => new.retain(|f| !flags.contains(f)),
             }
-            sel.flags.insert(u, m.flags.clone());
+            if let Err(e) = st.set_flags(u, new.clone()) {
+                st.flags_stored();
+                return Done::No(format!("[SERVERBUG] cannot store the flags of {u}: {e}"));
+            }
             if !silent {
                 let recent = sel.recent.contains(&u);
-                flags_line(seq, uid.then_some(u), &m.flags, recent, out);
+                flags_line(seq, uid.then_some(u), &new, recent, out);
             }
+            sel.flags.insert(u, new);
         }
-        st.touch_flags();
+        st.flags_stored();
         Done::Ok(format!("{}STORE completed", if uid { "UID " } else { "" }))
     }
 }
