@@ -216,13 +216,18 @@ impl FolderState {
 
     /// Bring the index in line with the files: new files get the next UIDs
     /// (in delivery order), vanished ones are dropped. True if anything changed.
-    pub fn sync(&mut self) -> bool {
+    /// The modification times of `new/` and `cur/`.
+    fn mtimes(&self) -> Option<(SystemTime, SystemTime)> {
         let mtime = |d: &str| {
             std::fs::metadata(self.dir.join(d))
                 .and_then(|m| m.modified())
                 .ok()
         };
-        let stamp = mtime("new").zip(mtime("cur"));
+        mtime("new").zip(mtime("cur"))
+    }
+
+    pub fn sync(&mut self) -> bool {
+        let stamp = self.mtimes();
         // A listing at least every 2 s all the same: mtimes have a granularity.
         if stamp.is_some()
             && stamp == self.stamp
@@ -300,24 +305,38 @@ impl FolderState {
     /// keywords are noted for `flags_stored`, which writes the index. True if
     /// anything changed.
     pub fn set_flags(&mut self, uid: u32, flags: BTreeSet<String>) -> std::io::Result<bool> {
-        let dir = self.dir.clone();
-        let Some(m) = self.by_uid_mut(uid) else {
+        let cur = self.dir.join("cur");
+        let Some(m) = self.by_uid(uid) else {
             return Ok(false);
         };
         if m.flags == flags {
             return Ok(false);
         }
         let letters = info_letters(&flags);
-        if letters != info_letters(&m.flags) || m.path.parent() != Some(&dir.join("cur")) {
-            let to = dir.join("cur").join(format!("{}:2,{letters}", m.base));
-            match std::fs::rename(&m.path, &to) {
-                Ok(()) => m.path = to,
+        let kw_changed = keywords(&m.flags).ne(keywords(&flags));
+        let rename = (letters != info_letters(&m.flags) || m.path.parent() != Some(&cur))
+            .then(|| (m.path.clone(), cur.join(format!("{}:2,{letters}", m.base))));
+        let mut path = None;
+        if let Some((from, to)) = rename {
+            // Our own rename is no news to the listing: where nothing else
+            // changed since it, it stays valid (else the next sync lists).
+            let unchanged = self.stamp.is_some() && self.mtimes() == self.stamp;
+            match std::fs::rename(&from, &to) {
+                Ok(()) => {
+                    if unchanged {
+                        self.stamp = self.mtimes();
+                    }
+                    path = Some(to);
+                }
                 // Gone meanwhile (POP3, another server): the next sync drops it.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
-        let kw_changed = keywords(&m.flags).ne(keywords(&flags));
+        let m = self.by_uid_mut(uid).expect("looked up above");
+        if let Some(p) = path {
+            m.path = p;
+        }
         m.flags = flags;
         self.keywords_changed |= kw_changed;
         self.version += 1;
