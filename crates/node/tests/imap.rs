@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::mail::MailLab;
+use common::mail::{MailLab, Raw};
 use common::tool;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -424,4 +424,89 @@ fn expunge_numbers_follow_rfc_3501_example() {
         .filter_map(|l| l.strip_prefix("Subject: "))
         .collect();
     assert_eq!(subjects, ["m1", "m2", "m5", "m6", "m8", "m9", "m10"]);
+}
+
+/// Every change the IMAP and POP3 servers acknowledged is found after a
+/// SIGKILL that follows the tagged OK (or `+OK`) within milliseconds.
+#[test]
+fn acknowledged_changes_survive_a_sigkill_right_after_the_answer() {
+    let mut lab = MailLab::start(&[]);
+    for i in 0..30 {
+        lab.note_to_bob(&format!("crash {i}"));
+    }
+    lab.wait_mailbox("b", "bob", 30, Duration::from_secs(10));
+    let crash = |lab: &mut MailLab| {
+        lab.b.kill();
+        lab.b.start();
+        common::mail::wait_port(lab.b_imap());
+        common::mail::wait_port(lab.b_pop3());
+        Raw::connect_imap(lab.b_imap())
+    };
+    let ok = |r: &str| {
+        assert!(r.lines().last().unwrap_or("").starts_with("x OK"), "{r}");
+    };
+    let count = |r: &mut Raw, folder: &str| -> usize {
+        let s = r.imap(&format!("STATUS {folder} (MESSAGES)"));
+        let n = s.split("MESSAGES ").nth(1).expect("a count");
+        n.trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .unwrap_or_else(|_| panic!("{s}"))
+    };
+
+    // STORE to 25 messages at once, then two STOREs in a row.
+    let mut r = Raw::connect_imap(lab.b_imap());
+    ok(&r.imap("STORE 1:25 +FLAGS.SILENT (\\Seen)"));
+    let mut r = crash(&mut lab);
+    let f = r.imap("FETCH 1:25 (FLAGS)");
+    assert_eq!(f.matches("\\Seen").count(), 25, "{f}");
+    ok(&r.imap("STORE 26 +FLAGS (\\Flagged)"));
+    ok(&r.imap("STORE 27 +FLAGS ($Work)"));
+    let mut r = crash(&mut lab);
+    let f = r.imap("FETCH 26:27 (FLAGS)");
+    assert!(f.contains("\\Flagged") && f.contains("$Work"), "{f}");
+
+    // CREATE, COPY, MOVE, RENAME.
+    ok(&r.imap("CREATE Work"));
+    let mut r = crash(&mut lab);
+    assert!(r.imap("LIST \"\" *").contains("Work"));
+    ok(&r.imap("COPY 1:3 Work"));
+    let mut r = crash(&mut lab);
+    assert_eq!(count(&mut r, "Work"), 3);
+    ok(&r.imap("MOVE 4:5 Work"));
+    let mut r = crash(&mut lab);
+    assert_eq!((count(&mut r, "Work"), count(&mut r, "INBOX")), (5, 28));
+    ok(&r.imap("RENAME Work Archive"));
+    let mut r = crash(&mut lab);
+    let l = r.imap("LIST \"\" *");
+    assert!(l.contains("Archive") && !l.contains("Work"), "{l}");
+    assert_eq!(count(&mut r, "Archive"), 5);
+    let f = r.imap("SELECT Archive");
+    ok(&f);
+    assert!(r.imap("FETCH 1:3 (FLAGS)").matches("\\Seen").count() == 3);
+
+    // EXPUNGE and APPEND.
+    r.imap("SELECT INBOX");
+    ok(&r.imap("STORE 1 +FLAGS (\\Deleted)"));
+    ok(&r.imap("EXPUNGE"));
+    let mut r = crash(&mut lab);
+    assert_eq!(count(&mut r, "INBOX"), 27);
+    let msg = "Subject: appended\r\n\r\nkept\r\n";
+    ok(&r.imap(&format!(
+        "APPEND INBOX (\\Flagged) {{{}+}}\r\n{msg}",
+        msg.len()
+    )));
+    let mut r = crash(&mut lab);
+    assert_eq!(count(&mut r, "INBOX"), 28);
+    let f = r.imap("FETCH 28 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    assert!(f.contains("\\Flagged") && f.contains("appended"), "{f}");
+    drop(r);
+
+    // POP3: DELE then QUIT's +OK.
+    let (mut p, _) = Raw::connect(lab.b_pop3());
+    p.cmd("USER bob");
+    p.cmd("PASS bob-pw");
+    assert!(p.cmd("DELE 1").starts_with("+OK"));
+    assert!(p.cmd("QUIT").starts_with("+OK"));
+    let mut r = crash(&mut lab);
+    assert_eq!(count(&mut r, "INBOX"), 27);
 }
