@@ -3,7 +3,8 @@
 //! `origin` (in `origin.rs`) measures the origin role against nginx;
 //! `imap` (in `imap.rs`) the IMAP server against Dovecot; `capture` (in
 //! `capture.rs`) the tap against tcpdump; `proxy` (in `proxy.rs`) the
-//! caching proxy against Squid and Varnish; `checks` (in `checks.rs`) the
+//! caching proxy against Squid and Varnish; `smtp` (in `smtp.rs`) the mail
+//! server against Postfix; `checks` (in `checks.rs`) the
 //! check engine under a class's events (no peer does this); `panel` (in
 //! `panel.rs`) the student panel at class size, against its floors.
 //!
@@ -21,6 +22,7 @@ mod imap;
 mod origin;
 mod panel;
 mod proxy;
+mod smtp;
 
 use anyhow::{bail, Context, Result};
 use applab_controller::{images, plan, store};
@@ -56,6 +58,9 @@ enum Cmd {
     Capture(capture::CaptureArgs),
     /// The caching proxy against Squid (forward) and Varnish (reverse).
     Proxy(proxy::ProxyArgs),
+    /// The mail server against Postfix: messages accepted and stored per
+    /// second (smtp-source), relay latency.
+    Smtp(smtp::SmtpArgs),
     /// The check engine: a class's model-student events replayed at lab rates.
     Checks(checks::ChecksArgs),
     /// The panel: logged-in students with live streams, page loads, consoles.
@@ -92,6 +97,7 @@ fn main() -> Result<()> {
         Cmd::Imap(a) => imap::run(a),
         Cmd::Capture(a) => capture::run(a),
         Cmd::Proxy(a) => proxy::run(a),
+        Cmd::Smtp(a) => smtp::run(a),
     }
 }
 

@@ -4,7 +4,10 @@
 //! than the exchange. Lines are appended to a shared buffer and written
 //! every 100 ms, or at once when 64 KiB are waiting, and on exit. Like
 //! nginx's `access_log ... buffer= flush=`, a SIGKILL can lose the last
-//! 100 ms of lines; it never loses or interleaves parts of one.
+//! 100 ms of lines; it never loses or interleaves parts of one. The mail
+//! queue's lines (queued, delivered, deferred, bounced) are the exception:
+//! they go out at once, so a crash never hides why a message was doubled or
+//! lost.
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -41,11 +44,17 @@ pub fn flush() {
 /// A `MakeWriter` for tracing-subscriber: one writer per event.
 pub struct Batched;
 
-pub struct Line(Vec<u8>);
+/// Events of these modules are written at once, not batched.
+const AT_ONCE: &[&str] = &["applab_node::mail::queue"];
+
+pub struct Line {
+    buf: Vec<u8>,
+    at_once: bool,
+}
 
 impl Write for Line {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(b);
+        self.buf.extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -58,12 +67,13 @@ impl Drop for Line {
         // The event is complete: hand the whole line over at once.
         let full = match BUF.lock() {
             Ok(mut b) => {
-                b.extend_from_slice(&self.0);
+                b.extend_from_slice(&self.buf);
                 b.len() >= FLUSH_BYTES
             }
             Err(_) => false,
         };
-        if full {
+        // What waited before it goes first: the order of lines is kept.
+        if full || self.at_once {
             flush();
         }
     }
@@ -72,7 +82,16 @@ impl Drop for Line {
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Batched {
     type Writer = Line;
     fn make_writer(&'a self) -> Line {
-        Line(Vec::with_capacity(256))
+        Line {
+            buf: Vec::with_capacity(256),
+            at_once: false,
+        }
+    }
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Line {
+        Line {
+            buf: Vec::with_capacity(256),
+            at_once: AT_ONCE.iter().any(|m| meta.target().starts_with(m)),
+        }
     }
 }
 

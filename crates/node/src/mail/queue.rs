@@ -18,6 +18,7 @@ use super::users::Users;
 use crate::dns::client::{self as dns, MxError};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -132,6 +133,111 @@ fn settle(
     failed_now
 }
 
+/// A message is recognised when it comes again only if it names itself
+/// (a Message-ID, RFC 5322 §3.6.4): then the same sender, recipients and
+/// bytes are the same message. Without one, two identical messages a
+/// student types are two messages.
+fn retransmission_key(from: &str, rcpts: &[String], msg: &[u8]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let head = &msg[..applab_proto::message::header_end(msg).unwrap_or(msg.len())];
+    if applab_proto::message::field_values(head, "Message-ID").is_empty() {
+        return None;
+    }
+    let mut h = Sha256::new();
+    h.update(from.as_bytes());
+    for r in rcpts {
+        h.update(b"\0");
+        h.update(r.to_ascii_lowercase().as_bytes());
+    }
+    h.update(b"\0\0");
+    h.update(msg);
+    Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The recently accepted messages, in memory and in `accepted.log` (one
+/// `digest id` line each, written before the 250, so a SIGKILL keeps it).
+/// Bounded: past `MAX` lines the older half is dropped.
+struct Accepted {
+    path: PathBuf,
+    ids: HashMap<String, String>,
+    order: std::collections::VecDeque<String>,
+    /// Lines in the file: rewritten when twice what is remembered.
+    lines: usize,
+}
+
+impl Accepted {
+    const MAX: usize = 20_000;
+
+    fn load(path: PathBuf) -> Accepted {
+        let mut a = Accepted {
+            path,
+            ids: HashMap::new(),
+            order: Default::default(),
+            lines: 0,
+        };
+        let text = std::fs::read_to_string(&a.path).unwrap_or_default();
+        for l in text.lines() {
+            if let Some((k, id)) = l.split_once(' ') {
+                a.remember(k.to_string(), id.to_string());
+            }
+        }
+        a.lines = text.lines().count();
+        if a.lines > 2 * Self::MAX {
+            a.rewrite();
+        }
+        a
+    }
+
+    fn remember(&mut self, key: String, id: String) {
+        if self.ids.insert(key.clone(), id).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > Self::MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        self.ids.get(key).cloned()
+    }
+
+    fn add(&mut self, key: String, id: &str) {
+        use std::io::Write;
+        let line = format!("{key} {id}\n");
+        self.remember(key, id.to_string());
+        let r = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = r {
+            tracing::warn!(file = %self.path.display(), "cannot record an accepted message: {e}");
+        }
+        self.lines += 1;
+        if self.lines > 2 * Self::MAX {
+            self.rewrite();
+        }
+    }
+
+    /// The file cut down to what is remembered.
+    fn rewrite(&mut self) {
+        self.lines = self.order.len();
+        let mut out = String::new();
+        for k in &self.order {
+            out.push_str(&format!("{k} {}\n", self.ids[k]));
+        }
+        let tmp = self.path.with_extension("tmp");
+        if std::fs::write(&tmp, out)
+            .and_then(|_| std::fs::rename(&tmp, &self.path))
+            .is_err()
+        {
+            tracing::warn!(file = %self.path.display(), "cannot shorten the accepted log");
+        }
+    }
+}
+
 /// The envelopes of one attempt as delivered so far: each relayed
 /// recipient's `250` is written down as it arrives (relays to several
 /// domains run at once, so they share one copy of each envelope).
@@ -181,6 +287,10 @@ pub struct Queue {
     /// Postfix's dead-destination cache, new mail for them waits instead of
     /// knocking at once (and dragging every deferred message along).
     dead: Mutex<HashMap<String, f64>>,
+    /// Messages accepted lately (their digest → queue id): a client or a
+    /// relay that sends one again because our 250 never reached it gets
+    /// the same 250, and the message is not queued twice.
+    accepted: Mutex<Accepted>,
 }
 
 fn now() -> f64 {
@@ -200,6 +310,13 @@ impl Queue {
         if !entries.is_empty() {
             tracing::info!(messages = entries.len(), "queue recovered from disk");
         }
+        let mut accepted = Accepted::load(store.root.join("accepted.log"));
+        // Queued but killed before the log line: the queue file has it.
+        for e in entries.values() {
+            if let Some(d) = &e.digest {
+                accepted.remember(d.clone(), e.id.clone());
+            }
+        }
         Ok(Arc::new(Queue {
             store: Arc::new(store),
             s,
@@ -208,6 +325,7 @@ impl Queue {
             wake: tokio::sync::Notify::new(),
             seq: AtomicU64::new(0),
             dead: Mutex::new(HashMap::new()),
+            accepted: Mutex::new(accepted),
         }))
     }
 
@@ -241,6 +359,13 @@ impl Queue {
         client_ip: &str,
         protocol: &str,
     ) -> std::io::Result<String> {
+        let key = retransmission_key(from, rcpts, msg);
+        if let Some(k) = &key {
+            if let Some(id) = self.accepted.lock().expect("accepted lock").get(k) {
+                tracing::info!(id = %id, from = %from, client = %client_ip, "message received again (its 250 was lost): not queued twice");
+                return Ok(id);
+            }
+        }
         let id = self.new_id();
         let stamped = message::stamp(
             &message::Stamp {
@@ -253,7 +378,13 @@ impl Queue {
             },
             msg,
         );
-        self.enqueue(id, from, rcpts, stamped, client_ip).await
+        let id = self
+            .enqueue(id, from, rcpts, stamped, client_ip, key.clone())
+            .await?;
+        if let Some(k) = key {
+            self.accepted.lock().expect("accepted lock").add(k, &id);
+        }
+        Ok(id)
     }
 
     async fn enqueue(
@@ -263,6 +394,7 @@ impl Queue {
         rcpts: &[String],
         msg: Vec<u8>,
         client: &str,
+        digest: Option<String>,
     ) -> std::io::Result<String> {
         let env = Envelope {
             id: id.clone(),
@@ -281,6 +413,7 @@ impl Queue {
             next_attempt: 0.0,
             client: client.to_string(),
             size: msg.len() as u64,
+            digest,
         };
         let store = self.store.clone();
         let e2 = env.clone();
@@ -618,7 +751,14 @@ impl Queue {
             original,
         });
         match self
-            .enqueue(id, "", std::slice::from_ref(&env.from), m, "localhost")
+            .enqueue(
+                id,
+                "",
+                std::slice::from_ref(&env.from),
+                m,
+                "localhost",
+                None,
+            )
             .await
         {
             Ok(b) => tracing::info!(id = %env.id, bounce = %b, to = %env.from, "bounce queued"),
@@ -649,6 +789,7 @@ mod tests {
             next_attempt: 0.0,
             client: String::new(),
             size: 10,
+            digest: None,
         }
     }
 
@@ -779,5 +920,56 @@ mod tests {
         let mut q = BTreeMap::from([(e.id.clone(), e)]);
         let dead = HashMap::from([("b.lab".to_string(), 300.0)]);
         assert_eq!(ids(&select_due(&mut q, &dead, "a.lab", 200.0)), ["both"]);
+    }
+
+    #[test]
+    fn a_message_sent_again_is_recognised_only_when_it_names_itself() {
+        let to = ["bob@b.lab".to_string()];
+        let with_id = b"Message-ID: <1@a.lab>\r\nSubject: x\r\n\r\nbody\r\n";
+        let key = retransmission_key("a@a.lab", &to, with_id).unwrap();
+        assert_eq!(
+            retransmission_key("a@a.lab", &to, with_id),
+            Some(key.clone())
+        );
+        let other = ["carol@b.lab".to_string()];
+        assert_ne!(
+            retransmission_key("a@a.lab", &other, with_id),
+            Some(key.clone())
+        );
+        assert_ne!(retransmission_key("x@a.lab", &to, with_id), Some(key));
+        // Typed twice by hand, without a Message-ID: two messages.
+        assert_eq!(
+            retransmission_key("a@a.lab", &to, b"Subject: x\r\n\r\nbody\r\n"),
+            None
+        );
+        // A Message-ID in the body is not the message's.
+        assert_eq!(
+            retransmission_key("a@a.lab", &to, b"Subject: x\r\n\r\nMessage-ID: <2@a>\r\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn accepted_messages_are_remembered_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accepted.log");
+        let mut a = Accepted::load(path.clone());
+        a.add("k1".into(), "Q1");
+        a.add("k2".into(), "Q2");
+        let b = Accepted::load(path.clone());
+        assert_eq!(
+            (b.get("k1"), b.get("k2")),
+            (Some("Q1".into()), Some("Q2".into()))
+        );
+        assert_eq!(b.get("k3"), None);
+        // Bounded: the oldest are forgotten, the file is cut down.
+        let mut c = Accepted::load(path.clone());
+        for i in 0..(2 * Accepted::MAX + 10) {
+            c.add(format!("n{i}"), "Q");
+        }
+        assert_eq!(c.ids.len(), Accepted::MAX);
+        assert_eq!(c.get("k1"), None);
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines <= 2 * Accepted::MAX, "{lines}");
     }
 }

@@ -56,6 +56,11 @@ pub struct Envelope {
     #[serde(default)]
     pub client: String,
     pub size: u64,
+    /// What a retransmission of it would hash to (messages with a
+    /// Message-ID only): a message sent again because our 250 was lost is
+    /// recognised, even after a crash right after the queue file was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl Envelope {

@@ -343,6 +343,12 @@ impl Raw {
         }
     }
 
+    /// Send bytes as they are; `None` if the connection broke.
+    pub fn try_send(&mut self, bytes: &[u8]) -> Option<()> {
+        use std::io::Write;
+        self.s.get_mut().write_all(bytes).ok()
+    }
+
     /// Send a command; `None` if the connection broke.
     pub fn try_cmd(&mut self, line: &str) -> Option<String> {
         use std::io::Write;
