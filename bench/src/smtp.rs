@@ -45,6 +45,10 @@ pub struct SmtpArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Keep the servers' folders and logs (applab's at info level) and
+    /// print where they are.
+    #[arg(long)]
+    keep: bool,
 }
 
 /// The sink that plays "the other domain's server": it answers SMTP and
@@ -262,7 +266,7 @@ fn start_applab(a: &SmtpArgs, dir: &Path, port: u16, sink_port: u16) -> Result<(
             .arg(dir.join("users.toml"))
             .arg("--data")
             .arg(dir.join("data"))
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", if a.keep { "info" } else { "warn" })
             .stdout(Stdio::null())
             .stderr(log("mail.log")?)
             .spawn()
@@ -311,6 +315,33 @@ fn throughput(a: &SmtpArgs, host: &str, maildir: &Path) -> Result<f64> {
         std::thread::sleep(Duration::from_millis(5));
     }
     Ok(a.messages as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Wait until the server's queue holds nothing (applab: its queue folder;
+/// Postfix: `postqueue -p`).
+fn wait_queue_empty(applab: bool, root: &Path) -> Result<()> {
+    let t = Instant::now();
+    loop {
+        let empty = if applab {
+            std::fs::read_dir(root.join("applab/data/queue"))?
+                .next()
+                .is_none()
+        } else {
+            let out = Command::new("postqueue")
+                .arg("-c")
+                .arg(root.join("postfix/conf"))
+                .arg("-p")
+                .output()?;
+            String::from_utf8_lossy(&out.stdout).contains("Mail queue is empty")
+        };
+        if empty {
+            return Ok(());
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!("the queue never emptied");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// One message at a time for sink.lab: ms from the 250 to the sink.
@@ -378,7 +409,15 @@ fn percentile(mut v: Vec<f64>, p: usize) -> f64 {
 }
 
 pub fn run(a: SmtpArgs) -> Result<()> {
-    let dir = tempfile::tempdir()?;
+    let tmp = tempfile::tempdir()?;
+    let root = tmp.path().to_path_buf();
+    // Kept: the folder outlives the run.
+    let _guard = if a.keep {
+        eprintln!("keeping the servers' folders in {}", tmp.keep().display());
+        None
+    } else {
+        Some(tmp)
+    };
     let sink_port = free_port()?;
     let listener = TcpListener::bind(("127.0.0.5", sink_port))?;
     let arrivals: Arrivals = Arc::default();
@@ -387,12 +426,12 @@ pub fn run(a: SmtpArgs) -> Result<()> {
         std::thread::spawn(move || sink(listener, arrivals));
     }
     let port = free_port()?;
-    let _applab = start_applab(&a, &dir.path().join("applab"), port, sink_port)?;
-    let _postfix = start_postfix(&dir.path().join("postfix"), port, sink_port)?;
+    let _applab = start_applab(&a, &root.join("applab"), port, sink_port)?;
+    let _postfix = start_postfix(&root.join("postfix"), port, sink_port)?;
     let ours = format!("127.0.0.1:{port}");
     let theirs = format!("127.0.0.3:{port}");
-    let our_md = dir.path().join("applab/data/mailboxes/bob");
-    let their_md = dir.path().join("postfix/vmail/bob/Maildir");
+    let our_md = root.join("applab/data/mailboxes/bob");
+    let their_md = root.join("postfix/vmail/bob/Maildir");
     let (mut tput, mut lat) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     for round in 0..a.rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -403,6 +442,8 @@ pub fn run(a: SmtpArgs) -> Result<()> {
                 (&theirs, &their_md, "postfix")
             };
             let rate = throughput(&a, host, md)?;
+            // Latency from a settled server: the burst's bookkeeping done.
+            wait_queue_empty(k == 0, &root)?;
             let l = relay_latency(&a, host, &format!("{name}{round}"), &arrivals)?;
             let (p50, p99) = (percentile(l.clone(), 50), percentile(l.clone(), 99));
             eprintln!(
