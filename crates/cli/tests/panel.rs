@@ -414,6 +414,23 @@ async fn console_run(s: &Server, cookie: &str, query: &str, cmd: &str) -> String
 }
 
 /// The journey in a real browser.
+/// After a click that navigates: the browser reaches `path` (a click
+/// returns before the next page has loaded, on a busy machine visibly so).
+async fn arrived_at(c: &fantoccini::Client, path: &str) {
+    let t = std::time::Instant::now();
+    loop {
+        let now = c.current_url().await.unwrap();
+        if now.path() == path {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "still at {now} after 10 s, expected {path}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn browser(s: &Server, launch: &Value) {
     use fantoccini::Locator;
     let shots = repo().join("target/panel-screenshots");
@@ -471,7 +488,7 @@ async fn browser(s: &Server, launch: &Value) {
         .click()
         .await
         .unwrap();
-    assert_eq!(c.current_url().await.unwrap().path(), "/dashboard");
+    arrived_at(&c, "/dashboard").await;
     let body = c.source().await.unwrap();
     assert!(body.contains("HTTP requests, responses and connections"));
     shot("02-dashboard").await;
@@ -485,7 +502,7 @@ async fn browser(s: &Server, launch: &Value) {
     .click()
     .await
     .unwrap();
-    assert_eq!(c.current_url().await.unwrap().path(), "/tasks/connections");
+    arrived_at(&c, "/tasks/connections").await;
     let li = c
         .find(Locator::Css("#check-connections-non-persistent .status"))
         .await

@@ -229,6 +229,54 @@ fn every_misuse_gets_its_reply_code() {
     assert_eq!(code(&r.cmd("NOOP")), 250, "the session goes on");
 }
 
+/// Postfix's dead-destination cache: while b.lab is down, new mail for it
+/// waits for the retry time instead of knocking at once and dragging the
+/// deferred messages along (which used to count an attempt for each).
+#[test]
+fn new_mail_for_a_destination_that_is_down_waits_for_its_retry() {
+    let mut lab = MailLab::start(&["--relay-from", "127.0.0.0/8"]);
+    lab.b.kill();
+    submit(&lab, "bob@b.lab", "first");
+    let t = std::time::Instant::now();
+    while !lab.a.log_text().contains("destination down") {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{}",
+            lab.a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for n in 0..4 {
+        submit(&lab, "bob@b.lab", &format!("later {n}"));
+    }
+    let attempts: Vec<u64> = std::fs::read_dir(lab.path("data-a/queue"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+            v["attempts"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(attempts.len(), 5);
+    // At most one retry (1 s) may have come meanwhile on a loaded machine.
+    assert!(
+        attempts.iter().sum::<u64>() <= 6 && attempts.iter().all(|&a| a <= 2),
+        "attempts {attempts:?}\n{}",
+        lab.a.log_text()
+    );
+    assert!(
+        lab.a.log_text().matches("its destination is down").count() >= 1,
+        "{}",
+        lab.a.log_text()
+    );
+    lab.b.start();
+    let m = lab.wait_mailbox("b", "bob", 5, Duration::from_secs(15));
+    assert_eq!(m.len(), 5);
+    assert!(lab.a.log_text().contains("destination up again"));
+}
+
 #[test]
 fn the_queue_retries_while_the_peer_is_down_then_delivers_once() {
     let mut lab = MailLab::start(&["--relay-from", "127.0.0.0/8"]);
