@@ -115,6 +115,9 @@ impl Drop for Proc {
     }
 }
 
+/// The same services as the Postfix interoperability test's instance.
+const POSTFIX_SERVICES: &str = include_str!("../../crates/node/tests/clients/postfix-services.cf");
+
 struct Postfix(PathBuf);
 
 impl Postfix {
@@ -193,33 +196,11 @@ fn start_postfix(dir: &Path, port: u16, sink_port: u16) -> Result<Postfix> {
         dir.join("conf/transport"),
         format!("sink.lab smtp:[127.0.0.5]:{sink_port}\n"),
     )?;
-    let services = [
-        "pickup unix n - n 60 1 pickup",
-        "cleanup unix n - n - 0 cleanup",
-        "qmgr unix n - n 300 1 qmgr",
-        "rewrite unix - - n - - trivial-rewrite",
-        "bounce unix - - n - 0 bounce",
-        "defer unix - - n - 0 bounce",
-        "trace unix - - n - 0 bounce",
-        "verify unix - - n - 1 verify",
-        "flush unix n - n 1000? 0 flush",
-        "proxymap unix - - n - - proxymap",
-        "smtp unix - - n - - smtp",
-        "relay unix - - n - - smtp",
-        "showq unix n - n - - showq",
-        "error unix - - n - - error",
-        "retry unix - - n - - error",
-        "discard unix - - n - - discard",
-        "virtual unix - n n - - virtual",
-        "anvil unix - - n - 1 anvil",
-        "scache unix - - n - 1 scache",
-        "postlog unix-dgram n - n - 1 postlogd",
-    ];
     std::fs::write(
         dir.join("conf/master.cf"),
         format!(
-            "127.0.0.3:{port} inet n - n - - smtpd\n{}\n",
-            services.join("\n")
+            "127.0.0.3:{port} inet n - n - - smtpd\n{}",
+            POSTFIX_SERVICES
         ),
     )?;
     let pf = Postfix(dir.to_path_buf());

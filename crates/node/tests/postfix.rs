@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Postfix's services for a private instance (shared with bench/smtp).
+const POSTFIX_SERVICES: &str = include_str!("clients/postfix-services.cf");
+
 struct Postfix {
     dir: tempfile::TempDir,
 }
@@ -60,33 +63,11 @@ impl Postfix {
             format!("a.lab smtp:[127.0.0.1]:{port}\nb.lab smtp:[127.0.0.2]:{port}\n"),
         )
         .unwrap();
-        let services = [
-            "pickup unix n - n 60 1 pickup",
-            "cleanup unix n - n - 0 cleanup",
-            "qmgr unix n - n 300 1 qmgr",
-            "rewrite unix - - n - - trivial-rewrite",
-            "bounce unix - - n - 0 bounce",
-            "defer unix - - n - 0 bounce",
-            "trace unix - - n - 0 bounce",
-            "verify unix - - n - 1 verify",
-            "flush unix n - n 1000? 0 flush",
-            "proxymap unix - - n - - proxymap",
-            "smtp unix - - n - - smtp",
-            "relay unix - - n - - smtp",
-            "showq unix n - n - - showq",
-            "error unix - - n - - error",
-            "retry unix - - n - - error",
-            "discard unix - - n - - discard",
-            "virtual unix - n n - - virtual",
-            "anvil unix - - n - 1 anvil",
-            "scache unix - - n - 1 scache",
-            "postlog unix-dgram n - n - 1 postlogd",
-        ];
         std::fs::write(
             d.join("conf/master.cf"),
             format!(
-                "127.0.0.3:{port} inet n - n - - smtpd\n{}\n",
-                services.join("\n")
+                "127.0.0.3:{port} inet n - n - - smtpd\n{}",
+                POSTFIX_SERVICES
             ),
         )
         .unwrap();
