@@ -46,7 +46,8 @@ pub struct ImapArgs {
     json: bool,
 }
 
-struct Proc(Child);
+/// A child process stopped (TERM, then KILL after 5 s) when dropped.
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {

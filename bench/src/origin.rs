@@ -85,10 +85,15 @@ pub fn free_port() -> Result<u16> {
 }
 
 pub fn wait_listening(port: u16, what: &str) -> Result<()> {
+    wait_listening_at(&format!("127.0.0.1:{port}"), what)
+}
+
+/// Wait until `addr` accepts a connection (10 s at most).
+pub fn wait_listening_at(addr: &str, what: &str) -> Result<()> {
     let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while TcpStream::connect(addr).is_err() {
         if t.elapsed() > Duration::from_secs(10) {
-            bail!("{what} did not listen on port {port}");
+            bail!("{what} did not listen on {addr}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -13,12 +13,14 @@
 //! (one lookup per relay, which Postfix is spared). Rounds alternate
 //! between the servers; medians are reported with their ratios.
 
+use crate::imap::Proc;
+use crate::origin::{free_port, wait_listening_at};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,15 +108,6 @@ fn sink_session(conn: TcpStream, arrivals: &Arrivals) -> std::io::Result<()> {
     }
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The same services as the Postfix interoperability test's instance.
 const POSTFIX_SERVICES: &str = include_str!("../../crates/node/tests/clients/postfix-services.cf");
 
@@ -143,21 +136,6 @@ impl Drop for Postfix {
     fn drop(&mut self) {
         let _ = self.ctl("stop");
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn wait_listening(addr: &str, what: &str) -> Result<()> {
-    let t = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        if t.elapsed() > Duration::from_secs(15) {
-            bail!("{what} did not listen on {addr}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
 }
 
 /// Postfix as a private instance for a.lab on 127.0.0.3: virtual
@@ -205,7 +183,7 @@ fn start_postfix(dir: &Path, port: u16, sink_port: u16) -> Result<Postfix> {
     )?;
     let pf = Postfix(dir.to_path_buf());
     pf.ctl("start")?;
-    wait_listening(&format!("127.0.0.3:{port}"), "postfix")?;
+    wait_listening_at(&format!("127.0.0.3:{port}"), "postfix")?;
     Ok(pf)
 }
 
@@ -253,7 +231,7 @@ fn start_applab(a: &SmtpArgs, dir: &Path, port: u16, sink_port: u16) -> Result<(
             .spawn()
             .context("applab-node mail")?,
     );
-    wait_listening(&smtp, "applab")?;
+    wait_listening_at(&smtp, "applab")?;
     Ok((dns, mail))
 }
 

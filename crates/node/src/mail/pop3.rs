@@ -195,12 +195,7 @@ async fn session<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             },
             ("PASS", None) => match (user.take(), arg) {
                 (Some(u), Some(p)) => {
-                    let users = s.users.clone();
-                    let (dom, pass) = (s.domain.clone(), p.clone());
-                    let name = tokio::task::spawn_blocking(move || users.verify(&u, &dom, &pass))
-                        .await
-                        .ok()
-                        .flatten();
+                    let name = s.users.verify_off_loop(&u, &s.domain, p).await;
                     match name {
                         None => "-ERR [AUTH] invalid user name or password".into(),
                         Some(name) => {

@@ -159,6 +159,8 @@ fn retransmission_key(from: &str, rcpts: &[String], msg: &[u8]) -> Option<String
 /// Bounded: past `MAX` lines the older half is dropped.
 struct Accepted {
     path: PathBuf,
+    /// Opened once for appending (a line per accepted message).
+    file: Option<std::fs::File>,
     ids: HashMap<String, String>,
     order: std::collections::VecDeque<String>,
     /// Lines in the file: rewritten when twice what is remembered.
@@ -171,6 +173,7 @@ impl Accepted {
     fn load(path: PathBuf) -> Accepted {
         let mut a = Accepted {
             path,
+            file: None,
             ids: HashMap::new(),
             order: Default::default(),
             lines: 0,
@@ -207,12 +210,19 @@ impl Accepted {
         use std::io::Write;
         let line = format!("{key} {id}\n");
         self.remember(key, id.to_string());
-        let r = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if self.file.is_none() {
+            self.file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .ok();
+        }
+        let r = match &mut self.file {
+            Some(f) => f.write_all(line.as_bytes()),
+            None => Err(std::io::Error::other("cannot open it")),
+        };
         if let Err(e) = r {
+            self.file = None;
             tracing::warn!(file = %self.path.display(), "cannot record an accepted message: {e}");
         }
         self.lines += 1;
@@ -229,6 +239,8 @@ impl Accepted {
             out.push_str(&format!("{k} {}\n", self.ids[k]));
         }
         let tmp = self.path.with_extension("tmp");
+        // The appending handle would keep writing to the old file.
+        self.file = None;
         if std::fs::write(&tmp, out)
             .and_then(|_| std::fs::rename(&tmp, &self.path))
             .is_err()

@@ -524,14 +524,11 @@ impl<'a> Session<'a> {
                 ))
             }
         };
-        let users = self.s.users.clone();
-        let domain = self.s.domain.clone();
-        let u2 = user.clone();
-        // argon2 takes tens of milliseconds of CPU: off the event loop.
-        let ok = tokio::task::spawn_blocking(move || users.verify(&u2, &domain, &pass))
-            .await
-            .ok()
-            .flatten();
+        let ok = self
+            .s
+            .users
+            .verify_off_loop(&user, &self.s.domain, &pass)
+            .await;
         match ok {
             Some(name) => {
                 tracing::info!(peer = %self.peer, user = %name, "smtp auth ok");

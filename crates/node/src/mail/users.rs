@@ -58,6 +58,26 @@ impl Users {
         self.by_name.keys()
     }
 
+    /// `verify` on a blocking thread, for the servers' sessions: argon2
+    /// takes tens of milliseconds of CPU, which must not stall the event loop.
+    pub async fn verify_off_loop(
+        &self,
+        user: &str,
+        domain: &str,
+        password: &str,
+    ) -> Option<String> {
+        let (me, u, d, p) = (
+            self.clone(),
+            user.to_string(),
+            domain.to_string(),
+            password.to_string(),
+        );
+        tokio::task::spawn_blocking(move || me.verify(&u, &d, &p))
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Check a password; `user` may be `alice` or `alice@domain`. Slow for
     /// argon2 hashes: call from a blocking thread.
     pub fn verify(&self, user: &str, domain: &str, password: &str) -> Option<String> {

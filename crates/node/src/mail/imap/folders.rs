@@ -102,20 +102,23 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// IMAP system flags to Maildir info letters, in ASCII order as the
-/// convention asks.
+/// The Maildir info letters of the IMAP system flags, in the ASCII order
+/// the convention writes them.
+const LETTERS: [(char, &str); 5] = [
+    ('D', "\\Draft"),
+    ('F', "\\Flagged"),
+    ('R', "\\Answered"),
+    ('S', "\\Seen"),
+    ('T', "\\Deleted"),
+];
+
+/// IMAP system flags to Maildir info letters.
 fn info_letters(flags: &BTreeSet<String>) -> String {
-    [
-        ("\\Draft", 'D'),
-        ("\\Flagged", 'F'),
-        ("\\Answered", 'R'),
-        ("\\Seen", 'S'),
-        ("\\Deleted", 'T'),
-    ]
-    .into_iter()
-    .filter(|(f, _)| flags.contains(*f))
-    .map(|(_, c)| c)
-    .collect()
+    LETTERS
+        .iter()
+        .filter(|(_, f)| flags.contains(*f))
+        .map(|(c, _)| c)
+        .collect()
 }
 
 fn is_system(flag: &str) -> bool {
@@ -126,18 +129,12 @@ fn keywords(flags: &BTreeSet<String>) -> impl Iterator<Item = &String> {
     flags.iter().filter(|f| !is_system(f))
 }
 
-/// Maildir info flags to IMAP system flags.
-fn maildir_flags(f: &str) -> BTreeSet<String> {
-    f.chars()
-        .filter_map(|c| match c {
-            'S' => Some("\\Seen"),
-            'R' => Some("\\Answered"),
-            'F' => Some("\\Flagged"),
-            'T' => Some("\\Deleted"),
-            'D' => Some("\\Draft"),
-            _ => None,
-        })
-        .map(str::to_string)
+/// Maildir info letters to IMAP system flags.
+fn maildir_flags(info: &str) -> BTreeSet<String> {
+    LETTERS
+        .iter()
+        .filter(|(c, _)| info.contains(*c))
+        .map(|(_, f)| f.to_string())
         .collect()
 }
 
@@ -214,8 +211,6 @@ impl FolderState {
         }
     }
 
-    /// Bring the index in line with the files: new files get the next UIDs
-    /// (in delivery order), vanished ones are dropped. True if anything changed.
     /// The modification times of `new/` and `cur/`.
     fn mtimes(&self) -> Option<(SystemTime, SystemTime)> {
         let mtime = |d: &str| {
@@ -226,6 +221,8 @@ impl FolderState {
         mtime("new").zip(mtime("cur"))
     }
 
+    /// Bring the index in line with the files: new files get the next UIDs
+    /// (in delivery order), vanished ones are dropped. True if anything changed.
     pub fn sync(&mut self) -> bool {
         let stamp = self.mtimes();
         // A listing at least every 2 s all the same: mtimes have a granularity.

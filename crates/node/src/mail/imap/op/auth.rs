@@ -10,12 +10,11 @@ use applab_proto::sasl;
 
 impl Session<'_> {
     pub(in crate::mail::imap) async fn login(&mut self, user: &str, pass: &str) -> Done {
-        let users = self.s.users.clone();
-        let (u, d, p) = (user.to_string(), self.s.domain.clone(), pass.to_string());
-        let name = tokio::task::spawn_blocking(move || users.verify(&u, &d, &p))
-            .await
-            .ok()
-            .flatten();
+        let name = self
+            .s
+            .users
+            .verify_off_loop(user, &self.s.domain, pass)
+            .await;
         match name {
             Some(n) => {
                 tracing::info!(peer = %self.peer, user = %n, "imap login");
