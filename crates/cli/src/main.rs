@@ -40,7 +40,7 @@ pub struct Conn {
     /// The controller's data folder (for the token file).
     #[arg(long, env = "APPLAB_DATA", default_value = "data", global = true)]
     pub data: PathBuf,
-    /// Which run, when several exist.
+    /// Which run, when several exist (default: the one `applab use` chose).
     #[arg(long, global = true)]
     pub run: Option<String>,
     /// Machine-readable output.
@@ -136,6 +136,40 @@ enum Cmd {
     },
     /// Submit a student's answer to a task's question (as the panel's form does).
     Answer(verbs::AnswerArgs),
+    /// Choose the run commands work on without --run (or show the runs).
+    Use {
+        /// The run; without it, the runs and the current choice.
+        run: Option<String>,
+        /// Forget the choice.
+        #[arg(long, conflicts_with = "run")]
+        clear: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+impl Cmd {
+    /// The connection of a verb that works on one run, so the run `applab
+    /// use` chose fills a missing --run. Launch names its run itself.
+    fn run_conn(&mut self) -> Option<&mut Conn> {
+        match self {
+            Cmd::Status { conn }
+            | Cmd::Reset { conn, .. }
+            | Cmd::Stop { conn, .. }
+            | Cmd::Start { conn, .. }
+            | Cmd::Teardown { conn, .. }
+            | Cmd::Exec { conn, .. }
+            | Cmd::Params { conn, .. }
+            | Cmd::History { conn, .. } => Some(conn),
+            Cmd::Shape(a) => Some(&mut a.conn),
+            Cmd::Credentials(a) => Some(&mut a.conn),
+            Cmd::Capture(a) => Some(&mut a.conn),
+            Cmd::Check(a) => Some(&mut a.conn),
+            Cmd::Grades(a) => Some(&mut a.conn),
+            Cmd::Answer(a) => Some(&mut a.conn),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -177,7 +211,12 @@ enum ImagesCmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(conn) = cli.cmd.run_conn() {
+        if conn.run.is_none() {
+            conn.run = verbs::current_run(&conn.data);
+        }
+    }
     init_logging(if matches!(cli.cmd, Cmd::Serve(_)) {
         "info"
     } else {
@@ -241,6 +280,7 @@ fn main() -> ExitCode {
             Cmd::Grades(a) => verbs::grades(a).await,
             Cmd::Answer(a) => verbs::answer(a).await,
             Cmd::History { student, conn } => verbs::history(&conn, &student).await,
+            Cmd::Use { run, clear, conn } => verbs::use_run(&conn, run.as_deref(), clear).await,
         }
     });
     match result {

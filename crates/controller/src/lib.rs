@@ -8,6 +8,7 @@
 //! (labelled objects without a student in the store are collected).
 
 pub mod captures;
+pub mod converge;
 pub mod credentials;
 pub mod grades;
 pub mod grading;

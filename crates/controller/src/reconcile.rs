@@ -1,13 +1,13 @@
 //! Making the engine match the store, one student at a time.
 
-use crate::plan;
 use crate::Controller;
+use crate::{converge, plan};
 use anyhow::{Context, Result};
 use applab_lab::Role;
 use applab_runtime::{ContainerInfo, ContainerState, Error as RtError};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,10 +109,6 @@ struct Snapshot {
 fn owned(labels: &applab_runtime::Labels, run: &str, student: &str) -> bool {
     labels.get(plan::RUN).map(String::as_str) == Some(run)
         && labels.get(plan::STUDENT).map(String::as_str) == Some(student)
-}
-
-fn label<'a>(c: &'a ContainerInfo, k: &str) -> &'a str {
-    c.labels.get(k).map(String::as_str).unwrap_or("")
 }
 
 impl Controller {
@@ -298,126 +294,73 @@ impl Controller {
             .map(|n| (n.node.clone(), n.role))
             .collect();
 
-        // 1. Containers that no longer match the plan go first, so their
-        //    networks and volumes can be replaced.
-        let mut existing: HashMap<String, ContainerInfo> = HashMap::new();
-        for c in snap
-            .containers
-            .iter()
-            .filter(|c| owned(&c.labels, run, student))
-            .cloned()
-        {
-            let node = label(&c, plan::NODE).to_string();
-            let want = plan.nodes.iter().find(|n| n.node == node);
-            let why = match want {
-                None => Some("no such node in the lab".to_string()),
-                Some(_) if existing.contains_key(&node) => {
-                    Some("a second container for the node".into())
-                }
-                Some(_) if label(&c, plan::GENERATION) != srow.generation.to_string() => {
-                    Some(format!(
-                        "generation {} replaced by a reset",
-                        label(&c, plan::GENERATION)
-                    ))
-                }
-                Some(n) if c.image != n.spec.image => Some(format!(
-                    "image {} is not the current {}",
-                    c.image, n.spec.image
-                )),
-                Some(n) if c.name != n.spec.name => Some(format!("name is not {}", n.spec.name)),
-                // Created but never started (a crash mid-set-up) is adopted and
-                // finished below, not replaced: a dead controller's start may
-                // still be in flight, and removing would race with it.
-                Some(_)
-                    if !matches!(
-                        c.state,
-                        ContainerState::Created | ContainerState::Running | ContainerState::Exited
-                    ) =>
-                {
-                    Some(format!("state {:?}", c.state))
-                }
-                Some(_) => None,
-            };
-            match why {
-                None => {
-                    existing.insert(node, c);
-                }
-                Some(why) => {
-                    tracing::info!(
-                        run,
-                        student,
-                        container = c.name,
-                        id = c.id,
-                        why,
-                        "replacing container"
-                    );
-                    self.rt.remove_container(&c.id).await?;
-                }
-            }
-        }
-
-        // 2. Networks: exactly one per lab network.
-        let mut have_nets: BTreeSet<String> = BTreeSet::new();
-        for n in snap
-            .networks
-            .iter()
-            .filter(|n| owned(&n.labels, run, student))
-        {
-            let lab_net = n.labels.get(plan::NETWORK).cloned().unwrap_or_default();
-            let want = plan.networks.iter().find(|p| p.lab_network == lab_net);
-            let ok = want.is_some_and(|p| {
-                p.spec.name == n.name && n.subnet.as_deref() == Some(&p.spec.subnet)
-            });
-            if ok && have_nets.insert(lab_net) {
-                continue;
-            }
+        // Decide (pure, unit-tested in `converge`), then apply in order.
+        let todo = converge::actions(
+            &plan,
+            &converge::Engine {
+                containers: &snap.containers,
+                networks: &snap.networks,
+                volumes: &snap.volumes,
+            },
+            &converge::Student {
+                run,
+                student,
+                generation: srow.generation,
+                stopped: &stopped,
+            },
+        );
+        for r in &todo.remove_containers {
             tracing::info!(
                 run,
                 student,
-                network = n.name,
-                "removing network not in plan"
+                container = r.name,
+                id = r.id,
+                why = r.why,
+                "replacing container"
             );
-            self.rt.remove_network(&n.id).await?;
+            self.rt.remove_container(&r.id).await?;
         }
-        for p in &plan.networks {
-            if !have_nets.contains(&p.lab_network) {
-                match self.rt.create_network(&p.spec).await {
-                    Ok(_) => {}
-                    // Created by a pass the list did not see yet: fine.
-                    Err(RtError::Conflict(_)) => {}
-                    Err(e) => return Err(e).context(format!("creating network {}", p.spec.name)),
-                }
+        for (id, name) in &todo.remove_networks {
+            tracing::info!(run, student, network = name, "removing network not in plan");
+            self.rt.remove_network(id).await?;
+        }
+        for &i in &todo.create_networks {
+            let spec = &plan.networks[i].spec;
+            match self.rt.create_network(spec).await {
+                Ok(_) => {}
+                // Created by a pass the list did not see yet: fine.
+                Err(RtError::Conflict(_)) => {}
+                Err(e) => return Err(e).context(format!("creating network {}", spec.name)),
             }
         }
-
-        // 3. Volumes: one per node and generation.
-        let want_vols: BTreeSet<&str> = plan.nodes.iter().map(|n| n.volume.as_str()).collect();
-        let have_vols: Vec<_> = snap
-            .volumes
-            .iter()
-            .filter(|v| owned(&v.labels, run, student))
-            .collect();
-        for v in &have_vols {
-            if !want_vols.contains(v.name.as_str()) {
-                self.rt.remove_volume(&v.name).await?;
-            }
+        for v in &todo.remove_volumes {
+            self.rt.remove_volume(v).await?;
         }
-        let missing = plan
-            .nodes
-            .iter()
-            .filter(|n| !have_vols.iter().any(|v| v.name == n.volume));
-        all_ok(missing.map(|n| self.rt.create_volume(&n.volume, &n.volume_labels))).await?;
+        all_ok(todo.create_volumes.iter().map(|&i| {
+            let n = &plan.nodes[i];
+            self.rt.create_volume(&n.volume, &n.volume_labels)
+        }))
+        .await?;
 
-        // 4. Containers: create the missing ones, start or stop the rest.
         self.set_progress(run, student, "containers");
-        let results = join_all(plan.nodes.iter().map(|n| {
-            let existing = existing.get(&n.node);
-            let want_running = !stopped.contains(&n.node);
+        let results = join_all(plan.nodes.iter().zip(&todo.nodes).map(|(n, action)| {
             let lab = lab.clone();
             let plan = &plan;
             async move {
-                match existing {
-                    None => {
+                let fill = |id: String| {
+                    let lab = lab.clone();
+                    async move {
+                        if let Some(tar) = plan::content_tar(&lab, &n.node, &plan.params)? {
+                            self.rt
+                                .upload(&id, plan::DATA_DIR, tar)
+                                .await
+                                .with_context(|| format!("filling {}", n.spec.name))?;
+                        }
+                        anyhow::Ok(())
+                    }
+                };
+                match action {
+                    converge::NodeAction::Create { start } => {
                         let id = match self.rt.create_container(&n.spec).await {
                             Ok(id) => id,
                             Err(RtError::Conflict(m)) => {
@@ -427,32 +370,28 @@ impl Controller {
                                 return Err(e).with_context(|| format!("creating {}", n.spec.name))
                             }
                         };
-                        if let Some(tar) = plan::content_tar(&lab, &n.node, &plan.params)? {
-                            self.rt
-                                .upload(&id, plan::DATA_DIR, tar)
-                                .await
-                                .with_context(|| format!("filling {}", n.spec.name))?;
-                        }
-                        if want_running {
+                        fill(id.clone()).await?;
+                        if *start {
                             self.rt.start_container(&id).await?;
                         }
                     }
-                    Some(c) => {
-                        // Finish what a crash may have left undone: networks, content.
-                        for e in &n.spec.endpoints {
-                            if !c.networks.contains(&e.network) {
-                                self.rt.connect_network(&c.id, e).await?;
-                            }
+                    converge::NodeAction::Adopt {
+                        id,
+                        connect,
+                        fill: needs_fill,
+                        power,
+                    } => {
+                        // Finish what a crash may have left undone.
+                        for &e in connect {
+                            self.rt.connect_network(id, &n.spec.endpoints[e]).await?;
                         }
-                        if c.state == ContainerState::Created {
-                            if let Some(tar) = plan::content_tar(&lab, &n.node, &plan.params)? {
-                                self.rt.upload(&c.id, plan::DATA_DIR, tar).await?;
-                            }
+                        if *needs_fill {
+                            fill(id.clone()).await?;
                         }
-                        if want_running && c.state != ContainerState::Running {
-                            self.rt.start_container(&c.id).await?
-                        } else if !want_running && c.state == ContainerState::Running {
-                            self.rt.stop_container(&c.id).await?
+                        match power {
+                            converge::Power::Start => self.rt.start_container(id).await?,
+                            converge::Power::Stop => self.rt.stop_container(id).await?,
+                            converge::Power::Keep => {}
                         }
                     }
                 }
@@ -544,7 +483,9 @@ impl Controller {
             ])
             .await?;
         let futs = nodes.iter().map(|(node, role)| {
-            let c = cs.iter().find(|c| label(c, plan::NODE) == node);
+            let c = cs
+                .iter()
+                .find(|c| c.labels.get(plan::NODE).map(String::as_str) == Some(node));
             async move {
                 let (state, addresses, image, id) = match c {
                     Some(c) => (

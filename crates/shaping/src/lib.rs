@@ -2,26 +2,31 @@
 //! a node to a network, applied on this host (DESIGN.md decision 11).
 //!
 //! - Rate: a `tbf` qdisc on each side of the attachment's veth pair, the
-//!   host side for traffic to the node and the node's side (entered with
-//!   `nsenter`) for traffic from it.
-//! - Delay and loss: `netem` where the kernel has it; otherwise the
-//!   NFQUEUE delay line (`delay_line`), fed by iptables rules in mangle
-//!   PREROUTING that match frames entering the bridge from the node's
-//!   port and frames on the bridge addressed to the node. The rules carry
-//!   `--queue-bypass` (traffic still flows, undelayed, if the line is down)
-//!   and a comment naming this controller, so exactly they are removed.
+//!   host side for traffic to the node and the node's side (its network
+//!   namespace entered with `setns` on a thread) for traffic from it.
+//! - Delay and loss: the NFQUEUE delay line (`delay_line`), fed by an
+//!   nf_tables table of this controller's (`ip applab_XXXXXXXX`, chain
+//!   `prerouting` at mangle priority) whose rules match frames entering a
+//!   student's bridge from a shaped node and frames on the bridge for it.
+//!   The rules bypass the queue if the line is down (traffic still flows,
+//!   undelayed); the table is rebuilt whole, atomically, at every change.
+//!   One mechanism on every kernel: the delay line is what this kernel
+//!   (no netem) needs, and it holds delay to ±1 ms where netem exists too.
 //! - Traffic: the host-side veth's byte counters, sampled, give each
 //!   link's throughput and utilization (bytes over the rate, per window).
 //!
-//! Everything here needs root on the host and the `tc`, `iptables` and
-//! `nsenter` programs; without them `Mechanism::Unavailable` says why.
+//! Everything goes through netlink (`netlink`): no host program is run,
+//! so the controller's FROM-scratch image shapes as the host-run one does.
+//! It needs CAP_NET_ADMIN, and CAP_SYS_ADMIN with the host's pids to enter
+//! a node's namespace; without them `Mechanism::Unavailable` says why.
 
 pub mod delay_line;
+pub mod netlink;
 
 use delay_line::{DelayLine, Stage, Table};
+use netlink::{QueueRule, Route, Tbf};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -37,6 +42,9 @@ pub struct Shape {
 impl Shape {
     pub fn is_none(&self) -> bool {
         self.delay_us == 0 && self.rate_bps.is_none() && self.loss == 0.0
+    }
+    fn delays(&self) -> bool {
+        self.delay_us > 0 || self.loss > 0.0
     }
 }
 
@@ -59,21 +67,19 @@ pub struct Attachment {
     pub shape: Shape,
 }
 
-/// How delay and loss are made on this host.
+/// How links are shaped on this host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mechanism {
-    Netem,
-    DelayLine { queue: u16 },
+    DelayLine { queue: u16, table: String },
     Unavailable(String),
 }
 
 impl std::fmt::Display for Mechanism {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Mechanism::Netem => write!(f, "tbf for rate, netem for delay and loss"),
-            Mechanism::DelayLine { queue } => write!(
+            Mechanism::DelayLine { queue, table } => write!(
                 f,
-                "tbf for rate, NFQUEUE delay line (queue {queue}, mangle PREROUTING) for delay and loss"
+                "tbf (rtnetlink) for rate, NFQUEUE delay line (queue {queue}, nf_tables table ip {table}) for delay and loss"
             ),
             Mechanism::Unavailable(why) => write!(f, "unavailable: {why}"),
         }
@@ -98,17 +104,19 @@ pub struct LinkUsage {
 
 struct Applied {
     container: String,
+    pid: u32,
+    node_ifindex: u32,
     host_veth: String,
     host_ifindex: u32,
     bridge_ifindex: u32,
     ip: Ipv4Addr,
+    gateway: Option<Ipv4Addr>,
     shape: Shape,
     /// (time, to-node bytes, from-node bytes) samples, oldest first.
     samples: Vec<(Instant, u64, u64)>,
 }
 
 pub struct Shaper {
-    comment: String,
     mechanism: Mechanism,
     line: Option<DelayLine>,
     applied: Mutex<HashMap<String, Applied>>,
@@ -118,12 +126,10 @@ pub struct Shaper {
 const WINDOW: Duration = Duration::from_secs(10);
 
 impl Shaper {
-    /// Find out what this host can do and remove rules a previous run of
-    /// this controller (`instance`) left behind.
+    /// Find out what this host can do and remove the rules a previous run
+    /// of this controller (`instance`) left behind.
     pub fn new(instance: &str) -> Shaper {
-        let comment = format!("applab-shaping:{instance}");
         let mut s = Shaper {
-            comment,
             mechanism: Mechanism::Unavailable("not probed".into()),
             line: None,
             applied: Mutex::new(HashMap::new()),
@@ -132,31 +138,23 @@ impl Shaper {
             Ok(m) => m,
             Err(why) => Mechanism::Unavailable(why),
         };
-        if !matches!(s.mechanism, Mechanism::Unavailable(_)) {
-            s.delete_rules(&s.comment.clone());
-        }
         tracing::info!(mechanism = %s.mechanism, "link shaping");
         s
     }
 
     fn probe(&mut self, instance: &str) -> Result<Mechanism, String> {
-        for prog in ["tc", "iptables", "nsenter"] {
-            if !program_exists(prog) {
-                return Err(format!("`{prog}` is not installed on this host"));
-            }
-        }
-        run(Command::new("iptables").args(["-t", "mangle", "-S", "PREROUTING"]))
-            .map_err(|e| format!("iptables does not answer (root needed): {e}"))?;
-        if netem_available() {
-            return Ok(Mechanism::Netem);
-        }
+        let table = format!("applab_{:08x}", fnv(instance));
+        // Removing our table proves nf_tables answers us (and clears what
+        // a killed predecessor left).
+        netlink::nft_delete_table(&table)?;
+        Route::open()?.links()?;
         // A queue number of our own, stable across restarts of this
         // controller, apart from other controllers' on the same host.
         let first = 20000 + (fnv(instance) % 20000) as u16;
         let line = DelayLine::start(first)?;
         let queue = line.queue;
         self.line = Some(line);
-        Ok(Mechanism::DelayLine { queue })
+        Ok(Mechanism::DelayLine { queue, table })
     }
 
     /// Whether an attachment is shaped now.
@@ -192,96 +190,33 @@ impl Shaper {
         if a.shape.is_none() {
             return Ok(());
         }
-        let (inner_if, host_ifindex) = find_interface(a.pid, &a.mac)?;
+        let s = a.shape;
+        let tbf = s.rate_bps.map(|r| tbf(r, s.delay_us));
+        // In the node's namespace: its interface on this network (by MAC),
+        // the index of the veth's host end, and the rate of what it sends.
+        let mac = a.mac.clone();
+        let (node_if, node_ifindex, host_ifindex) = netlink::in_netns(a.pid, move || {
+            let mut r = Route::open()?;
+            let link = r
+                .links()?
+                .into_iter()
+                .find(|l| l.mac.eq_ignore_ascii_case(&mac))
+                .ok_or_else(|| format!("no interface with MAC {mac} in the node"))?;
+            let peer = link
+                .peer
+                .ok_or_else(|| format!("{} is not one end of a veth pair", link.name))?;
+            if let Some(t) = tbf {
+                r.replace_tbf(link.index, &t)?;
+            }
+            Ok((link.name, link.index, peer))
+        })?;
         let host_veth = ifname_by_index(host_ifindex).ok_or_else(|| {
-            format!("no host interface with index {host_ifindex} (node's {inner_if})")
+            format!("no host interface with index {host_ifindex} (node's {node_if})")
         })?;
         let bridge_ifindex = read_u32(&format!("/sys/class/net/{}/ifindex", a.bridge))
             .ok_or_else(|| format!("no bridge {}", a.bridge))?;
-        let netns = format!("--net=/proc/{}/ns/net", a.pid);
-        // Rate, both directions (replace: idempotent).
-        let s = a.shape;
-        if let Some(rate) = s.rate_bps {
-            let args = tbf_args(rate, s.delay_us);
-            run(Command::new("tc")
-                .args(["qdisc", "replace", "dev", &host_veth, "root"])
-                .args(&args))?;
-            run(Command::new("nsenter")
-                .arg(&netns)
-                .args(["tc", "qdisc", "replace", "dev", &inner_if, "root"])
-                .args(&args))?;
-        }
-        match &self.mechanism {
-            Mechanism::Netem if s.delay_us > 0 || s.loss > 0.0 => {
-                // netem on both sides, the rate's tbf (if any) under it.
-                let mut netem = vec![
-                    "netem".to_string(),
-                    "delay".into(),
-                    format!("{}us", s.delay_us),
-                ];
-                if s.loss > 0.0 {
-                    netem.extend(["loss".into(), format!("{}%", s.loss * 100.0)]);
-                }
-                for (pre, dev) in [
-                    (vec![], host_veth.as_str()),
-                    (
-                        vec!["nsenter".to_string(), netns.clone()],
-                        inner_if.as_str(),
-                    ),
-                ] {
-                    let mut c = if pre.is_empty() {
-                        Command::new("tc")
-                    } else {
-                        let mut c = Command::new(&pre[0]);
-                        c.args(&pre[1..]).arg("tc");
-                        c
-                    };
-                    c.args(["qdisc", "replace", "dev", dev, "root", "handle", "1:"])
-                        .args(&netem);
-                    run(&mut c)?;
-                    if let Some(rate) = s.rate_bps {
-                        let mut c = if pre.is_empty() {
-                            Command::new("tc")
-                        } else {
-                            let mut c = Command::new(&pre[0]);
-                            c.args(&pre[1..]).arg("tc");
-                            c
-                        };
-                        c.args([
-                            "qdisc", "replace", "dev", dev, "parent", "1:1", "handle", "10:",
-                        ])
-                        .args(tbf_args(rate, s.delay_us));
-                        run(&mut c)?;
-                    }
-                }
-            }
-            Mechanism::DelayLine { queue } if s.delay_us > 0 || s.loss > 0.0 => {
-                let q = queue.to_string();
-                let tag = format!("{} {}", self.comment, a.tag);
-                let tag = tag.replace(' ', "/");
-                // From the node: frames entering the bridge by its port,
-                // except those for the host itself (the controller's probes).
-                let not_host = a
-                    .gateway
-                    .map(|g| format!("! -d {g}/32"))
-                    .unwrap_or_default();
-                let from = format!("-m physdev --physdev-in {host_veth} {not_host}");
-                // To the node: frames on its bridge for its address, from
-                // the other ports.
-                let to = format!(
-                    "-i {} -d {}/32 -m physdev ! --physdev-in {host_veth}",
-                    a.bridge, a.ip
-                );
-                for m in [from, to] {
-                    let mut c = Command::new("iptables");
-                    c.args(["-t", "mangle", "-I", "PREROUTING"])
-                        .args(m.split_whitespace())
-                        .args(["-m", "comment", "--comment", &tag])
-                        .args(["-j", "NFQUEUE", "--queue-num", &q, "--queue-bypass"]);
-                    run(&mut c)?;
-                }
-            }
-            _ => {}
+        if let Some(t) = tbf {
+            Route::open()?.replace_tbf(host_ifindex, &t)?;
         }
         let (to, from) = counters(&host_veth);
         self.applied
@@ -291,22 +226,24 @@ impl Shaper {
                 a.tag.clone(),
                 Applied {
                     container: a.container.clone(),
+                    pid: a.pid,
+                    node_ifindex,
                     host_veth: host_veth.clone(),
                     host_ifindex,
                     bridge_ifindex,
                     ip: a.ip,
+                    gateway: a.gateway,
                     shape: s,
                     samples: vec![(Instant::now(), to, from)],
                 },
             );
-        self.publish();
-        tracing::info!(
-            tag = a.tag,
-            host_veth,
-            node_if = inner_if,
-            ?s,
-            "link shaped"
-        );
+        if s.delays() {
+            if let Err(e) = self.publish() {
+                self.forget(&a.tag);
+                return Err(e);
+            }
+        }
+        tracing::info!(tag = a.tag, host_veth, node_if, ?s, "link shaped");
         Ok(())
     }
 
@@ -332,54 +269,49 @@ impl Shaper {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(tag);
-        let full = format!("{} {}", self.comment, tag).replace(' ', "/");
-        self.delete_rules(&full);
-        if let Some(g) = gone {
-            // The qdiscs go with the veth when the container is removed;
-            // when it stays (a new shape), replace them.
-            if iface_exists(&g.host_veth) {
-                let _ = run(Command::new("tc").args(["qdisc", "del", "dev", &g.host_veth, "root"]));
+        let Some(g) = gone else { return };
+        if g.shape.delays() {
+            if let Err(e) = self.publish() {
+                tracing::warn!(tag, "removing a link's delay rules: {e}");
             }
         }
-        self.publish();
+        // The qdiscs go with the veth when the container is removed; when
+        // it stays (a new shape, or none), take them off both ends.
+        if g.shape.rate_bps.is_some() && iface_exists(&g.host_veth) {
+            let host = Route::open().and_then(|mut r| r.delete_root(g.host_ifindex));
+            let index = g.node_ifindex;
+            let node = netlink::in_netns(g.pid, move || Route::open()?.delete_root(index));
+            if let Err(e) = host.and(node) {
+                tracing::debug!(tag, "removing a link's rate: {e}");
+            }
+        }
     }
 
-    /// Delete every mangle PREROUTING rule whose comment starts with `prefix`.
-    fn delete_rules(&self, prefix: &str) {
-        let Ok(listing) = run(Command::new("iptables").args(["-t", "mangle", "-S", "PREROUTING"]))
-        else {
-            return;
+    /// Give the delay line and the nf_tables table the current attachments.
+    fn publish(&self) -> Result<(), String> {
+        let Mechanism::DelayLine { queue, table } = &self.mechanism else {
+            return Ok(());
         };
-        for line in listing.lines() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let ours = words
-                .windows(2)
-                .any(|w| w[0] == "--comment" && w[1].trim_matches('"').starts_with(prefix));
-            if ours && words.first() == Some(&"-A") {
-                let mut c = Command::new("iptables");
-                c.args(["-t", "mangle", "-D"])
-                    .args(words[1..].iter().map(|w| w.trim_matches('"')));
-                if let Err(e) = run(&mut c) {
-                    tracing::warn!("removing shaping rule: {e}");
-                }
-            }
-        }
-    }
-
-    /// Tell the delay line the current attachments.
-    fn publish(&self) {
-        let Some(line) = &self.line else { return };
         let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         let mut t = Table::default();
-        for a in applied.values() {
+        let mut rules = Vec::new();
+        for a in applied.values().filter(|a| a.shape.delays()) {
             let stage = Stage {
                 delay: Duration::from_micros(a.shape.delay_us),
                 loss: a.shape.loss,
             };
             t.from_port.insert(a.host_ifindex, stage);
             t.to_addr.insert((a.bridge_ifindex, a.ip), stage);
+            rules.extend(queue_rules(a.bridge_ifindex, a.ip, a.gateway, *queue));
         }
-        line.set_table(t);
+        if let Some(line) = &self.line {
+            line.set_table(t);
+        }
+        if rules.is_empty() {
+            netlink::nft_delete_table(table)
+        } else {
+            netlink::nft_replace_table(table, &rules)
+        }
     }
 
     /// Take a sample of every shaped link's byte counters; the window of
@@ -430,44 +362,44 @@ impl Shaper {
     }
 }
 
+/// The two rules of a node with a delay: frames it sends into its bridge
+/// (except to the host itself: the controller's probes), and frames on the
+/// bridge for its address. A frame between two shaped nodes matches the
+/// first and is queued once; the line adds both links' delays.
+fn queue_rules(bridge: u32, ip: Ipv4Addr, gateway: Option<Ipv4Addr>, queue: u16) -> [QueueRule; 2] {
+    [
+        QueueRule {
+            bridge,
+            src: Some(ip),
+            dst: None,
+            not_dst: gateway,
+            queue,
+        },
+        QueueRule {
+            bridge,
+            src: None,
+            dst: Some(ip),
+            not_dst: None,
+            queue,
+        },
+    ]
+}
+
 /// tbf for `rate`: a burst of 10 ms of data (at least a few frames), and a
 /// queue of a second of data beyond the link's round trip, as an access
 /// router's buffer: bursts of objects queue (the lecture's queueing delay)
 /// instead of being dropped and sent again, which would inflate the bytes
 /// on the link.
-fn tbf_args(rate_bps: u64, delay_us: u64) -> Vec<String> {
+fn tbf(rate_bps: u64, delay_us: u64) -> Tbf {
     let bytes_per_s = rate_bps as f64 / 8.0;
-    let burst = (bytes_per_s * 0.01).max(15_000.0) as u64;
+    let burst = (bytes_per_s * 0.01).max(15_000.0);
     let rtt = 2.0 * delay_us as f64 / 1e6;
-    let limit = (bytes_per_s * (rtt + 1.0))
-        .max(64_000.0)
-        .max(2.0 * burst as f64) as u64;
-    vec![
-        "tbf".into(),
-        "rate".into(),
-        format!("{rate_bps}bit"),
-        "burst".into(),
-        burst.to_string(),
-        "limit".into(),
-        limit.to_string(),
-    ]
-}
-
-/// The node-side interface with this MAC, and the ifindex of its peer on
-/// the host (`iflink`), read from the node's own /sys.
-fn find_interface(pid: u32, mac: &str) -> Result<(String, u32), String> {
-    let dir = format!("/proc/{pid}/root/sys/class/net");
-    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let addr = std::fs::read_to_string(format!("{dir}/{name}/address")).unwrap_or_default();
-        if addr.trim().eq_ignore_ascii_case(mac) {
-            let link = read_u32(&format!("{dir}/{name}/iflink"))
-                .ok_or_else(|| format!("{dir}/{name}/iflink unreadable"))?;
-            return Ok((name, link));
-        }
+    let limit = (bytes_per_s * (rtt + 1.0)).max(64_000.0).max(2.0 * burst);
+    Tbf {
+        rate_bps,
+        burst: burst.min(u32::MAX as f64) as u32,
+        limit: limit.min(u32::MAX as f64) as u32,
     }
-    Err(format!("no interface with MAC {mac} in {dir}"))
 }
 
 fn ifname_by_index(index: u32) -> Option<String> {
@@ -499,41 +431,6 @@ fn counters(veth: &str) -> (u64, u64) {
     (read("tx_bytes"), read("rx_bytes"))
 }
 
-fn program_exists(p: &str) -> bool {
-    std::env::var("PATH")
-        .unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
-        .split(':')
-        .chain(["/usr/sbin", "/sbin"])
-        .any(|d| std::path::Path::new(d).join(p).is_file())
-}
-
-/// Whether this kernel has netem: try it on a throwaway dummy device.
-fn netem_available() -> bool {
-    let dev = format!("applabprobe{}", std::process::id() % 10000);
-    if run(Command::new("ip").args(["link", "add", &dev, "type", "dummy"])).is_err() {
-        return false;
-    }
-    let ok = run(
-        Command::new("tc").args(["qdisc", "add", "dev", &dev, "root", "netem", "delay", "1ms"])
-    )
-    .is_ok();
-    let _ = run(Command::new("ip").args(["link", "del", &dev]));
-    ok
-}
-
-fn run(c: &mut Command) -> Result<String, String> {
-    let shown = format!("{c:?}").replace('"', "");
-    let o = c.output().map_err(|e| format!("{shown}: {e}"))?;
-    if o.status.success() {
-        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{shown}: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        ))
-    }
-}
-
 fn fnv(s: &str) -> u32 {
     s.bytes().fold(0x811c9dc5u32, |h, b| {
         (h ^ b as u32).wrapping_mul(0x01000193)
@@ -546,10 +443,28 @@ mod tests {
 
     #[test]
     fn tbf_holds_a_round_trip_of_data() {
-        let a = tbf_args(10_000_000, 50_000);
-        assert_eq!(a[..3], ["tbf", "rate", "10000000bit"]);
+        let t = tbf(10_000_000, 50_000);
         // 10 Mbit/s: 12.5 kB per 10 ms, so the 15 kB floor; 1.1 s of queue.
-        assert_eq!(a[4], "15000");
-        assert_eq!(a[6], "1375000");
+        assert_eq!(
+            t,
+            Tbf {
+                rate_bps: 10_000_000,
+                burst: 15_000,
+                limit: 1_375_000
+            }
+        );
+    }
+
+    #[test]
+    fn a_delayed_node_has_a_rule_each_way_and_probes_from_the_host_pass() {
+        let gw = Ipv4Addr::new(10, 0, 0, 1);
+        let ip = Ipv4Addr::new(10, 0, 0, 5);
+        let [from, to] = queue_rules(9, ip, Some(gw), 20001);
+        assert_eq!(
+            (from.src, from.not_dst, from.dst),
+            (Some(ip), Some(gw), None)
+        );
+        assert_eq!((to.src, to.dst), (None, Some(ip)));
+        assert!(from.bridge == 9 && to.queue == 20001);
     }
 }

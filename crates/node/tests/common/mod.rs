@@ -210,14 +210,26 @@ pub fn curl(args: &[&str], cwd: Option<&Path>) -> (String, String) {
     )
 }
 
+/// A tcpdump running, and what it says on stderr.
+pub struct Tcpdump {
+    child: std::process::Child,
+    said: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
 /// tcpdump on loopback writing `pcap`, once it says it listens.
-pub fn start_tcpdump(pcap: &str, filter: &str) -> std::process::Child {
+pub fn start_tcpdump(pcap: &str, filter: &str) -> Tcpdump {
     let mut dump = Command::new("tcpdump")
         .args([
             "-i",
             "lo",
             "-U",
             "--immediate-mode",
+            // Immediate mode maps a ring of whole-snaplen frames: the
+            // default 2 MiB holds 8, and a burst on a loaded machine was
+            // dropped by the kernel (seen in CI: a connection's SYN and
+            // request missing). 64 MiB holds 256.
+            "-B",
+            "65536",
             "-n",
             "-Z",
             "root",
@@ -244,18 +256,44 @@ pub fn start_tcpdump(pcap: &str, filter: &str) -> std::process::Child {
         seen.extend_from_slice(&b[..n]);
     }
     // Keep reading its stderr so it never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let said = std::sync::Arc::new(std::sync::Mutex::new(seen));
+    let keep = said.clone();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut b = [0u8; 1024];
+        while let Ok(n @ 1..) = err.read(&mut b) {
+            keep.lock().unwrap().extend_from_slice(&b[..n]);
+        }
+    });
     std::thread::sleep(Duration::from_millis(500));
-    dump
+    Tcpdump { child: dump, said }
 }
 
 /// Stop tcpdump once the last frames are written. Without --immediate-mode
 /// libpcap hands frames over in blocks and an interrupted tcpdump drops the
 /// last block; with it, a short wait does.
-pub fn stop_tcpdump(dump: &mut std::process::Child) {
+/// A capture that lost frames fails here, by name, rather than as a
+/// decoding mystery later.
+pub fn stop_tcpdump(dump: &mut Tcpdump) {
     std::thread::sleep(Duration::from_millis(500));
-    unsafe_interrupt(dump.id());
-    let _ = dump.wait();
+    unsafe_interrupt(dump.child.id());
+    let _ = dump.child.wait();
+    let t = Instant::now();
+    loop {
+        let said = String::from_utf8_lossy(&dump.said.lock().unwrap()).into_owned();
+        if let Some(line) = said.lines().find(|l| l.contains("dropped by kernel")) {
+            assert!(
+                line.trim().starts_with("0 "),
+                "tcpdump lost frames, the capture is incomplete: {said}"
+            );
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "tcpdump did not report its drops: {said}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn unsafe_interrupt(pid: u32) {

@@ -1,0 +1,72 @@
+//! `applab credentials`: students' panel passwords listed or reissued.
+
+use super::{panel_url, run_field, write_credentials};
+use crate::client::Client;
+use crate::Conn;
+use anyhow::Result;
+use applab_controller::Credential;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct CredentialsArgs {
+    /// Only this student.
+    #[arg(long)]
+    pub student: Option<String>,
+    /// Replace the passwords (the old ones stop working) and write the new ones.
+    #[arg(long)]
+    pub reissue: bool,
+    /// Where reissued credentials are written (CSV).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+pub async fn credentials(a: CredentialsArgs) -> Result<ExitCode> {
+    let client = Client::new(&a.conn)?;
+    let body = json!({ "run": run_field(&a.conn), "student": a.student, "reissue": a.reissue });
+    let r: serde_json::Value = client.post("/api/credentials", &body).await?;
+    if a.reissue {
+        let creds: Vec<Credential> = serde_json::from_value(r["reissued"].clone())?;
+        let run = r["run"].as_str().unwrap_or("run");
+        let out = a.out.clone().unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "credentials-{run}-{}.csv",
+                applab_controller::store::now()
+            ))
+        });
+        write_credentials(&out, &creds, &panel_url(&client).await)?;
+        if a.conn.json {
+            println!(
+                "{}",
+                json!({ "run": run, "reissued": creds.len(), "file": out })
+            );
+        } else {
+            println!(
+                "{} credential(s) reissued; written to {}",
+                creds.len(),
+                out.display()
+            );
+        }
+    } else if a.conn.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{:<14} {:<24} {:<28} ISSUED (unix time)",
+            "STUDENT", "NAME", "EMAIL"
+        );
+        for s in r["students"].as_array().into_iter().flatten() {
+            println!(
+                "{:<14} {:<24} {:<28} {}",
+                s["id"].as_str().unwrap_or(""),
+                s["name"].as_str().unwrap_or(""),
+                s["email"].as_str().unwrap_or(""),
+                s["issued_at"]
+            );
+        }
+        println!("(passwords are stored hashed; use --reissue to hand out new ones)");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,100 @@
+//! One file per verb (`applab VERB --help` for each); the helpers the
+//! verbs share are here.
+
+mod answer;
+mod capture;
+mod check;
+mod credentials;
+mod exec;
+mod grades;
+mod history;
+mod images_build;
+mod instructor;
+mod launch;
+mod nodes;
+mod params;
+mod serve;
+mod shape;
+mod status;
+mod teardown;
+mod use_run;
+mod validate;
+
+pub use answer::*;
+pub use capture::*;
+pub use check::*;
+pub use credentials::*;
+pub use exec::*;
+pub use grades::*;
+pub use history::*;
+pub use images_build::*;
+pub use instructor::*;
+pub use launch::*;
+pub use nodes::*;
+pub use params::*;
+pub use serve::*;
+pub use shape::*;
+pub use status::*;
+pub use teardown::*;
+pub use use_run::*;
+pub use validate::*;
+
+use crate::client::Client;
+use crate::Conn;
+use anyhow::{Context, Result};
+use applab_controller::Credential;
+use serde_json::json;
+use std::path::Path;
+use std::process::ExitCode;
+
+fn run_field(conn: &Conn) -> serde_json::Value {
+    json!(conn.run)
+}
+
+fn print_done(conn: &Conn, r: &serde_json::Value, text: &str) -> Result<ExitCode> {
+    if conn.json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        println!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A status with a symbol, never by colour alone.
+fn mark(s: applab_checks::Status) -> &'static str {
+    match s {
+        applab_checks::Status::Pass => "[pass]   ",
+        applab_checks::Status::Fail => "[FAIL]   ",
+        applab_checks::Status::Pending => "[pending]",
+        applab_checks::Status::Error => "[ERROR]  ",
+    }
+}
+
+/// The panel's address, as the controller tells it.
+async fn panel_url(client: &Client) -> String {
+    client
+        .get::<serde_json::Value>("/api/health", &[])
+        .await
+        .ok()
+        .and_then(|h| h["panel_url"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The credentials sheet: one row per student with the panel's address.
+fn write_credentials(path: &Path, creds: &[Credential], panel: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let mut w = csv::Writer::from_writer(f);
+    w.write_record(["run", "id", "name", "email", "password", "panel"])?;
+    for c in creds {
+        w.write_record([&c.run, &c.id, &c.name, &c.email, &c.password, panel])?;
+    }
+    w.flush()?;
+    Ok(())
+}
