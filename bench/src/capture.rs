@@ -151,14 +151,20 @@ struct Round {
     ring: PathBuf,
 }
 
-/// Our capture-and-write path on its own thread until `stop`.
+/// Our capture-and-write path on its own thread until `stop`: the
+/// controller's host tap (every interface, the bridge passed by its
+/// filter and made promiscuous), writing the bridge's ring.
 fn our_tap(
     ring_dir: PathBuf,
     stop: Arc<AtomicBool>,
     ready: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Result<(u64, u64, Duration)>> {
     std::thread::spawn(move || {
-        let mut tap = Tap::open(BR, Duration::from_millis(50))?;
+        let tap_all = Tap::open_all(Duration::from_millis(50))?;
+        let index = applab_capture::tap::index_of(BR)? as i32;
+        tap_all.add_promisc(index)?;
+        tap_all.set_interfaces(&[index])?;
+        let mut tap = tap_all;
         let mut ring = applab_capture::ring::Ring::open(&ring_dir, 1 << 30)?;
         let mut buf = vec![0u8; 65536];
         ready.store(true, Ordering::SeqCst);
@@ -168,6 +174,9 @@ fn our_tap(
         let mut last = Instant::now();
         loop {
             if let Some(r) = tap.recv(&mut buf)? {
+                if r.ifindex != index {
+                    continue;
+                }
                 ring.write(r.time, r.wire_len as u32, &buf[..r.captured])?;
                 frames += 1;
             } else if stop.load(Ordering::SeqCst) {

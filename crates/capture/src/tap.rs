@@ -1,4 +1,7 @@
-//! A tap: an AF_PACKET socket on one network interface (a student's bridge).
+//! A tap: an AF_PACKET socket on one network interface (a student's
+//! bridge), or on all of them with a filter (`Tap::open_all`, the host
+//! tap the `hub` shares between every student network, as `tcpdump -i
+//! any` reads all interfaces: one ring whatever the number of networks).
 //!
 //! Opened from the host's network namespace on the bridge of a student
 //! network, it receives every frame that crosses the bridge once: frames
@@ -24,6 +27,7 @@ use std::time::Duration;
 // spelled out because not every libc build exports them.
 const SOL_PACKET: libc::c_int = 263;
 const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+const PACKET_DROP_MEMBERSHIP: libc::c_int = 2;
 const PACKET_MR_PROMISC: libc::c_ushort = 1;
 const PACKET_STATISTICS: libc::c_int = 6;
 const SO_TIMESTAMPNS: libc::c_int = 35;
@@ -95,6 +99,8 @@ pub struct Tap {
 
 /// One frame as received.
 pub struct Received {
+    /// The interface it was seen on.
+    pub ifindex: i32,
     /// Kernel timestamp, since the Unix epoch.
     pub time: Duration,
     /// Bytes placed in the buffer.
@@ -115,15 +121,21 @@ impl Tap {
     /// Open a promiscuous tap on `ifname`; reads give up after `timeout` so
     /// a capture thread can notice it should stop.
     pub fn open(ifname: &str, timeout: Duration) -> io::Result<Tap> {
-        let cname = std::ffi::CString::new(ifname)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name"))?;
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no interface {ifname}"),
-            ));
-        }
+        let ifindex = index_of(ifname)?;
+        let tap = Tap::socket(ifindex as i32, ifname, timeout)?;
+        tap.add_promisc(ifindex as i32)?;
+        Ok(tap)
+    }
+
+    /// One tap for every interface of this namespace, passing nothing
+    /// until `set_interfaces` says which.
+    pub fn open_all(timeout: Duration) -> io::Result<Tap> {
+        let tap = Tap::socket(0, "any", timeout)?;
+        tap.set_interfaces(&[])?;
+        Ok(tap)
+    }
+
+    fn socket(ifindex: i32, ifname: &str, timeout: Duration) -> io::Result<Tap> {
         let proto = (libc::ETH_P_ALL as u16).to_be();
         let raw = check(unsafe {
             libc::socket(
@@ -133,10 +145,14 @@ impl Tap {
             )
         })?;
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        if ifindex == 0 {
+            // Nothing passes before the filter names the interfaces.
+            attach_filter(&fd, &[])?;
+        }
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex as i32;
+        sll.sll_ifindex = ifindex;
         check(unsafe {
             libc::bind(
                 raw,
@@ -144,13 +160,6 @@ impl Tap {
                 std::mem::size_of::<libc::sockaddr_ll>() as u32,
             )
         })?;
-        let mreq = PacketMreq {
-            mr_ifindex: ifindex as i32,
-            mr_type: PACKET_MR_PROMISC,
-            mr_alen: 0,
-            mr_address: [0; 8],
-        };
-        setsockopt(&fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)?;
         setsockopt(&fd, libc::SOL_SOCKET, SO_TIMESTAMPNS, &1 as &libc::c_int)?;
         // Room for bursts while the writer is busy (the kernel doubles it).
         let _ = setsockopt(
@@ -177,6 +186,38 @@ impl Tap {
             ring,
             timeout,
         })
+    }
+
+    fn membership(&self, ifindex: i32, add: bool) -> io::Result<()> {
+        let mreq = PacketMreq {
+            mr_ifindex: ifindex,
+            mr_type: PACKET_MR_PROMISC,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        let op = if add {
+            PACKET_ADD_MEMBERSHIP
+        } else {
+            PACKET_DROP_MEMBERSHIP
+        };
+        setsockopt(&self.fd, SOL_PACKET, op, &mreq)
+    }
+
+    /// Make an interface promiscuous while this socket lives (or until
+    /// `drop_promisc`): forwarded frames reach a bridge device only then.
+    pub fn add_promisc(&self, ifindex: i32) -> io::Result<()> {
+        self.membership(ifindex, true)
+    }
+
+    pub fn drop_promisc(&self, ifindex: i32) -> io::Result<()> {
+        self.membership(ifindex, false)
+    }
+
+    /// On a tap of every interface: pass the frames of exactly these
+    /// (a classic BPF filter, replaced atomically). Past what one filter
+    /// can hold, everything passes and the reader picks.
+    pub fn set_interfaces(&self, ifindexes: &[i32]) -> io::Result<()> {
+        attach_filter(&self.fd, ifindexes)
     }
 
     /// Receive one frame into `buf`; `Ok(None)` when the timeout passed.
@@ -251,11 +292,14 @@ impl Tap {
                 continue;
             }
             unsafe { std::ptr::copy_nonoverlapping(h.add(mac), buf.as_mut_ptr(), n) };
+            // The sockaddr_ll after the 48-byte header: sll_ifindex at 4.
+            let ifindex = unsafe { std::ptr::read_unaligned(h.add(48 + 4) as *const i32) };
             r.left -= 1;
             if r.left > 0 {
                 r.offset += next;
             }
             return Ok(Some(Received {
+                ifindex,
                 time: Duration::new(sec as u64, nsec),
                 captured: n,
                 wire_len: len,
@@ -270,7 +314,10 @@ impl Tap {
         };
         // Room for one timespec control message.
         let mut control = [0u64; 8];
+        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = &mut from as *mut _ as *mut libc::c_void;
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as _;
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
@@ -303,6 +350,7 @@ impl Tap {
         });
         let wire_len = n as usize;
         Ok(Some(Received {
+            ifindex: from.sll_ifindex,
             time,
             captured: wire_len.min(buf.len()),
             wire_len,
@@ -324,6 +372,51 @@ impl Tap {
         })?;
         Ok((s.tp_packets as u64, s.tp_drops as u64))
     }
+}
+
+/// The index of an interface of this namespace.
+pub fn index_of(ifname: &str) -> io::Result<u32> {
+    let cname = std::ffi::CString::new(ifname)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name"))?;
+    match unsafe { libc::if_nametoindex(cname.as_ptr()) } {
+        0 => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no interface {ifname}"),
+        )),
+        i => Ok(i),
+    }
+}
+
+/// The classic BPF program that passes frames of these interfaces whole:
+/// `ld ifindex; (jeq #i, ret all)*; ret 0`. Two instructions each, within
+/// the kernel's 4,096; past that, everything passes.
+fn filter_program(ifindexes: &[i32]) -> Vec<libc::sock_filter> {
+    const BPF_LD_W_ABS: u16 = 0x20;
+    const BPF_JEQ_K: u16 = 0x15;
+    const BPF_RET_K: u16 = 0x06;
+    // SKF_AD_OFF + SKF_AD_IFINDEX: the device's index, not packet bytes.
+    const IFINDEX: u32 = 0xfffff000 + 8;
+    const ALL: u32 = 0x40000;
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    if ifindexes.len() > 2000 {
+        return vec![op(BPF_RET_K, 0, 0, ALL)];
+    }
+    let mut p = vec![op(BPF_LD_W_ABS, 0, 0, IFINDEX)];
+    for &i in ifindexes {
+        p.push(op(BPF_JEQ_K, 0, 1, i as u32));
+        p.push(op(BPF_RET_K, 0, 0, ALL));
+    }
+    p.push(op(BPF_RET_K, 0, 0, 0));
+    p
+}
+
+fn attach_filter(fd: &OwnedFd, ifindexes: &[i32]) -> io::Result<()> {
+    let mut prog = filter_program(ifindexes);
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
 }
 
 /// Set up and map a TPACKET_V3 receive ring on the socket.
@@ -404,5 +497,43 @@ mod tests {
         assert!(found, "the probe datagram was not seen on lo");
         let (packets, _drops) = tap.stats().unwrap();
         assert!(packets > 0);
+    }
+
+    /// A datagram to ourselves on loopback; whether `tap` saw it, and where.
+    fn probe(tap: &mut Tap, word: &[u8]) -> Option<i32> {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.send_to(word, sock.local_addr().unwrap()).unwrap();
+        let mut buf = vec![0u8; 2048];
+        for _ in 0..20 {
+            if let Some(r) = tap.recv(&mut buf).unwrap() {
+                if buf[..r.captured].windows(word.len()).any(|w| w == word) {
+                    return Some(r.ifindex);
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_tap_of_every_interface_passes_the_ones_it_is_told() {
+        let mut tap = Tap::open_all(Duration::from_millis(50)).expect("AF_PACKET on all");
+        assert!(tap.ring.is_some());
+        assert_eq!(
+            probe(&mut tap, b"applab-any-closed"),
+            None,
+            "nothing passes at first"
+        );
+        let lo = index_of("lo").unwrap() as i32;
+        tap.set_interfaces(&[9999, lo]).unwrap();
+        assert_eq!(probe(&mut tap, b"applab-any-open"), Some(lo));
+        tap.set_interfaces(&[9999]).unwrap();
+        assert_eq!(probe(&mut tap, b"applab-any-again"), None);
+    }
+
+    #[test]
+    fn the_filter_is_two_instructions_an_interface_and_passes_all_past_its_limit() {
+        assert_eq!(filter_program(&[]).len(), 2);
+        assert_eq!(filter_program(&[3, 4, 5]).len(), 8);
+        assert_eq!(filter_program(&vec![1; 3000]).len(), 1);
     }
 }
