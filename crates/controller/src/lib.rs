@@ -15,6 +15,9 @@ pub mod grading;
 pub mod images;
 pub mod links;
 pub mod plan;
+pub mod problem;
+
+use problem::Problem;
 mod reconcile;
 pub mod roster;
 pub mod store;
@@ -332,19 +335,20 @@ impl Controller {
                 .store
                 .run(n)
                 .await?
-                .with_context(|| format!("no run named {n:?}")),
+                .ok_or_else(|| Problem::NotFound(format!("no run named {n:?}")).into()),
             None => {
                 let mut runs = self.store.runs().await?;
                 match runs.len() {
-                    0 => bail!("no run exists; launch one first"),
+                    0 => Err(Problem::NotFound("no run exists; launch one first".into()).into()),
                     1 => Ok(runs.remove(0)),
-                    _ => bail!(
-                        "several runs exist ({}); choose one with --run",
+                    _ => Err(Problem::Invalid(format!(
+                        "several runs exist ({}); choose one with --run (or `applab use RUN`)",
                         runs.iter()
                             .map(|r| r.name.as_str())
                             .collect::<Vec<_>>()
                             .join(", ")
-                    ),
+                    ))
+                    .into()),
                 }
             }
         }
@@ -354,7 +358,7 @@ impl Controller {
         self.store
             .student(run, id)
             .await?
-            .with_context(|| format!("no student {id:?} in run {run:?}"))
+            .ok_or_else(|| Problem::NotFound(format!("no student {id:?} in run {run:?}")).into())
     }
 
     /// One student of the run (checked to be in it), or all of them.

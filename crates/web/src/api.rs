@@ -23,9 +23,14 @@ pub struct AppState {
 /// Any failure becomes `{"error": "..."}` with a status.
 pub struct ApiError(StatusCode, String);
 
+/// The status is the error's own (`applab_controller::problem`): 404 for
+/// an unknown run or student, 409 for a conflict, 503 when the engine fails
+/// or does not answer, 500 when the store does, 400 otherwise.
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        ApiError(StatusCode::BAD_REQUEST, format!("{e:#}"))
+        let status = StatusCode::from_u16(applab_controller::problem::status_of(&e))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError(status, format!("{e:#}"))
     }
 }
 

@@ -177,9 +177,12 @@ impl PanelError {
     }
 }
 
+/// The same statuses as the API's (`applab_controller::problem`).
 impl From<anyhow::Error> for PanelError {
     fn from(e: anyhow::Error) -> Self {
-        PanelError::new(StatusCode::BAD_REQUEST, format!("{e:#}"))
+        let status = StatusCode::from_u16(applab_controller::problem::status_of(&e))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        PanelError::new(status, format!("{e:#}"))
     }
 }
 
