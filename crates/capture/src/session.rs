@@ -193,6 +193,14 @@ static FLUSH_WANTED: AtomicBool = AtomicBool::new(false);
 
 type Slots = HashMap<i32, Arc<Mutex<Slot>>>;
 
+/// What the hub has told the kernel about its tap: the interfaces made
+/// promiscuous, and those its filter passes (a new filter only on change).
+#[derive(Default)]
+struct InKernel {
+    promisc: HashSet<i32>,
+    filter: Vec<i32>,
+}
+
 struct Member {
     ifname: String,
     slot: Arc<Mutex<Slot>>,
@@ -263,9 +271,10 @@ impl Hub {
     }
 
     /// Find every member's bridge, make the new ones promiscuous, tell the
-    /// filter, and give the thread its index → session map.
-    /// Also every member, bridge or not (a flush is answered for all).
-    fn refresh(&self, tap: &Tap, promisc: &mut HashSet<i32>) -> (Slots, Vec<Arc<Mutex<Slot>>>) {
+    /// filter when the set changed, and give the thread its index →
+    /// session map. Also every member, bridge or not (a flush is answered
+    /// for all).
+    fn refresh(&self, tap: &Tap, k: &mut InKernel) -> (Slots, Vec<Arc<Mutex<Slot>>>) {
         let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
         let mut by_index = HashMap::new();
         let all = members.values().map(|m| m.slot.clone()).collect();
@@ -282,11 +291,11 @@ impl Hub {
         }
         drop(members);
         for i in by_index.keys() {
-            if !promisc.contains(i) && tap.add_promisc(*i).is_ok() {
-                promisc.insert(*i);
+            if !k.promisc.contains(i) && tap.add_promisc(*i).is_ok() {
+                k.promisc.insert(*i);
             }
         }
-        promisc.retain(|i| {
+        k.promisc.retain(|i| {
             by_index.contains_key(i) || {
                 // Gone with its bridge, or no longer captured.
                 let _ = tap.drop_promisc(*i);
@@ -295,22 +304,25 @@ impl Hub {
         });
         let mut wanted: Vec<i32> = by_index.keys().copied().collect();
         wanted.sort_unstable();
-        if let Err(e) = tap.set_interfaces(&wanted) {
-            tracing::warn!("capture filter: {e}");
+        if wanted != k.filter {
+            match tap.set_interfaces(&wanted) {
+                Ok(()) => k.filter = wanted,
+                Err(e) => tracing::warn!("capture filter: {e}"),
+            }
         }
         (by_index, all)
     }
 
     fn run(&self, mut tap: Tap) {
         let mut buf = vec![0u8; 65536];
-        let mut promisc = HashSet::new();
+        let mut k = InKernel::default();
         let mut slots: Slots = HashMap::new();
         let mut all = Vec::new();
         let mut refreshed = Instant::now() - REFRESH;
         let mut flushed = Instant::now();
         loop {
             if self.changed.swap(false, Ordering::SeqCst) || refreshed.elapsed() >= REFRESH {
-                (slots, all) = self.refresh(&tap, &mut promisc);
+                (slots, all) = self.refresh(&tap, &mut k);
                 refreshed = Instant::now();
             }
             match tap.recv(&mut buf) {
@@ -328,7 +340,7 @@ impl Hub {
                     match Tap::open_all(Duration::from_millis(50)) {
                         Ok(t) => {
                             tap = t;
-                            promisc.clear();
+                            k = InKernel::default();
                             self.changed.store(true, Ordering::SeqCst);
                         }
                         Err(e) => tracing::warn!("host tap: {e}"),

@@ -72,9 +72,10 @@ pub struct Actions {
     pub nodes: Vec<NodeAction>,
 }
 
-fn owned(labels: &Labels, s: &Student) -> bool {
-    labels.get(plan::RUN).map(String::as_str) == Some(s.run)
-        && labels.get(plan::STUDENT).map(String::as_str) == Some(s.student)
+/// Whether an engine object is this student's (its labels say so).
+pub(crate) fn owned(labels: &Labels, run: &str, student: &str) -> bool {
+    labels.get(plan::RUN).map(String::as_str) == Some(run)
+        && labels.get(plan::STUDENT).map(String::as_str) == Some(student)
 }
 
 fn label<'a>(labels: &'a Labels, k: &str) -> &'a str {
@@ -123,7 +124,11 @@ pub fn actions(plan: &StudentPlan, engine: &Engine, s: &Student) -> Actions {
     let mut out = Actions::default();
     // 1. Containers.
     let mut kept: HashMap<String, &ContainerInfo> = HashMap::new();
-    for c in engine.containers.iter().filter(|c| owned(&c.labels, s)) {
+    for c in engine
+        .containers
+        .iter()
+        .filter(|c| owned(&c.labels, s.run, s.student))
+    {
         match replace_because(c, plan, s, &kept) {
             None => {
                 kept.insert(label(&c.labels, plan::NODE).to_string(), c);
@@ -137,7 +142,11 @@ pub fn actions(plan: &StudentPlan, engine: &Engine, s: &Student) -> Actions {
     }
     // 2. Networks: exactly one per lab network, with the plan's name and subnet.
     let mut have: BTreeSet<&str> = BTreeSet::new();
-    for n in engine.networks.iter().filter(|n| owned(&n.labels, s)) {
+    for n in engine
+        .networks
+        .iter()
+        .filter(|n| owned(&n.labels, s.run, s.student))
+    {
         let lab_net = label(&n.labels, plan::NETWORK);
         let ok = plan.networks.iter().any(|p| {
             p.lab_network == lab_net
@@ -156,7 +165,7 @@ pub fn actions(plan: &StudentPlan, engine: &Engine, s: &Student) -> Actions {
     let owned_vols: Vec<&VolumeInfo> = engine
         .volumes
         .iter()
-        .filter(|v| owned(&v.labels, s))
+        .filter(|v| owned(&v.labels, s.run, s.student))
         .collect();
     out.remove_volumes = owned_vols
         .iter()

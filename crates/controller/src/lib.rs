@@ -62,6 +62,15 @@ pub struct Credential {
     pub password: String,
 }
 
+/// One run as `GET /api/runs` lists it (the CLI reads the same type).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub name: String,
+    pub lab: String,
+    pub students: usize,
+    pub created_at: i64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LaunchResult {
     pub run: String,

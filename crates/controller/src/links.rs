@@ -73,9 +73,9 @@ impl Controller {
         lab: &Lab,
         plan: &StudentPlan,
     ) -> Result<()> {
-        // A host that cannot shape (no root, no tc or iptables, as in the
-        // compose image) still runs the labs, unshaped; `applab status`
-        // says why.
+        // A host that cannot shape (without CAP_NET_ADMIN, or the host's
+        // pids and CAP_SYS_ADMIN to enter a node's namespace) still runs
+        // the labs, unshaped; `applab status` says why.
         if let applab_shaping::Mechanism::Unavailable(why) = self.shaper.mechanism() {
             tracing::debug!(run, student, "links not shaped: {why}");
             return Ok(());

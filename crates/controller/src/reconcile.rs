@@ -106,11 +106,6 @@ struct Snapshot {
     foreign: Vec<ipnet::Ipv4Net>,
 }
 
-fn owned(labels: &applab_runtime::Labels, run: &str, student: &str) -> bool {
-    labels.get(plan::RUN).map(String::as_str) == Some(run)
-        && labels.get(plan::STUDENT).map(String::as_str) == Some(student)
-}
-
 impl Controller {
     /// One pass over every run and student, then garbage collection.
     pub async fn reconcile_all(self: &Arc<Self>) -> Result<()> {
@@ -162,7 +157,7 @@ impl Controller {
                 }
                 let mut names = std::collections::HashMap::new();
                 for c in &snap.containers {
-                    if owned(&c.labels, &run.name, &s.id) {
+                    if converge::owned(&c.labels, &run.name, &s.id) {
                         if let Some(node) = c.labels.get(plan::NODE) {
                             for ip in c.addresses.values() {
                                 if let Ok(ip) = ip.parse() {

@@ -120,6 +120,7 @@ pub struct Shaper {
     mechanism: Mechanism,
     line: Option<DelayLine>,
     applied: Mutex<HashMap<String, Applied>>,
+    publishing: Mutex<()>,
 }
 
 /// Throughput is averaged over this long.
@@ -133,6 +134,7 @@ impl Shaper {
             mechanism: Mechanism::Unavailable("not probed".into()),
             line: None,
             applied: Mutex::new(HashMap::new()),
+            publishing: Mutex::new(()),
         };
         s.mechanism = match s.probe(instance) {
             Ok(m) => m,
@@ -258,51 +260,62 @@ impl Shaper {
             .filter(|t| t.starts_with(prefix))
             .cloned()
             .collect();
-        for t in tags {
-            self.forget(&t);
-        }
+        self.forget_all(&tags);
     }
 
     fn forget(&self, tag: &str) {
-        let gone = self
-            .applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(tag);
-        let Some(g) = gone else { return };
-        if g.shape.delays() {
+        self.forget_all(&[tag.to_string()]);
+    }
+
+    /// Forget attachments; the delay rules are rebuilt once for all of them.
+    fn forget_all(&self, tags: &[String]) {
+        let gone: Vec<(&String, Applied)> = {
+            let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+            tags.iter()
+                .filter_map(|t| applied.remove(t).map(|g| (t, g)))
+                .collect()
+        };
+        if gone.iter().any(|(_, g)| g.shape.delays()) {
             if let Err(e) = self.publish() {
-                tracing::warn!(tag, "removing a link's delay rules: {e}");
+                tracing::warn!("removing delay rules: {e}");
             }
         }
         // The qdiscs go with the veth when the container is removed; when
         // it stays (a new shape, or none), take them off both ends.
-        if g.shape.rate_bps.is_some() && iface_exists(&g.host_veth) {
-            let host = Route::open().and_then(|mut r| r.delete_root(g.host_ifindex));
-            let index = g.node_ifindex;
-            let node = netlink::in_netns(g.pid, move || Route::open()?.delete_root(index));
-            if let Err(e) = host.and(node) {
-                tracing::debug!(tag, "removing a link's rate: {e}");
+        for (tag, g) in gone {
+            if g.shape.rate_bps.is_some() && iface_exists(&g.host_veth) {
+                let host = Route::open().and_then(|mut r| r.delete_root(g.host_ifindex));
+                let index = g.node_ifindex;
+                let node = netlink::in_netns(g.pid, move || Route::open()?.delete_root(index));
+                if let Err(e) = host.and(node) {
+                    tracing::debug!(tag, "removing a link's rate: {e}");
+                }
             }
         }
     }
 
     /// Give the delay line and the nf_tables table the current attachments.
+    /// Publishes run one at a time, each from the set as it is when it
+    /// starts, so the last one written is the newest; the attachments are
+    /// not locked while the kernel is talked to (status and sampling go on).
     fn publish(&self) -> Result<(), String> {
         let Mechanism::DelayLine { queue, table } = &self.mechanism else {
             return Ok(());
         };
-        let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
         let mut t = Table::default();
         let mut rules = Vec::new();
-        for a in applied.values().filter(|a| a.shape.delays()) {
-            let stage = Stage {
-                delay: Duration::from_micros(a.shape.delay_us),
-                loss: a.shape.loss,
-            };
-            t.from_port.insert(a.host_ifindex, stage);
-            t.to_addr.insert((a.bridge_ifindex, a.ip), stage);
-            rules.extend(queue_rules(a.bridge_ifindex, a.ip, a.gateway, *queue));
+        {
+            let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+            for a in applied.values().filter(|a| a.shape.delays()) {
+                let stage = Stage {
+                    delay: Duration::from_micros(a.shape.delay_us),
+                    loss: a.shape.loss,
+                };
+                t.from_port.insert(a.host_ifindex, stage);
+                t.to_addr.insert((a.bridge_ifindex, a.ip), stage);
+                rules.extend(queue_rules(a.bridge_ifindex, a.ip, a.gateway, *queue));
+            }
         }
         if let Some(line) = &self.line {
             line.set_table(t);

@@ -1,6 +1,6 @@
 //! JSON API handlers: small, one per verb, over one shared state.
 
-use applab_controller::{roster::Entry, Controller};
+use applab_controller::{roster::Entry, Controller, RunInfo};
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -103,14 +103,6 @@ async fn health(State(st): State<AppState>) -> Json<serde_json::Value> {
     Json(
         json!({ "ok": true, "version": env!("CARGO_PKG_VERSION"), "panel_url": st.panel.public_url }),
     )
-}
-
-#[derive(Serialize)]
-struct RunInfo {
-    name: String,
-    lab: String,
-    students: usize,
-    created_at: i64,
 }
 
 async fn runs(State(st): State<AppState>) -> ApiResult<Vec<RunInfo>> {

@@ -5,6 +5,7 @@
 use crate::client::Client;
 use crate::Conn;
 use anyhow::{bail, Context, Result};
+use applab_controller::RunInfo;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -24,13 +25,6 @@ pub fn forget_run(data: &Path, run: &str) {
     if current_run(data).as_deref() == Some(run) {
         let _ = std::fs::remove_file(file(data));
     }
-}
-
-#[derive(serde::Deserialize)]
-struct RunInfo {
-    name: String,
-    lab: String,
-    students: usize,
 }
 
 pub async fn use_run(conn: &Conn, run: Option<&str>, clear: bool) -> Result<ExitCode> {
