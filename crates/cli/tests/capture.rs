@@ -40,7 +40,10 @@ fn wait_requests(s: &Server, run: &str, student: &str, n: usize) -> (Vec<Value>,
     let t = Instant::now();
     loop {
         let evs = events(s, run, student, "http");
-        if requests(&evs).len() >= n {
+        // The last response is decoded a frame after its request: wait
+        // for the exchanges to be whole, not just begun.
+        let answered = evs.iter().filter(|e| e["type"] == "http_response").count();
+        if requests(&evs).len() >= n && answered >= n {
             return (evs, t.elapsed());
         }
         assert!(
