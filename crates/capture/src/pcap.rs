@@ -20,10 +20,14 @@ pub enum PcapError {
 }
 
 /// One captured frame: its time since the epoch and its bytes.
+#[derive(Debug)]
 pub struct Captured {
     pub time: Duration,
     pub data: Vec<u8>,
 }
+
+/// No frame on a lab's links is larger (jumbo frames included).
+const MAX_FRAME: u32 = 262_144;
 
 /// Read every Ethernet frame of a pcap or pcapng file.
 pub fn read_file(path: &Path) -> Result<Vec<Captured>, PcapError> {
@@ -70,10 +74,32 @@ pub fn read_file(path: &Path) -> Result<Vec<Captured>, PcapError> {
             r.header().datalink
         )));
     }
-    while let Some(p) = r.next_packet() {
+    let header = r.header();
+    let mut number = 0;
+    // Raw packets, checked here: pcap-file's own check refuses a frame
+    // longer on the wire than the snap length, which is what a capture
+    // with a short snap length (`tcpdump -s 96`) is made of.
+    while let Some(p) = r.next_raw_packet() {
         let p = p.map_err(|e| format(e.to_string()))?;
+        number += 1;
+        let frac = match header.ts_resolution {
+            pcap_file::TsResolution::MicroSecond => p.ts_frac.checked_mul(1000),
+            pcap_file::TsResolution::NanoSecond => Some(p.ts_frac),
+        };
+        let Some(nanos) = frac.filter(|n| *n < 1_000_000_000) else {
+            return Err(format(format!(
+                "frame {number}: bad timestamp fraction {}",
+                p.ts_frac
+            )));
+        };
+        if p.incl_len > header.snaplen.max(MAX_FRAME) || p.incl_len > p.orig_len {
+            return Err(format(format!(
+                "frame {number}: {} bytes captured of {} on the wire, snap length {}",
+                p.incl_len, p.orig_len, header.snaplen
+            )));
+        }
         out.push(Captured {
-            time: p.timestamp,
+            time: Duration::new(u64::from(p.ts_sec), nanos),
             data: p.data.into_owned(),
         });
     }
@@ -134,4 +160,52 @@ pub fn read_from(r: impl Read) -> Result<Vec<Captured>, String> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A classic pcap file by hand: header, then (incl_len, orig_len, bytes).
+    fn pcap(snaplen: u32, frames: &[(u32, u32, &[u8])]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        f.extend_from_slice(&2u16.to_le_bytes());
+        f.extend_from_slice(&4u16.to_le_bytes());
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&snaplen.to_le_bytes());
+        f.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
+        for (i, (incl, orig, data)) in frames.iter().enumerate() {
+            f.extend_from_slice(&(1_700_000_000u32 + i as u32).to_le_bytes());
+            f.extend_from_slice(&250_000u32.to_le_bytes());
+            f.extend_from_slice(&incl.to_le_bytes());
+            f.extend_from_slice(&orig.to_le_bytes());
+            f.extend_from_slice(data);
+        }
+        f
+    }
+
+    #[test]
+    fn a_short_snap_length_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("short.pcap");
+        let head = [0x11u8; 96];
+        std::fs::write(&p, pcap(96, &[(96, 1514, &head), (60, 60, &head[..60])])).unwrap();
+        let frames = read_file(&p).unwrap();
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].data.len(), 96);
+        assert_eq!(frames[0].time, Duration::new(1_700_000_000, 250_000_000));
+        assert_eq!(frames[1].data.len(), 60);
+    }
+
+    #[test]
+    fn impossible_lengths_name_the_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.pcap");
+        let data = [0u8; 100];
+        std::fs::write(&p, pcap(65535, &[(60, 60, &data[..60]), (100, 80, &data)])).unwrap();
+        let e = read_file(&p).unwrap_err().to_string();
+        assert!(e.contains("frame 2: 100 bytes captured of 80"), "{e}");
+        assert!(e.contains("bad.pcap"), "{e}");
+    }
 }

@@ -44,21 +44,21 @@ impl Client {
             )
         })?;
         let status = r.status();
-        let body: serde_json::Value = r
-            .json()
+        let body = r
+            .bytes()
             .await
             .with_context(|| format!("{what}: unreadable answer"))?;
         if !status.is_success() {
-            let msg = body
-                .get("error")
-                .and_then(|e| e.as_str())
-                .unwrap_or("no detail");
-            bail!("{msg}");
+            bail!("{}", error_of(status, &body));
         }
-        serde_json::from_value(body).with_context(|| format!("{what}: unexpected answer"))
+        serde_json::from_slice(&body).with_context(|| format!("{what}: unexpected answer"))
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
+    pub async fn get<Q: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> Result<T> {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -81,7 +81,7 @@ impl Client {
     }
 
     /// A GET whose answer is a file (a pcap), not JSON.
-    pub async fn get_bytes(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<u8>> {
+    pub async fn get_bytes<Q: Serialize + ?Sized>(&self, path: &str, query: &Q) -> Result<Vec<u8>> {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -90,15 +90,22 @@ impl Client {
             .send()
             .await
             .with_context(|| format!("cannot reach the controller at {}", self.base))?;
-        if !r.status().is_success() {
-            let body: serde_json::Value = r.json().await.unwrap_or_default();
-            bail!(
-                "{}",
-                body.get("error")
-                    .and_then(|e| e.as_str())
-                    .unwrap_or("no detail")
-            );
+        let status = r.status();
+        if !status.is_success() {
+            let body = r.bytes().await.unwrap_or_default();
+            bail!("{}", error_of(status, &body));
         }
         Ok(r.bytes().await?.to_vec())
+    }
+}
+
+/// A request without query parameters.
+pub const NO_QUERY: &[(&str, &str)] = &[];
+
+/// The controller's own words for a failure (`ErrorBody`), or the status.
+fn error_of(status: reqwest::StatusCode, body: &[u8]) -> String {
+    match serde_json::from_slice::<applab_controller::api::ErrorBody>(body) {
+        Ok(e) => e.error,
+        Err(_) => format!("the controller answered {status}"),
     }
 }

@@ -25,7 +25,7 @@ const KEEP_FRAMES: usize = 50_000;
 pub const KEEP_EVENTS: usize = 20_000;
 
 /// A frame of the list, with its network and the nodes it went between.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Frame {
     pub network: String,
     pub src_node: Option<String>,
@@ -46,9 +46,9 @@ struct StudentLog {
     events: VecDeque<NodeEvent>,
     /// The id of the last event logged (ids count from 1 per student).
     last_id: u64,
-    live: tokio::sync::broadcast::Sender<NodeEvent>,
+    live: Live<NodeEvent>,
     /// Frames as they are logged (the panel's live packet list).
-    live_frames: tokio::sync::broadcast::Sender<Frame>,
+    live_frames: Live<Frame>,
 }
 
 impl StudentLog {
@@ -57,9 +57,46 @@ impl StudentLog {
             frames: VecDeque::new(),
             events: VecDeque::new(),
             last_id: 0,
-            live: tokio::sync::broadcast::channel(4096).0,
+            live: Live::new(4096),
             // Frames are many and small; a viewer that lags is told so.
-            live_frames: tokio::sync::broadcast::channel(1024).0,
+            live_frames: Live::new(1024),
+        }
+    }
+}
+
+/// A live feed that exists only while someone watches: a broadcast
+/// channel allocates all its slots up front (4,096 events are about a
+/// megabyte), and most students are not watching most of the time.
+struct Live<T> {
+    capacity: usize,
+    tx: Option<tokio::sync::broadcast::Sender<T>>,
+}
+
+impl<T: Clone> Live<T> {
+    fn new(capacity: usize) -> Self {
+        Live { capacity, tx: None }
+    }
+
+    fn subscribe(&mut self) -> tokio::sync::broadcast::Receiver<T> {
+        match &self.tx {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = tokio::sync::broadcast::channel(self.capacity);
+                self.tx = Some(tx);
+                rx
+            }
+        }
+    }
+
+    /// Made (cloned) only while someone watches; the channel goes with
+    /// the last watcher.
+    fn send(&mut self, item: impl FnOnce() -> T) {
+        if let Some(tx) = &self.tx {
+            if tx.receiver_count() == 0 {
+                self.tx = None;
+            } else {
+                let _ = tx.send(item());
+            }
         }
     }
 }
@@ -189,10 +226,7 @@ impl Captures {
                     dst_node,
                     frame,
                 };
-                // Cloned only while someone watches.
-                if log.live_frames.receiver_count() > 0 {
-                    let _ = log.live_frames.send(f.clone());
-                }
+                log.live_frames.send(|| f.clone());
                 log.frames.push_back(f);
                 while log.frames.len() > KEEP_FRAMES {
                     log.frames.pop_front();
@@ -206,7 +240,7 @@ impl Captures {
                         server_node: names.get(&event.server.ip()).cloned(),
                         event,
                     };
-                    let _ = log.live.send(e.clone());
+                    log.live.send(|| e.clone());
                     if let Some(h) = &hook {
                         h(&run, &student, &e);
                     }

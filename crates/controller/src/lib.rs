@@ -18,8 +18,10 @@ pub mod plan;
 pub mod problem;
 
 use problem::Problem;
+pub mod api;
 mod reconcile;
 pub mod roster;
+pub mod state;
 pub mod store;
 
 use anyhow::{bail, Context, Result};
@@ -34,6 +36,7 @@ use std::time::Duration;
 use store::{Store, StudentRow};
 
 pub use reconcile::{NodeStatus, RunStatus, StudentStatus, Topology, TopologyLink};
+pub use state::{NodeState, Phase, Progress, StudentState};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -107,7 +110,7 @@ pub struct Controller {
     images: tokio::sync::Mutex<BTreeMap<String, images::Image>>,
     labs: Mutex<HashMap<String, Arc<Lab>>>,
     locks: Mutex<HashMap<StudentKey, Arc<tokio::sync::Mutex<()>>>>,
-    progress: Mutex<HashMap<StudentKey, String>>,
+    progress: Mutex<HashMap<StudentKey, Progress>>,
     /// When each student's topology was last converged.
     touched: Mutex<HashMap<StudentKey, std::time::Instant>>,
     wake: tokio::sync::Notify,
@@ -636,16 +639,16 @@ impl Controller {
             .is_none_or(|at| *at < t)
     }
 
-    fn set_progress(&self, run: &str, student: &str, phase: impl Into<String>) {
+    fn set_progress(&self, run: &str, student: &str, progress: Progress) {
         self.progress
             .lock()
             .expect("progress")
-            .insert((run.to_string(), student.to_string()), phase.into());
+            .insert((run.to_string(), student.to_string()), progress);
     }
 
-    /// Each student's last convergence phase (`ready`, `starting ...`,
-    /// `error: ...`), from memory: cheap enough for a page a class reloads.
-    pub fn phases(&self, run: &str) -> HashMap<String, String> {
+    /// Each student's last convergence phase (with its error if it
+    /// failed), from memory: cheap enough for a page a class reloads.
+    pub fn phases(&self, run: &str) -> HashMap<String, Progress> {
         self.progress
             .lock()
             .expect("progress")
@@ -655,7 +658,7 @@ impl Controller {
             .collect()
     }
 
-    fn progress_of(&self, run: &str, student: &str) -> Option<String> {
+    fn progress_of(&self, run: &str, student: &str) -> Option<Progress> {
         self.progress
             .lock()
             .expect("progress")

@@ -1,7 +1,7 @@
 //! Making the engine match the store, one student at a time.
 
-use crate::Controller;
 use crate::{converge, plan};
+use crate::{Controller, NodeState, Phase, Progress, StudentState};
 use anyhow::{Context, Result};
 use applab_lab::Role;
 use applab_runtime::{ContainerInfo, ContainerState, Error as RtError};
@@ -15,8 +15,7 @@ use std::time::Duration;
 pub struct NodeStatus {
     pub name: String,
     pub role: String,
-    /// created | running | exited | missing | ...
-    pub state: String,
+    pub state: NodeState,
     /// True when the role's service accepts a TCP connection.
     pub healthy: bool,
     /// True when the instructor stopped it on purpose.
@@ -31,9 +30,12 @@ pub struct StudentStatus {
     pub id: String,
     pub name: String,
     pub email: String,
-    /// ready | starting | degraded | error: ...
-    pub state: String,
-    pub phase: Option<String>,
+    pub state: StudentState,
+    /// Why the last pass failed, when `state` is failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Where the last convergence pass got to (none since this controller started).
+    pub phase: Option<Phase>,
     pub generation: i64,
     pub nodes: Vec<NodeStatus>,
 }
@@ -72,6 +74,13 @@ pub struct RunStatus {
     /// Every shaped link with its measured traffic.
     #[serde(default)]
     pub links: Vec<crate::links::LinkStatus>,
+}
+
+/// A node that should answer: its container, planned address and port.
+struct Probe {
+    name: String,
+    ip: String,
+    port: u16,
 }
 
 const HEALTH_TIMEOUT: Duration = Duration::from_millis(400);
@@ -120,10 +129,10 @@ impl Controller {
                 let run = run.name.clone();
                 let snap = snap.clone();
                 tasks.push(tokio::spawn(async move {
-                    let _slot = me.slots.acquire().await;
-                    if let Err(e) = me.converge_with(&run, &s.id, Some(&snap)).await {
+                    let slot = me.slots.acquire().await.ok();
+                    if let Err(e) = me.converge_with(&run, &s.id, Some(&snap), slot).await {
                         tracing::warn!(run, student = s.id, "converge failed: {e:#}");
-                        me.set_progress(&run, &s.id, format!("error: {e:#}"));
+                        me.set_progress(&run, &s.id, Progress::failed(format!("{e:#}")));
                     }
                 }));
             }
@@ -227,14 +236,24 @@ impl Controller {
 
     /// Bring one student's topology to its plan, looking at the engine now.
     pub async fn converge(&self, run: &str, student: &str) -> Result<()> {
-        self.converge_with(run, student, None).await
+        self.converge_with(run, student, None, None).await
     }
 
     /// Bring one student's topology to its plan, from a snapshot of the
     /// engine when given. A snapshot may be stale (a verb ran since): every
     /// removal is by id and every creation by name, so staleness can only
     /// fail this pass harmlessly, and the next pass repairs it.
-    async fn converge_with(&self, run: &str, student: &str, snap: Option<&Snapshot>) -> Result<()> {
+    ///
+    /// `slot` bounds how many students make engine calls at once; it is
+    /// given back before the wait for the nodes to answer, which costs the
+    /// engine nothing, so the next students start meanwhile.
+    async fn converge_with(
+        &self,
+        run: &str,
+        student: &str,
+        snap: Option<&Snapshot>,
+        slot: Option<tokio::sync::SemaphorePermit<'_>>,
+    ) -> Result<()> {
         let lock = self.lock_for(run, student);
         let _g = lock.lock().await;
         // A snapshot older than this student's last converge (a reset, a
@@ -242,24 +261,55 @@ impl Controller {
         let snap = snap.filter(|s| self.touched_before(run, student, s.taken_at));
         let r = self.converge_locked(run, student, snap).await;
         self.touch(run, student);
-        r
+        drop(slot);
+        let probes = r?;
+        self.wait_answering(run, student, probes).await
     }
 
+    /// 5. Wait until every node that should run answers on its port, at
+    ///    the address the plan gave it: TCP probes only, no engine listing,
+    ///    so a large launch does not slow the engine down.
+    async fn wait_answering(
+        &self,
+        run: &str,
+        student: &str,
+        mut pending: Vec<Probe>,
+    ) -> Result<()> {
+        self.set_progress(run, student, Progress::at(Phase::Starting));
+        let deadline = tokio::time::Instant::now() + HEALTH_WAIT;
+        loop {
+            let ok = join_all(pending.iter().map(|p| answers(&p.ip, p.port))).await;
+            let mut ok = ok.into_iter();
+            pending.retain(|_| !ok.next().unwrap_or(false));
+            if pending.is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let names: Vec<&str> = pending.iter().map(|p| p.name.as_str()).collect();
+                anyhow::bail!("not answering after {HEALTH_WAIT:?}: {}", names.join(", "));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.set_progress(run, student, Progress::at(Phase::Ready));
+        Ok(())
+    }
+
+    /// The engine made to match the plan; what should answer then.
     async fn converge_locked(
         &self,
         run: &str,
         student: &str,
         snap: Option<&Snapshot>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Probe>> {
         let Some(run_row) = self.store.run(run).await? else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let Some(srow) = self.store.student(run, student).await? else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let lab = self.lab(&run_row)?;
         let images = self.images().await?;
-        self.set_progress(run, student, "networks");
+        self.set_progress(run, student, Progress::at(Phase::Networks));
         let lab_nets: Vec<String> = lab.networks.iter().map(|n| n.name.clone()).collect();
         let fresh;
         let snap = match snap {
@@ -283,11 +333,6 @@ impl Controller {
             .await?;
         let plan = plan::plan(&self.instance, &run_row, &lab, &srow, &subnets, &images)?;
         let stopped = self.store.stopped(run, student).await?;
-        let node_roles: Vec<(String, Role)> = plan
-            .nodes
-            .iter()
-            .map(|n| (n.node.clone(), n.role))
-            .collect();
 
         // Decide (pure, unit-tested in `converge`), then apply in order.
         let todo = converge::actions(
@@ -337,7 +382,7 @@ impl Controller {
         }))
         .await?;
 
-        self.set_progress(run, student, "containers");
+        self.set_progress(run, student, Progress::at(Phase::Containers));
         let results = join_all(plan.nodes.iter().zip(&todo.nodes).map(|(n, action)| {
             let lab = lab.clone();
             let plan = &plan;
@@ -399,50 +444,18 @@ impl Controller {
         }
         self.shape_links(run, student, &lab, &plan).await?;
 
-        // 5. Wait until every node that should run answers on its port.
-        //    The engine is asked for addresses only until it has given them
-        //    all; then only the cheap TCP probes repeat, so a large launch
-        //    does not slow the engine down with listings.
-        self.set_progress(run, student, "starting");
-        let deadline = tokio::time::Instant::now() + HEALTH_WAIT;
-        let mut pending: Vec<(String, String, u16)> = Vec::new();
-        let mut listed = false;
-        loop {
-            if !listed {
-                let nodes = self
-                    .node_status(run, student, &node_roles, &stopped)
-                    .await?;
-                pending.clear();
-                listed = true;
-                for n in nodes.iter().filter(|n| !n.stopped_on_purpose && !n.healthy) {
-                    match n.addresses.values().next() {
-                        Some(ip) if n.state == "running" => {
-                            let port = Role::parse(&n.role).map(Role::service_port).unwrap_or(0);
-                            pending.push((n.name.clone(), ip.clone(), port));
-                        }
-                        // Not running yet or no address: ask the engine again.
-                        _ => listed = false,
-                    }
-                }
-                if listed && pending.is_empty() {
-                    break;
-                }
-            } else {
-                let ok = join_all(pending.iter().map(|(_, ip, port)| answers(ip, *port))).await;
-                let mut ok = ok.into_iter();
-                pending.retain(|_| !ok.next().unwrap_or(false));
-                if pending.is_empty() {
-                    break;
-                }
-            }
-            if tokio::time::Instant::now() > deadline {
-                let names: Vec<&str> = pending.iter().map(|p| p.0.as_str()).collect();
-                anyhow::bail!("not answering after {HEALTH_WAIT:?}: {}", names.join(", "));
-            }
-            tokio::time::sleep(Duration::from_millis(if listed { 50 } else { 200 })).await;
-        }
-        self.set_progress(run, student, "ready");
-        Ok(())
+        Ok(plan
+            .nodes
+            .iter()
+            .filter(|n| !stopped.contains(&n.node))
+            .filter_map(|n| {
+                Some(Probe {
+                    name: n.spec.name.clone(),
+                    ip: n.spec.endpoints.first()?.ipv4.clone()?,
+                    port: n.role.service_port(),
+                })
+            })
+            .collect())
     }
 
     /// Why a container name is taken: most often by another controller
@@ -484,7 +497,7 @@ impl Controller {
             async move {
                 let (state, addresses, image, id) = match c {
                     Some(c) => (
-                        format!("{:?}", c.state).to_lowercase(),
+                        NodeState::from(&c.state),
                         c.addresses
                             .iter()
                             .map(|(k, v)| (k.clone(), v.clone()))
@@ -493,7 +506,7 @@ impl Controller {
                         c.id.clone(),
                     ),
                     None => (
-                        "missing".to_string(),
+                        NodeState::Missing,
                         BTreeMap::new(),
                         String::new(),
                         String::new(),
@@ -542,24 +555,21 @@ impl Controller {
             async move {
                 let stopped = self.store.stopped(run, &s.id).await?;
                 let nodes = self.node_status(run, &s.id, node_roles, &stopped).await?;
-                let phase = self.progress_of(run, &s.id);
+                let progress = self.progress_of(run, &s.id);
                 let all_ok = nodes
                     .iter()
-                    .all(|n| n.healthy || (n.stopped_on_purpose && n.state != "running"));
-                // Live probes decide: every node answering is ready, whatever
-                // an earlier pass said; otherwise its error, if it had one.
-                let state = match (&phase, all_ok) {
-                    (_, true) => "ready".to_string(),
-                    (Some(p), false) if p.starts_with("error") => p.clone(),
-                    (Some(p), false) if p != "ready" => "starting".to_string(),
-                    _ => "degraded".to_string(),
-                };
+                    .all(|n| n.healthy || (n.stopped_on_purpose && n.state != NodeState::Running));
+                let state = StudentState::of(progress.as_ref(), all_ok);
                 anyhow::Ok(crate::StudentStatus {
                     id: s.id.clone(),
                     name: s.name.clone(),
                     email: s.email.clone(),
                     state,
-                    phase,
+                    error: progress
+                        .as_ref()
+                        .filter(|_| state == StudentState::Failed)
+                        .and_then(|p| p.error.clone()),
+                    phase: progress.map(|p| p.phase),
                     generation: s.generation,
                     nodes,
                 })

@@ -1,6 +1,7 @@
 //! JSON API handlers: small, one per verb, over one shared state.
 
-use applab_controller::{roster::Entry, Controller, RunInfo};
+use applab_controller::api::*;
+use applab_controller::{Controller, RunInfo};
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -8,8 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -36,7 +35,7 @@ impl From<anyhow::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
 }
 
@@ -99,10 +98,12 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
     next.run(req).await
 }
 
-async fn health(State(st): State<AppState>) -> Json<serde_json::Value> {
-    Json(
-        json!({ "ok": true, "version": env!("CARGO_PKG_VERSION"), "panel_url": st.panel.public_url }),
-    )
+async fn health(State(st): State<AppState>) -> Json<Health> {
+    Json(Health {
+        ok: true,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        panel_url: st.panel.public_url.clone(),
+    })
 }
 
 async fn runs(State(st): State<AppState>) -> ApiResult<Vec<RunInfo>> {
@@ -119,14 +120,6 @@ async fn runs(State(st): State<AppState>) -> ApiResult<Vec<RunInfo>> {
     Ok(Json(out))
 }
 
-#[derive(Serialize, Deserialize)]
-pub struct LaunchRequest {
-    pub run: String,
-    /// The lab folder as a tar, base64.
-    pub lab_tar: String,
-    pub roster: Vec<Entry>,
-}
-
 async fn launch(
     State(st): State<AppState>,
     Json(req): Json<LaunchRequest>,
@@ -140,12 +133,6 @@ async fn launch(
             )
         })?;
     Ok(Json(st.ctrl.launch(&req.run, &tar, &req.roster).await?))
-}
-
-#[derive(Deserialize)]
-struct RunQuery {
-    run: Option<String>,
-    student: Option<String>,
 }
 
 async fn status(
@@ -165,164 +152,98 @@ async fn params(
     Ok(Json(st.ctrl.params(&run.name, &student).await?))
 }
 
-#[derive(Deserialize)]
-struct StudentReq {
-    run: Option<String>,
-    student: String,
-}
-
-async fn reset(
-    State(st): State<AppState>,
-    Json(r): Json<StudentReq>,
-) -> ApiResult<serde_json::Value> {
+async fn reset(State(st): State<AppState>, Json(r): Json<StudentRequest>) -> ApiResult<ResetDone> {
     let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
     st.ctrl.reset(&run.name, &r.student).await?;
-    Ok(Json(
-        json!({ "run": run.name, "student": r.student, "reset": true }),
-    ))
+    Ok(Json(ResetDone {
+        run: run.name,
+        student: r.student,
+        reset: true,
+    }))
 }
 
-#[derive(Deserialize)]
-struct NodeReq {
-    run: Option<String>,
-    student: String,
-    node: String,
-    running: bool,
-}
-
-async fn node(State(st): State<AppState>, Json(r): Json<NodeReq>) -> ApiResult<serde_json::Value> {
+async fn node(State(st): State<AppState>, Json(r): Json<NodeRequest>) -> ApiResult<NodeDone> {
     let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
     st.ctrl
         .set_node_running(&run.name, &r.student, &r.node, r.running)
         .await?;
-    Ok(Json(
-        json!({ "run": run.name, "student": r.student, "node": r.node, "running": r.running }),
-    ))
+    Ok(Json(NodeDone {
+        run: run.name,
+        student: r.student,
+        node: r.node,
+        running: r.running,
+    }))
 }
 
-#[derive(Deserialize)]
-struct ShapeReq {
-    run: Option<String>,
-    /// None: every student of the run.
-    student: Option<String>,
-    node: String,
-    network: String,
-    delay_us: Option<i64>,
-    rate_bps: Option<i64>,
-    loss: Option<f64>,
-}
-
-async fn shape(
-    State(st): State<AppState>,
-    Json(r): Json<ShapeReq>,
-) -> ApiResult<serde_json::Value> {
+async fn shape(State(st): State<AppState>, Json(r): Json<ShapeRequest>) -> ApiResult<ShapeDone> {
     let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
     let change = applab_controller::store::LinkOverride {
         node: r.node.clone(),
         network: r.network.clone(),
-        delay_us: r.delay_us,
-        rate_bps: r.rate_bps,
+        delay_us: r.delay_us.map(stored).transpose()?,
+        rate_bps: r.rate_bps.map(stored).transpose()?,
         loss: r.loss,
     };
     let students = st
         .ctrl
         .set_link(&run.name, r.student.as_deref(), &change)
         .await?;
-    Ok(Json(
-        json!({ "run": run.name, "students": students, "node": r.node, "network": r.network }),
-    ))
-}
-
-#[derive(Deserialize)]
-struct TeardownReq {
-    run: Option<String>,
-    student: Option<String>,
+    Ok(Json(ShapeDone {
+        run: run.name,
+        students,
+        node: r.node,
+        network: r.network,
+    }))
 }
 
 async fn teardown(
     State(st): State<AppState>,
-    Json(r): Json<TeardownReq>,
-) -> ApiResult<serde_json::Value> {
+    Json(r): Json<TeardownRequest>,
+) -> ApiResult<TeardownDone> {
     let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
     st.ctrl.teardown(&run.name, r.student.as_deref()).await?;
-    Ok(Json(
-        json!({ "run": run.name, "student": r.student, "removed": true }),
-    ))
+    Ok(Json(TeardownDone {
+        run: run.name,
+        student: r.student,
+        removed: true,
+    }))
 }
 
-#[derive(Deserialize)]
-struct ExecReq {
-    run: Option<String>,
-    student: String,
-    node: String,
-    cmd: Vec<String>,
-}
-
-async fn exec(State(st): State<AppState>, Json(r): Json<ExecReq>) -> ApiResult<serde_json::Value> {
+async fn exec(State(st): State<AppState>, Json(r): Json<ExecRequest>) -> ApiResult<ExecDone> {
     if r.cmd.is_empty() {
         return Err(ApiError(StatusCode::BAD_REQUEST, "no command given".into()));
     }
     let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
     let out = st.ctrl.exec(&run.name, &r.student, &r.node, &r.cmd).await?;
-    Ok(Json(json!({
-        "exit_code": out.exit_code,
-        "stdout": String::from_utf8_lossy(&out.stdout),
-        "stderr": String::from_utf8_lossy(&out.stderr),
-    })))
-}
-
-#[derive(Deserialize)]
-struct CredReq {
-    run: Option<String>,
-    student: Option<String>,
-    #[serde(default)]
-    reissue: bool,
+    Ok(Json(ExecDone {
+        exit_code: out.exit_code,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }))
 }
 
 async fn credentials(
     State(st): State<AppState>,
-    Json(r): Json<CredReq>,
-) -> ApiResult<serde_json::Value> {
+    Json(r): Json<CredentialsRequest>,
+) -> ApiResult<CredentialsDone> {
     let run = st.ctrl.resolve_run(r.run.as_deref()).await?;
     if r.reissue {
         let creds = st.ctrl.reissue(&run.name, r.student.as_deref()).await?;
-        Ok(Json(json!({ "run": run.name, "reissued": creds })))
+        Ok(Json(CredentialsDone {
+            run: run.name,
+            students: None,
+            reissued: Some(creds),
+        }))
     } else {
         let info = st
             .ctrl
             .credential_info(&run.name, r.student.as_deref())
             .await?;
-        Ok(Json(json!({ "run": run.name, "students": info })))
-    }
-}
-
-#[derive(Deserialize)]
-struct CaptureQuery {
-    run: Option<String>,
-    student: String,
-    network: Option<String>,
-    node: Option<String>,
-    protocol: Option<String>,
-    /// Seconds since the epoch.
-    since: Option<f64>,
-    until: Option<f64>,
-    #[serde(default)]
-    offset: usize,
-    limit: Option<usize>,
-}
-
-impl CaptureQuery {
-    fn query(&self) -> applab_controller::captures::Query {
-        applab_controller::captures::Query {
-            network: self.network.clone(),
-            node: self.node.clone(),
-            protocol: self.protocol.clone(),
-            since: self.since,
-            until: self.until,
-            flow: None,
-            offset: self.offset,
-            limit: self.limit.unwrap_or(500).min(10_000),
-        }
+        Ok(Json(CredentialsDone {
+            run: run.name,
+            students: Some(info),
+            reissued: None,
+        }))
     }
 }
 
@@ -345,26 +266,35 @@ async fn student_run(
 async fn capture_frames(
     State(st): State<AppState>,
     Query(q): Query<CaptureQuery>,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<FramePage> {
     let run = student_run(&st, q.run.as_deref(), &q.student).await?;
     st.ctrl.ensure_capture_names(&run.name, &q.student).await?;
     let (total, frames) = st.ctrl.captures.frames(&run.name, &q.student, &q.query());
     let taps = st.ctrl.captures.taps_open(&run.name, &q.student);
-    Ok(Json(
-        json!({ "run": run.name, "student": q.student, "total": total, "offset": q.offset, "taps": taps, "frames": frames }),
-    ))
+    Ok(Json(FramePage {
+        run: run.name,
+        student: q.student,
+        total,
+        offset: q.offset,
+        taps,
+        frames,
+    }))
 }
 
 async fn capture_events(
     State(st): State<AppState>,
     Query(q): Query<CaptureQuery>,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<EventPage> {
     let run = student_run(&st, q.run.as_deref(), &q.student).await?;
     st.ctrl.ensure_capture_names(&run.name, &q.student).await?;
     let (total, events) = st.ctrl.captures.events(&run.name, &q.student, &q.query());
-    Ok(Json(
-        json!({ "run": run.name, "student": q.student, "total": total, "offset": q.offset, "events": events }),
-    ))
+    Ok(Json(EventPage {
+        run: run.name,
+        student: q.student,
+        total,
+        offset: q.offset,
+        events,
+    }))
 }
 
 /// One network's frames of a student as a pcap file (all of the ring, or
@@ -441,6 +371,11 @@ async fn capture_stream(
     }))
 }
 
+/// A count as the store keeps it (SQLite integers are signed).
+fn stored(v: u64) -> Result<i64, ApiError> {
+    i64::try_from(v).map_err(|_| ApiError(StatusCode::BAD_REQUEST, format!("{v} is too large")))
+}
+
 fn required(v: Option<String>, what: &str) -> Result<String, ApiError> {
     v.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, format!("{what} is required")))
 }
@@ -468,14 +403,17 @@ async fn results_matrix(
 async fn results_history(
     State(st): State<AppState>,
     Query(q): Query<RunQuery>,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<History> {
     let student = required(q.student, "student")?;
     let run = student_run(&st, q.run.as_deref(), &student).await?;
     let history = st.ctrl.store.history(&run.name, &student).await?;
     let submissions = st.ctrl.store.submissions(&run.name, &student).await?;
-    Ok(Json(
-        json!({ "run": run.name, "student": student, "history": history, "submissions": submissions }),
-    ))
+    Ok(Json(History {
+        run: run.name,
+        student,
+        history,
+        submissions,
+    }))
 }
 
 /// Result changes as they are stored, as server-sent events: a run's, or
@@ -499,18 +437,10 @@ async fn results_stream(
     ))
 }
 
-#[derive(Deserialize)]
-struct CheckReq {
-    run: Option<String>,
-    student: Option<String>,
-    #[serde(default)]
-    recheck: bool,
-}
-
 /// Evaluate now (probes first), and return the results.
 async fn check(
     State(st): State<AppState>,
-    Json(r): Json<CheckReq>,
+    Json(r): Json<CheckRequest>,
 ) -> ApiResult<Vec<applab_controller::grading::StudentResults>> {
     let run = match &r.student {
         Some(s) => student_run(&st, r.run.as_deref(), s).await?,
@@ -523,18 +453,9 @@ async fn check(
     ))
 }
 
-#[derive(Deserialize)]
-struct AnswerReq {
-    run: Option<String>,
-    student: String,
-    task: String,
-    question: String,
-    value: String,
-}
-
 async fn answer(
     State(st): State<AppState>,
-    Json(r): Json<AnswerReq>,
+    Json(r): Json<AnswerRequest>,
 ) -> ApiResult<applab_controller::grading::TaskView> {
     let run = student_run(&st, r.run.as_deref(), &r.student).await?;
     Ok(Json(
@@ -542,12 +463,6 @@ async fn answer(
             .answer(&run.name, &r.student, &r.task, &r.question, &r.value)
             .await?,
     ))
-}
-
-#[derive(Deserialize)]
-struct GradesQuery {
-    run: Option<String>,
-    format: Option<String>,
 }
 
 async fn grades(
@@ -562,25 +477,11 @@ async fn grades(
     Ok(([(axum::http::header::CONTENT_TYPE, f.content_type())], body).into_response())
 }
 
-#[derive(Serialize, Deserialize)]
-pub struct StaffReq {
-    pub name: String,
-    /// instructor or assistant.
-    pub role: String,
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct StaffAdded {
-    pub name: String,
-    pub role: String,
-    /// Shown once; only its hash is kept.
-    pub password: String,
-    /// False: the account existed and has a new password now.
-    pub created: bool,
-}
-
 /// An instructor or assistant account for the panel.
-async fn staff_add(State(st): State<AppState>, Json(r): Json<StaffReq>) -> ApiResult<StaffAdded> {
+async fn staff_add(
+    State(st): State<AppState>,
+    Json(r): Json<StaffRequest>,
+) -> ApiResult<StaffAdded> {
     let (password, created) = st.ctrl.add_staff(&r.name, &r.role).await?;
     Ok(Json(StaffAdded {
         name: r.name,
@@ -590,10 +491,15 @@ async fn staff_add(State(st): State<AppState>, Json(r): Json<StaffReq>) -> ApiRe
     }))
 }
 
-async fn staff_list(State(st): State<AppState>) -> ApiResult<serde_json::Value> {
+async fn staff_list(State(st): State<AppState>) -> ApiResult<Vec<StaffMember>> {
     let rows = st.ctrl.store.staff_list().await?;
-    Ok(Json(json!(rows
-        .into_iter()
-        .map(|r| json!({ "name": r.name, "role": r.role, "created_at": r.created_at }))
-        .collect::<Vec<_>>())))
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| StaffMember {
+                name: r.name,
+                role: r.role,
+                created_at: r.created_at,
+            })
+            .collect(),
+    ))
 }

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 
-pub use api::{router, AppState, LaunchRequest, StaffAdded, StaffReq};
+pub use api::{router, AppState};
 
 /// A TCP listener that drops connections addressed to a denied network
 /// (the student bridges' gateways all fall in the lab address pool). The

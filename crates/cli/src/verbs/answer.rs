@@ -19,10 +19,13 @@ pub struct AnswerArgs {
 /// Submit an answer for a student (instructors and tests; students use the panel).
 pub async fn answer(a: AnswerArgs) -> Result<ExitCode> {
     let client = Client::new(&a.conn)?;
-    let body = serde_json::json!({
-        "run": a.conn.run, "student": a.student, "task": a.task,
-        "question": a.question, "value": a.value,
-    });
+    let body = applab_controller::api::AnswerRequest {
+        run: a.conn.run.clone(),
+        student: a.student.clone(),
+        task: a.task.clone(),
+        question: a.question.clone(),
+        value: a.value.clone(),
+    };
     let t: applab_controller::grading::TaskView = client.post("/api/answer", &body).await?;
     if a.conn.json {
         println!("{}", serde_json::to_string_pretty(&t)?);

@@ -3,6 +3,7 @@
 use crate::client::Client;
 use crate::Conn;
 use anyhow::{Context, Result};
+use applab_controller::api::{CaptureQuery, EventPage, FramePage};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -40,28 +41,17 @@ pub struct CaptureArgs {
 
 pub async fn capture(a: CaptureArgs) -> Result<ExitCode> {
     let client = Client::new(&a.conn)?;
-    let (offset, limit) = (a.offset.to_string(), a.limit.to_string());
-    let (since, until) = (
-        a.since.map(|t| t.to_string()),
-        a.until.map(|t| t.to_string()),
-    );
-    let mut q: Vec<(&str, &str)> = vec![
-        ("student", &a.student),
-        ("offset", &offset),
-        ("limit", &limit),
-    ];
-    for (k, v) in [
-        ("run", &a.conn.run),
-        ("network", &a.network),
-        ("node", &a.node),
-        ("protocol", &a.protocol),
-        ("since", &since),
-        ("until", &until),
-    ] {
-        if let Some(v) = v {
-            q.push((k, v.as_str()));
-        }
-    }
+    let q = CaptureQuery {
+        run: a.conn.run.clone(),
+        student: a.student.clone(),
+        network: a.network.clone(),
+        node: a.node.clone(),
+        protocol: a.protocol.clone(),
+        since: a.since,
+        until: a.until,
+        offset: a.offset,
+        limit: Some(a.limit),
+    };
     if a.what == "pcap" {
         let bytes = client.get_bytes("/api/capture/pcap", &q).await?;
         let out = a.out.clone().unwrap_or_else(|| {
@@ -82,61 +72,58 @@ pub async fn capture(a: CaptureArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let path = format!("/api/capture/{}", a.what);
-    let v: serde_json::Value = client.get(&path, &q).await?;
-    if a.conn.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let items = v[a.what.as_str()].as_array().cloned().unwrap_or_default();
-    let who = |node: &serde_json::Value, addr: &serde_json::Value| {
-        node.as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| addr.as_str().unwrap_or("?").to_string())
-    };
-    for i in &items {
-        if a.what == "frames" {
+    // A node's name where the address is one of the student's nodes.
+    let who = |node: &Option<String>, addr: &str| node.clone().unwrap_or_else(|| addr.to_string());
+    if a.what == "frames" {
+        let page: FramePage = client.get("/api/capture/frames", &q).await?;
+        if a.conn.json {
+            println!("{}", serde_json::to_string_pretty(&page)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        for f in &page.frames {
+            let i = &f.frame;
             println!(
                 "{:>6} {:.6} {:<10} {} → {} {:<5} {:>5} {}",
-                i["number"],
-                i["time"].as_f64().unwrap_or(0.0),
-                i["network"].as_str().unwrap_or(""),
-                who(&i["src_node"], &i["src"]),
-                who(&i["dst_node"], &i["dst"]),
-                i["protocol"].as_str().unwrap_or(""),
-                i["len"],
-                i["info"].as_str().unwrap_or("")
-            );
-        } else {
-            let mut detail = i.clone();
-            if let Some(o) = detail.as_object_mut() {
-                for k in [
-                    "time",
-                    "flow",
-                    "frame",
-                    "client",
-                    "server",
-                    "network",
-                    "client_node",
-                    "server_node",
-                    "type",
-                    "headers",
-                ] {
-                    o.remove(k);
-                }
-            }
-            println!(
-                "{:.6} flow {} frame {} {} → {} {} {}",
-                i["time"].as_f64().unwrap_or(0.0),
-                i["flow"],
-                i["frame"],
-                who(&i["client_node"], &i["client"]),
-                who(&i["server_node"], &i["server"]),
-                i["type"].as_str().unwrap_or(""),
-                detail
+                i.number,
+                i.time,
+                f.network,
+                who(&f.src_node, &i.src),
+                who(&f.dst_node, &i.dst),
+                i.protocol,
+                i.len,
+                i.info
             );
         }
+        println!("({} of {} shown)", page.frames.len(), page.total);
+        return Ok(ExitCode::SUCCESS);
     }
-    println!("({} of {} shown)", items.len(), v["total"]);
+    let page: EventPage = client.get("/api/capture/events", &q).await?;
+    if a.conn.json {
+        println!("{}", serde_json::to_string_pretty(&page)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for e in &page.events {
+        let ev = &e.event;
+        // The event's own fields, without those the line already shows.
+        let mut detail = serde_json::to_value(ev)?;
+        if let Some(o) = detail.as_object_mut() {
+            for k in [
+                "time", "flow", "frame", "client", "server", "network", "type", "headers",
+            ] {
+                o.remove(k);
+            }
+        }
+        println!(
+            "{:.6} flow {} frame {} {} → {} {} {}",
+            ev.time,
+            ev.flow,
+            ev.frame,
+            who(&e.client_node, &ev.client.to_string()),
+            who(&e.server_node, &ev.server.to_string()),
+            ev.kind.type_name(),
+            detail
+        );
+    }
+    println!("({} of {} shown)", page.events.len(), page.total);
     Ok(ExitCode::SUCCESS)
 }

@@ -25,7 +25,11 @@ pub struct CheckArgs {
 /// Evaluate now and print each student's tasks and checks.
 pub async fn check(a: CheckArgs) -> Result<ExitCode> {
     let client = Client::new(&a.conn)?;
-    let body = serde_json::json!({ "run": a.conn.run, "student": a.student, "recheck": a.recheck });
+    let body = applab_controller::api::CheckRequest {
+        run: a.conn.run.clone(),
+        student: a.student.clone(),
+        recheck: a.recheck,
+    };
     let mut res: Vec<applab_controller::grading::StudentResults> =
         client.post("/api/check", &body).await?;
     if let Some(t) = &a.task {

@@ -1,10 +1,10 @@
 //! `applab credentials`: students' panel passwords listed or reissued.
 
-use super::{panel_url, run_field, write_credentials};
+use super::{panel_url, write_credentials};
 use crate::client::Client;
 use crate::Conn;
 use anyhow::Result;
-use applab_controller::Credential;
+use applab_controller::api::{CredentialsDone, CredentialsRequest};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,11 +26,15 @@ pub struct CredentialsArgs {
 
 pub async fn credentials(a: CredentialsArgs) -> Result<ExitCode> {
     let client = Client::new(&a.conn)?;
-    let body = json!({ "run": run_field(&a.conn), "student": a.student, "reissue": a.reissue });
-    let r: serde_json::Value = client.post("/api/credentials", &body).await?;
+    let body = CredentialsRequest {
+        run: a.conn.run.clone(),
+        student: a.student.clone(),
+        reissue: a.reissue,
+    };
+    let r: CredentialsDone = client.post("/api/credentials", &body).await?;
     if a.reissue {
-        let creds: Vec<Credential> = serde_json::from_value(r["reissued"].clone())?;
-        let run = r["run"].as_str().unwrap_or("run");
+        let creds = r.reissued.unwrap_or_default();
+        let run = r.run.as_str();
         let out = a.out.clone().unwrap_or_else(|| {
             PathBuf::from(format!(
                 "credentials-{run}-{}.csv",
@@ -57,13 +61,10 @@ pub async fn credentials(a: CredentialsArgs) -> Result<ExitCode> {
             "{:<14} {:<24} {:<28} ISSUED (unix time)",
             "STUDENT", "NAME", "EMAIL"
         );
-        for s in r["students"].as_array().into_iter().flatten() {
+        for s in r.students.iter().flatten() {
             println!(
                 "{:<14} {:<24} {:<28} {}",
-                s["id"].as_str().unwrap_or(""),
-                s["name"].as_str().unwrap_or(""),
-                s["email"].as_str().unwrap_or(""),
-                s["issued_at"]
+                s.id, s.name, s.email, s.issued_at
             );
         }
         println!("(passwords are stored hashed; use --reissue to hand out new ones)");

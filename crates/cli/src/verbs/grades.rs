@@ -20,10 +20,10 @@ pub struct GradesArgs {
 
 pub async fn grades(a: GradesArgs) -> Result<ExitCode> {
     let client = Client::new(&a.conn)?;
-    let mut q = vec![("format", a.format.as_str())];
-    if let Some(r) = &a.conn.run {
-        q.push(("run", r.as_str()));
-    }
+    let q = applab_controller::api::GradesQuery {
+        run: a.conn.run.clone(),
+        format: Some(a.format.clone()),
+    };
     let bytes = client.get_bytes("/api/grades", &q).await?;
     match &a.output {
         Some(p) => {

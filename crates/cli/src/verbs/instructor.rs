@@ -4,15 +4,16 @@ use super::panel_url;
 use crate::client::Client;
 use crate::Conn;
 use anyhow::Result;
+use applab_controller::api::{StaffAdded, StaffMember, StaffRequest};
 use std::process::ExitCode;
 
 pub async fn instructor_add(conn: &Conn, name: &str, assistant: bool) -> Result<ExitCode> {
     let client = Client::new(conn)?;
     let role = if assistant { "assistant" } else { "instructor" };
-    let r: applab_web::StaffAdded = client
+    let r: StaffAdded = client
         .post(
             "/api/staff",
-            &applab_web::StaffReq {
+            &StaffRequest {
                 name: name.into(),
                 role: role.into(),
             },
@@ -41,16 +42,12 @@ pub async fn instructor_add(conn: &Conn, name: &str, assistant: bool) -> Result<
 
 pub async fn instructor_list(conn: &Conn) -> Result<ExitCode> {
     let client = Client::new(conn)?;
-    let rows: Vec<serde_json::Value> = client.get("/api/staff", &[]).await?;
+    let rows: Vec<StaffMember> = client.get("/api/staff", crate::client::NO_QUERY).await?;
     if conn.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         for r in rows {
-            println!(
-                "{}\t{}",
-                r["name"].as_str().unwrap_or(""),
-                r["role"].as_str().unwrap_or("")
-            );
+            println!("{}\t{}", r.name, r.role);
         }
     }
     Ok(ExitCode::SUCCESS)

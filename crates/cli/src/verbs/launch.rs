@@ -4,7 +4,7 @@ use super::{panel_url, write_credentials};
 use crate::client::Client;
 use crate::{paths, Conn};
 use anyhow::{bail, Context, Result};
-use applab_controller::{roster, LaunchResult, RunStatus};
+use applab_controller::{roster, LaunchResult, Phase, RunStatus, StudentState};
 use applab_lab::Lab;
 use base64::Engine;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -65,7 +65,7 @@ pub async fn launch(a: LaunchArgs) -> Result<ExitCode> {
     let lab_tar = applab_controller::pack_lab(&lab.dir)?;
     let run = a.conn.run.clone().unwrap_or_else(|| lab.name.clone());
     let client = Client::new(&a.conn)?;
-    let req = applab_web::LaunchRequest {
+    let req = applab_controller::api::LaunchRequest {
         run: run.clone(),
         lab_tar: base64::engine::general_purpose::STANDARD.encode(&lab_tar),
         roster: entries.clone(),
@@ -165,26 +165,28 @@ async fn wait_ready(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     let mut reported: BTreeMap<String, String> = BTreeMap::new();
     loop {
-        let st: RunStatus = client.get("/api/status", &[("run", run)]).await?;
+        let st: RunStatus = client.get("/api/status", &[("run", run)][..]).await?;
         let mut ready = 0;
         let mut errors = 0;
-        let mut phases: BTreeMap<String, usize> = BTreeMap::new();
+        let mut phases: BTreeMap<Phase, usize> = BTreeMap::new();
         for s in st
             .students
             .iter()
             .filter(|s| entries.iter().any(|e| e.id == s.id))
         {
-            let st_now = if s.state == "ready" {
-                ready += 1;
-                "ready".to_string()
-            } else if s.state.starts_with("error") {
-                errors += 1;
-                s.state.clone()
-            } else {
-                *phases
-                    .entry(s.phase.clone().unwrap_or_else(|| "queued".into()))
-                    .or_default() += 1;
-                continue;
+            let st_now = match s.state {
+                StudentState::Ready => {
+                    ready += 1;
+                    "ready".to_string()
+                }
+                StudentState::Failed => {
+                    errors += 1;
+                    format!("failed: {}", s.error.as_deref().unwrap_or("no detail"))
+                }
+                StudentState::Starting | StudentState::Degraded => {
+                    *phases.entry(s.phase.unwrap_or(Phase::Queued)).or_default() += 1;
+                    continue;
+                }
             };
             if reported.get(&s.id) != Some(&st_now) {
                 say(format!("  {:<12} {}", s.id, st_now));

@@ -43,15 +43,11 @@ use crate::client::Client;
 use crate::Conn;
 use anyhow::{Context, Result};
 use applab_controller::Credential;
-use serde_json::json;
 use std::path::Path;
 use std::process::ExitCode;
 
-fn run_field(conn: &Conn) -> serde_json::Value {
-    json!(conn.run)
-}
-
-fn print_done(conn: &Conn, r: &serde_json::Value, text: &str) -> Result<ExitCode> {
+/// The reply itself with `--json`, else a sentence.
+fn print_done(conn: &Conn, r: &impl serde::Serialize, text: &str) -> Result<ExitCode> {
     if conn.json {
         println!("{}", serde_json::to_string_pretty(r)?);
     } else {
@@ -73,10 +69,9 @@ fn mark(s: applab_checks::Status) -> &'static str {
 /// The panel's address, as the controller tells it.
 async fn panel_url(client: &Client) -> String {
     client
-        .get::<serde_json::Value>("/api/health", &[])
+        .get::<_, applab_controller::api::Health>("/api/health", crate::client::NO_QUERY)
         .await
-        .ok()
-        .and_then(|h| h["panel_url"].as_str().map(str::to_string))
+        .map(|h| h.panel_url)
         .unwrap_or_default()
 }
 

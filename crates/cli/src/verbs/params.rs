@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 pub async fn params(conn: &Conn, student: &str) -> Result<ExitCode> {
     let client = Client::new(conn)?;
-    let mut q = vec![("student", student)];
-    if let Some(r) = &conn.run {
-        q.push(("run", r.as_str()));
-    }
+    let q = applab_controller::api::RunQuery {
+        run: conn.run.clone(),
+        student: Some(student.into()),
+    };
     let p: BTreeMap<String, String> = client.get("/api/params", &q).await?;
     if conn.json {
         println!("{}", serde_json::to_string_pretty(&p)?);

@@ -1,10 +1,10 @@
 //! `applab shape`: a link's delay, rate or loss changed while the lab runs.
 
-use super::{print_done, run_field};
+use super::print_done;
 use crate::client::Client;
 use crate::Conn;
 use anyhow::{bail, Context, Result};
-use serde_json::json;
+use applab_controller::api::{ShapeDone, ShapeRequest};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -48,12 +48,17 @@ pub async fn shape(a: ShapeArgs) -> Result<ExitCode> {
     }
     let client = Client::new(&a.conn)?;
     let student = (a.student != "all").then_some(a.student.as_str());
-    let body = json!({
-        "run": run_field(&a.conn), "student": student, "node": a.node, "network": a.network,
-        "delay_us": delay_us, "rate_bps": rate_bps, "loss": a.loss,
-    });
-    let r: serde_json::Value = client.post("/api/shape", &body).await?;
-    let n = r["students"].as_array().map(|v| v.len()).unwrap_or(0);
+    let body = ShapeRequest {
+        run: a.conn.run.clone(),
+        student: student.map(str::to_string),
+        node: a.node.clone(),
+        network: a.network.clone(),
+        delay_us,
+        rate_bps,
+        loss: a.loss,
+    };
+    let r: ShapeDone = client.post("/api/shape", &body).await?;
+    let n = r.students.len();
     print_done(
         &a.conn,
         &r,

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 pub async fn status(conn: &Conn) -> Result<ExitCode> {
     let client = Client::new(conn)?;
-    let mut q = Vec::new();
-    if let Some(r) = &conn.run {
-        q.push(("run", r.as_str()));
-    }
+    let q = applab_controller::api::RunQuery {
+        run: conn.run.clone(),
+        student: None,
+    };
     let st: RunStatus = client.get("/api/status", &q).await?;
     if conn.json {
         println!("{}", serde_json::to_string_pretty(&st)?);
@@ -30,13 +30,10 @@ pub async fn status(conn: &Conn) -> Result<ExitCode> {
     );
     let mut problems = Vec::new();
     for s in &st.students {
-        let short = match s.state.strip_prefix("error: ") {
-            Some(why) => {
-                problems.push(format!("{}: {why}", s.id));
-                "error"
-            }
-            None => s.state.as_str(),
-        };
+        if let Some(why) = &s.error {
+            problems.push(format!("{}: {why}", s.id));
+        }
+        let short = s.state.as_str();
         for (i, n) in s.nodes.iter().enumerate() {
             let (id, state) = if i == 0 {
                 (s.id.as_str(), short)
@@ -57,7 +54,7 @@ pub async fn status(conn: &Conn) -> Result<ExitCode> {
                 state,
                 n.name,
                 n.role,
-                n.state,
+                n.state.as_str(),
                 health,
                 addrs.join(" ")
             );

@@ -37,7 +37,7 @@ pub async fn use_run(conn: &Conn, run: Option<&str>, clear: bool) -> Result<Exit
         return Ok(ExitCode::SUCCESS);
     }
     let client = Client::new(conn)?;
-    let runs: Vec<RunInfo> = client.get("/api/runs", &[]).await?;
+    let runs: Vec<RunInfo> = client.get("/api/runs", crate::client::NO_QUERY).await?;
     match run {
         Some(r) => {
             if !runs.iter().any(|x| x.name == r) {

@@ -110,7 +110,7 @@ pub async fn page(
             let pic = crate::pictures::topology::Node {
                 name: n.name.clone(),
                 role: n.role.clone(),
-                state: n.state.clone(),
+                state: n.state,
                 healthy: n.healthy,
                 stopped_on_purpose: n.stopped_on_purpose,
                 attach: Vec::new(),
@@ -194,8 +194,8 @@ pub async fn page(
             .ctrl
             .phases(&run)
             .get(&id)
-            .cloned()
-            .unwrap_or_else(|| "starting".into()),
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| applab_controller::Phase::Queued.to_string()),
         points: points(results.points),
         max: points(results.max_points),
         tasks: results

@@ -10,6 +10,7 @@ use super::staff::{progress_line, run_and_lab, run_or_404};
 use super::{render, Chrome, PanelError};
 use crate::AppState;
 use applab_checks::Status;
+use applab_controller::Phase;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
@@ -42,6 +43,8 @@ struct Row {
     id: String,
     name: String,
     passed: usize,
+    /// The topology converged: no phase shown.
+    ready: bool,
     phase: String,
     cells: Vec<Cell>,
 }
@@ -100,10 +103,11 @@ pub async fn grid(
             id: r.id.clone(),
             name: r.name.clone(),
             passed: r.cells.iter().filter(|c| **c == Status::Pass).count(),
+            ready: phases.get(&r.id).map(|p| p.phase) == Some(Phase::Ready),
             phase: phases
                 .get(&r.id)
-                .cloned()
-                .unwrap_or_else(|| "starting".into()),
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| Phase::Queued.to_string()),
             cells: r
                 .cells
                 .iter()

@@ -403,7 +403,7 @@ async fn topology_of(
         let pic = topology::Node {
             name: ns.name.clone(),
             role: ns.role.clone(),
-            state: ns.state.clone(),
+            state: ns.state,
             healthy: ns.healthy,
             stopped_on_purpose: ns.stopped_on_purpose,
             attach,

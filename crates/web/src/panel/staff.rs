@@ -53,12 +53,16 @@ struct RunsPage {
 }
 
 /// Students by convergence phase, as one line: "2 ready, 1 starting".
-pub fn progress_line(phases: &std::collections::HashMap<String, String>, ids: &[String]) -> String {
+pub fn progress_line(
+    phases: &std::collections::HashMap<String, applab_controller::Progress>,
+    ids: &[String],
+) -> String {
+    use applab_controller::Phase;
     let (mut ready, mut starting, mut error) = (0, 0, 0);
     for id in ids {
-        match phases.get(id).map(String::as_str) {
-            Some("ready") => ready += 1,
-            Some(p) if p.starts_with("error") => error += 1,
+        match phases.get(id).map(|p| p.phase) {
+            Some(Phase::Ready) => ready += 1,
+            Some(Phase::Failed) => error += 1,
             _ => starting += 1,
         }
     }
@@ -791,12 +795,14 @@ mod tests {
     #[test]
     fn progress_counts_each_phase() {
         let mut p = std::collections::HashMap::new();
-        p.insert("a".to_string(), "ready".to_string());
-        p.insert("b".to_string(), "error: no image".to_string());
-        let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        use applab_controller::{Phase, Progress};
+        p.insert("a".to_string(), Progress::at(Phase::Ready));
+        p.insert("b".to_string(), Progress::failed("no image".into()));
+        p.insert("d".to_string(), Progress::at(Phase::Containers));
+        let ids: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
         assert_eq!(
             progress_line(&p, &ids),
-            "1 ready, 1 starting, 1 with errors"
+            "1 ready, 2 starting, 1 with errors"
         );
     }
 }

@@ -3,6 +3,7 @@
 //! with its address, its aliases and the link's shaping.
 
 use super::{clip, esc};
+use applab_controller::NodeState;
 use std::fmt::Write;
 
 pub struct Net {
@@ -21,8 +22,7 @@ pub struct Attach {
 pub struct Node {
     pub name: String,
     pub role: String,
-    /// running | exited | missing | ...
-    pub state: String,
+    pub state: NodeState,
     pub healthy: bool,
     pub stopped_on_purpose: bool,
     pub attach: Vec<Attach>,
@@ -36,9 +36,9 @@ const NET_GAP: i32 = 90;
 
 /// The words and symbol for a node's state: colour is never the only signal.
 pub fn state_label(n: &Node) -> (&'static str, String) {
-    if n.state == "running" && n.healthy {
+    if n.state == NodeState::Running && n.healthy {
         ("ok", "✓ running".into())
-    } else if n.state == "running" {
+    } else if n.state == NodeState::Running {
         ("warn", "… starting".into())
     } else if n.stopped_on_purpose {
         ("off", "■ stopped".into())
@@ -138,7 +138,7 @@ mod tests {
             Node {
                 name: "ws".into(),
                 role: "workstation".into(),
-                state: "running".into(),
+                state: NodeState::Running,
                 healthy: true,
                 stopped_on_purpose: false,
                 attach: vec![Attach {
@@ -151,7 +151,7 @@ mod tests {
             Node {
                 name: "mail-b<x>".into(),
                 role: "mail".into(),
-                state: "exited".into(),
+                state: NodeState::Exited,
                 healthy: false,
                 stopped_on_purpose: true,
                 attach: vec![Attach {
