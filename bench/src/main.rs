@@ -156,6 +156,37 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) a process has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name, which may hold spaces: utime, stime
+    // are the 14th and 15th of the whole line.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// The engine's CPU seconds so far: dockerd, containerd and the shims.
+fn engine_cpu() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| {
+                matches!(c.trim(), "dockerd" | "containerd" | "docker-proxy")
+                    || c.starts_with("containerd-shim")
+            })
+        })
+        .map(cpu_secs)
+        .sum()
+}
+
 async fn containers_memory(rt: &DockerRuntime, run: &str) -> Result<u64> {
     let cs = rt.list_containers(&[(plan::RUN, run)]).await?;
     let mems = join_all(cs.iter().map(|c| rt.memory_usage(&c.id))).await;
@@ -361,13 +392,16 @@ async fn launch(mut a: LaunchArgs) -> Result<()> {
         // Peer: the raw engine.
         let raw_run = "benchraw";
         let _ = raw_teardown(&rt, raw_run).await;
+        let e0 = engine_cpu();
         let raw_up = raw_launch(&rt, &lab, raw_run, n, &imgs).await?;
+        let raw_engine_cpu = engine_cpu() - e0;
         let raw_mem = containers_memory(&rt, raw_run).await?;
         let raw_down = raw_teardown(&rt, raw_run).await?;
 
         // applab: serve, launch, wait for the same answers.
         let app = Applab::start(&a)?;
         let idle_rss = rss_kib(app.child.id());
+        let (c0, e0) = (cpu_secs(app.child.id()), engine_cpu());
         let t0 = Instant::now();
         app.cmd(
             &a,
@@ -383,6 +417,7 @@ async fn launch(mut a: LaunchArgs) -> Result<()> {
         )?;
         wait_answering(&rt, "bench", n * lab.nodes.len(), &lab).await?;
         let app_up = t0.elapsed();
+        let (app_cpu, app_engine_cpu) = (cpu_secs(app.child.id()) - c0, engine_cpu() - e0);
         let busy_rss = rss_kib(app.child.id());
         let app_mem = containers_memory(&rt, "bench").await?;
         let t1 = Instant::now();
@@ -402,6 +437,9 @@ async fn launch(mut a: LaunchArgs) -> Result<()> {
             raw_up.as_secs_f64(),
             app_up.as_secs_f64(),
             app_up.as_secs_f64() / raw_up.as_secs_f64()
+        );
+        println!(
+            "  launch CPU: engine {raw_engine_cpu:.1} s for the raw launch, {app_engine_cpu:.1} s for applab's; the controller {app_cpu:.1} s"
         );
         println!(
             "  teardown raw engine {:>7.2} s   applab {:>7.2} s   ratio {:.3}",

@@ -606,7 +606,13 @@ impl Controller {
             let Ok(students) = self.store.students(&run.name).await else {
                 continue;
             };
+            let phases = self.phases(&run.name);
             for s in students {
+                // A topology still being set up has nothing to probe yet;
+                // an exec into it would only load the engine during a launch.
+                if phases.get(&s.id).map(|p| p.phase) != Some(crate::Phase::Ready) && !force {
+                    continue;
+                }
                 let stopped = self
                     .store
                     .stopped(&run.name, &s.id)

@@ -300,19 +300,23 @@ impl Controller {
         // hashed meanwhile (Argon2 is slow on purpose). Until its hash is
         // stored a student's empty hash matches no password; after a crash
         // in between, `credentials --reissue` hands out new ones.
-        let mut fresh = Vec::new();
-        for e in new {
-            let row = StudentRow {
+        let now = store::now();
+        let rows: Vec<StudentRow> = new
+            .iter()
+            .map(|e| StudentRow {
                 run: run.to_string(),
                 id: e.id.clone(),
                 name: e.name.clone(),
                 email: e.email.clone(),
                 password_hash: String::new(),
-                issued_at: store::now(),
+                issued_at: now,
                 generation: 1,
-                added_at: store::now(),
-            };
-            if self.store.add_student(&row).await? {
+                added_at: now,
+            })
+            .collect();
+        let mut fresh = Vec::new();
+        for (e, is_new) in new.into_iter().zip(self.store.add_students(&rows).await?) {
+            if is_new {
                 fresh.push(e);
             } else {
                 kept += 1;

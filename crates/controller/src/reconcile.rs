@@ -276,6 +276,7 @@ impl Controller {
         mut pending: Vec<Probe>,
     ) -> Result<()> {
         self.set_progress(run, student, Progress::at(Phase::Starting));
+        let t0 = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + HEALTH_WAIT;
         loop {
             let ok = join_all(pending.iter().map(|p| answers(&p.ip, p.port))).await;
@@ -290,6 +291,12 @@ impl Controller {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        tracing::debug!(
+            run,
+            student,
+            wait_ms = t0.elapsed().as_millis() as u64,
+            "answering"
+        );
         self.set_progress(run, student, Progress::at(Phase::Ready));
         Ok(())
     }
@@ -307,6 +314,8 @@ impl Controller {
         let Some(srow) = self.store.student(run, student).await? else {
             return Ok(Vec::new());
         };
+        let t0 = std::time::Instant::now();
+        let ms = |t: std::time::Instant| t.elapsed().as_millis() as u64;
         let lab = self.lab(&run_row)?;
         let images = self.images().await?;
         self.set_progress(run, student, Progress::at(Phase::Networks));
@@ -334,6 +343,8 @@ impl Controller {
         let plan = plan::plan(&self.instance, &run_row, &lab, &srow, &subnets, &images)?;
         let stopped = self.store.stopped(run, student).await?;
 
+        let planned = ms(t0);
+        let t1 = std::time::Instant::now();
         // Decide (pure, unit-tested in `converge`), then apply in order.
         let todo = converge::actions(
             &plan,
@@ -382,6 +393,8 @@ impl Controller {
         }))
         .await?;
 
+        let networked = ms(t1);
+        let t2 = std::time::Instant::now();
         self.set_progress(run, student, Progress::at(Phase::Containers));
         let results = join_all(plan.nodes.iter().zip(&todo.nodes).map(|(n, action)| {
             let lab = lab.clone();
@@ -442,7 +455,19 @@ impl Controller {
         for r in results {
             r?;
         }
+        let containers = ms(t2);
+        let t3 = std::time::Instant::now();
         self.shape_links(run, student, &lab, &plan).await?;
+        // Where a pass's time goes (RUST_LOG=applab_controller=debug).
+        tracing::debug!(
+            run,
+            student,
+            plan_ms = planned,
+            networks_ms = networked,
+            containers_ms = containers,
+            shaping_ms = ms(t3),
+            "converged"
+        );
 
         Ok(plan
             .nodes

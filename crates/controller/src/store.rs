@@ -342,21 +342,33 @@ impl Store {
 
     /// Add a student unless present; true if added (late joiners only).
     pub async fn add_student(&self, s: &StudentRow) -> Result<bool> {
+        Ok(self.add_students(std::slice::from_ref(s)).await?[0])
+    }
+
+    /// A class at once, in one transaction: for each row, whether it is new
+    /// (false: a student of that id was already in the run).
+    pub async fn add_students(&self, rows: &[StudentRow]) -> Result<Vec<bool>> {
         let _w = self.write.lock().await;
-        let r = sqlx::query(
-            "INSERT OR IGNORE INTO students (run, id, name, email, password_hash, issued_at, generation, added_at)
-             VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-        )
-        .bind(&s.run)
-        .bind(&s.id)
-        .bind(&s.name)
-        .bind(&s.email)
-        .bind(&s.password_hash)
-        .bind(s.issued_at)
-        .bind(s.added_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        let mut tx = self.pool.begin().await?;
+        let mut added = Vec::with_capacity(rows.len());
+        for s in rows {
+            let r = sqlx::query(
+                "INSERT OR IGNORE INTO students (run, id, name, email, password_hash, issued_at, generation, added_at)
+                 VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+            )
+            .bind(&s.run)
+            .bind(&s.id)
+            .bind(&s.name)
+            .bind(&s.email)
+            .bind(&s.password_hash)
+            .bind(s.issued_at)
+            .bind(s.added_at)
+            .execute(&mut *tx)
+            .await?;
+            added.push(r.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(added)
     }
 
     pub async fn delete_student(&self, run: &str, id: &str) -> Result<()> {

@@ -164,15 +164,17 @@ fn run(mut q: nfq::Queue, table: Arc<Mutex<Table>>, stats: Arc<Mutex<LineStats>>
     let mut held: Held = BinaryHeap::new();
     let mut seq = 0u64;
     let mut rng = rand::thread_rng();
-    let mut idle_rounds = 0u32;
     loop {
+        // Nothing held: sleep in the kernel until a packet comes (an idle
+        // class costs no CPU); else look without waiting.
+        q.set_nonblocking(!held.is_empty());
         // Take everything waiting (bounded per round so releases stay on time).
         let mut got = 0;
-        let now = Instant::now();
-        let t = table.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (mut queued, mut dropped) = (0u64, 0u64);
         while got < 4096 {
-            let mut msg = match q.recv() {
+            let received = q.recv();
+            q.set_nonblocking(true);
+            let mut msg = match received {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -181,7 +183,8 @@ fn run(mut q: nfq::Queue, table: Arc<Mutex<Table>>, stats: Arc<Mutex<LineStats>>
                 }
             };
             got += 1;
-            let (delay, keep) = t.judge(
+            let now = Instant::now();
+            let (delay, keep) = table.lock().unwrap_or_else(|e| e.into_inner()).judge(
                 msg.get_physindev(),
                 msg.get_indev(),
                 destination(msg.get_payload()),
@@ -219,22 +222,13 @@ fn run(mut q: nfq::Queue, table: Arc<Mutex<Table>>, stats: Arc<Mutex<LineStats>>
         }
         // Sleep until the next packet is due, but look for new ones often:
         // a packet arriving while asleep waits at most this long extra.
-        idle_rounds = if got == 0 && released == 0 {
-            idle_rounds.saturating_add(1)
-        } else {
-            0
-        };
-        let poll = if idle_rounds > 1000 {
-            Duration::from_micros(500)
-        } else {
-            Duration::from_micros(100)
-        };
+        let poll = Duration::from_micros(100);
         let wait = held
             .peek()
             .map(|Reverse((due, _, _))| due.saturating_duration_since(Instant::now()))
             .unwrap_or(poll)
             .min(poll);
-        if got < 4096 && !wait.is_zero() {
+        if got < 4096 && !wait.is_zero() && !held.is_empty() {
             std::thread::sleep(wait);
         }
     }
