@@ -266,9 +266,9 @@ impl Controller {
         self.wait_answering(run, student, probes).await
     }
 
-    /// 5. Wait until every node that should run answers on its port, at
-    ///    the address the plan gave it: TCP probes only, no engine listing,
-    ///    so a large launch does not slow the engine down.
+    /// Wait until every node that should run answers on its port, at the
+    /// address the plan gave it: TCP probes only, no engine listing, so a
+    /// large launch does not slow the engine down.
     async fn wait_answering(
         &self,
         run: &str,
@@ -276,8 +276,8 @@ impl Controller {
         mut pending: Vec<Probe>,
     ) -> Result<()> {
         self.set_progress(run, student, Progress::at(Phase::Starting));
-        let t0 = std::time::Instant::now();
-        let deadline = tokio::time::Instant::now() + HEALTH_WAIT;
+        let t0 = tokio::time::Instant::now();
+        let deadline = t0 + HEALTH_WAIT;
         loop {
             let ok = join_all(pending.iter().map(|p| answers(&p.ip, p.port))).await;
             let mut ok = ok.into_iter();
