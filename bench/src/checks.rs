@@ -56,7 +56,7 @@ fn trace(site: &str, secret: &str) -> Trace {
     let mut ev = |flow: u64, kind: EventKind| {
         frame += 3;
         NodeEvent {
-            id: 0,
+            seq: 0,
             network: "lan".into(),
             client_node: Some("ws".into()),
             server_node: Some("origin".into()),
@@ -269,7 +269,7 @@ pub async fn run(a: ChecksArgs) -> Result<()> {
             let n = ids.entry(i).or_default();
             *n += 1;
             let mut e = e.clone();
-            e.id = *n;
+            e.seq = *n;
             e.event.time = now;
             ctrl.grader.on_event("bench", id, &e);
             tokio::task::yield_now().await;

@@ -14,7 +14,7 @@
 //! as applab would for N students, straight through the engine API with
 //! maximum parallelism and no store, no reconcile, no health loop of its
 //! own. Both clocks stop when every container answers on its service port,
-//! probed the same way from here.
+//! probed the same way from here. Rounds alternate which side goes first.
 
 mod capture;
 mod checks;
@@ -84,6 +84,10 @@ struct LaunchArgs {
     images: PathBuf,
     #[arg(long, default_value = "/bin/busybox")]
     busybox: PathBuf,
+    /// Write the controller's debug log here (where each launch and
+    /// teardown spends its time: `converged`, `answering`, `torn down`).
+    #[arg(long)]
+    serve_log: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -305,9 +309,24 @@ impl Applab {
             .arg(data.path())
             .env("APPLAB_IMAGES", &a.images)
             .env("APPLAB_NODE_BINARY", &a.node_binary)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                if a.serve_log.is_some() {
+                    "applab_controller=debug,warn"
+                } else {
+                    "warn"
+                },
+            )
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(match &a.serve_log {
+                Some(p) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(p)?,
+                ),
+                None => Stdio::null(),
+            })
             .spawn()?;
         let app = Applab {
             child,
@@ -351,6 +370,89 @@ fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
 
+/// One side's figures in a round.
+struct Side {
+    up: Duration,
+    down: Duration,
+    /// The containers' memory, summed.
+    mem: u64,
+    /// CPU seconds of the engine's processes during the launch.
+    engine_cpu: f64,
+    /// The controller's CPU seconds and RSS before/after (applab only).
+    cpu: f64,
+    idle_rss: u64,
+    busy_rss: u64,
+}
+
+/// The peer: the same objects straight through the engine, then removed.
+async fn raw_round(
+    rt: &DockerRuntime,
+    lab: &Lab,
+    n: usize,
+    imgs: &BTreeMap<String, images::Image>,
+) -> Result<Side> {
+    let run = "benchraw";
+    let _ = raw_teardown(rt, run).await;
+    let e0 = engine_cpu();
+    let up = raw_launch(rt, lab, run, n, imgs).await?;
+    let engine_cpu = engine_cpu() - e0;
+    let mem = containers_memory(rt, run).await?;
+    let down = raw_teardown(rt, run).await?;
+    Ok(Side {
+        up,
+        down,
+        mem,
+        engine_cpu,
+        cpu: 0.0,
+        idle_rss: 0,
+        busy_rss: 0,
+    })
+}
+
+/// applab: serve, launch, wait for the same answers, tear down.
+async fn applab_round(
+    a: &LaunchArgs,
+    rt: &DockerRuntime,
+    lab: &Lab,
+    n: usize,
+    roster: &tempfile::NamedTempFile,
+) -> Result<Side> {
+    let app = Applab::start(a)?;
+    let idle_rss = rss_kib(app.child.id());
+    let (c0, e0) = (cpu_secs(app.child.id()), engine_cpu());
+    let t0 = Instant::now();
+    app.cmd(
+        a,
+        &[
+            "launch",
+            a.lab.to_str().unwrap_or("labs/http-basics"),
+            "--roster",
+            roster.path().to_str().unwrap_or(""),
+            "--run",
+            "bench",
+            "--no-wait",
+        ],
+    )?;
+    wait_answering(rt, "bench", n * lab.nodes.len(), lab).await?;
+    let up = t0.elapsed();
+    let (cpu, engine_cpu) = (cpu_secs(app.child.id()) - c0, engine_cpu() - e0);
+    let busy_rss = rss_kib(app.child.id());
+    let mem = containers_memory(rt, "bench").await?;
+    let t1 = Instant::now();
+    app.cmd(a, &["teardown", "--run", "bench"])?;
+    let down = t1.elapsed();
+    drop(app);
+    Ok(Side {
+        up,
+        down,
+        mem,
+        engine_cpu,
+        cpu,
+        idle_rss,
+        busy_rss,
+    })
+}
+
 async fn launch(mut a: LaunchArgs) -> Result<()> {
     // Children run in their own folders: make every path absolute.
     for p in [&mut a.applab, &mut a.node_binary, &mut a.images, &mut a.lab] {
@@ -389,49 +491,32 @@ async fn launch(mut a: LaunchArgs) -> Result<()> {
     );
     let mut ratios = Vec::new();
     for round in 1..=a.rounds {
-        // Peer: the raw engine.
-        let raw_run = "benchraw";
-        let _ = raw_teardown(&rt, raw_run).await;
-        let e0 = engine_cpu();
-        let raw_up = raw_launch(&rt, &lab, raw_run, n, &imgs).await?;
-        let raw_engine_cpu = engine_cpu() - e0;
-        let raw_mem = containers_memory(&rt, raw_run).await?;
-        let raw_down = raw_teardown(&rt, raw_run).await?;
-
-        // applab: serve, launch, wait for the same answers.
-        let app = Applab::start(&a)?;
-        let idle_rss = rss_kib(app.child.id());
-        let (c0, e0) = (cpu_secs(app.child.id()), engine_cpu());
-        let t0 = Instant::now();
-        app.cmd(
-            &a,
-            &[
-                "launch",
-                a.lab.to_str().unwrap_or("labs/http-basics"),
-                "--roster",
-                roster.path().to_str().unwrap_or(""),
-                "--run",
-                "bench",
-                "--no-wait",
-            ],
-        )?;
-        wait_answering(&rt, "bench", n * lab.nodes.len(), &lab).await?;
-        let app_up = t0.elapsed();
-        let (app_cpu, app_engine_cpu) = (cpu_secs(app.child.id()) - c0, engine_cpu() - e0);
-        let busy_rss = rss_kib(app.child.id());
-        let app_mem = containers_memory(&rt, "bench").await?;
-        let t1 = Instant::now();
-        app.cmd(&a, &["teardown", "--run", "bench"])?;
-        let app_down = t1.elapsed();
-        drop(app);
-
+        // Which goes first alternates: the second of a pair runs on an
+        // engine that has just made and removed 100s of objects, and
+        // neither side should always be the one that pays for it.
+        let raw_first = round % 2 == 1;
+        let (raw, app) = if raw_first {
+            let raw = raw_round(&rt, &lab, n, &imgs).await?;
+            (raw, applab_round(&a, &rt, &lab, n, &roster).await?)
+        } else {
+            let app = applab_round(&a, &rt, &lab, n, &roster).await?;
+            (raw_round(&rt, &lab, n, &imgs).await?, app)
+        };
+        let (raw_up, raw_down, raw_mem, raw_engine_cpu) =
+            (raw.up, raw.down, raw.mem, raw.engine_cpu);
+        let (app_up, app_down, app_mem, app_engine_cpu) =
+            (app.up, app.down, app.mem, app.engine_cpu);
+        let (app_cpu, idle_rss, busy_rss) = (app.cpu, app.idle_rss, app.busy_rss);
         ratios.push((
             app_up.as_secs_f64() / raw_up.as_secs_f64(),
             app_down.as_secs_f64() / raw_down.as_secs_f64(),
         ));
         let per_topology = app_mem as f64 / n as f64;
         let ctrl_per_topology = busy_rss.saturating_sub(idle_rss) as f64 * 1024.0 / n as f64;
-        println!("round {round}:");
+        println!(
+            "round {round} ({} first):",
+            if raw_first { "raw engine" } else { "applab" }
+        );
         println!(
             "  launch   raw engine {:>7.2} s   applab {:>7.2} s   ratio {:.3}",
             raw_up.as_secs_f64(),

@@ -77,7 +77,7 @@ pub struct Evidence {
 impl Evidence {
     fn of(e: &NodeEvent) -> Evidence {
         Evidence {
-            event: Some(e.id),
+            event: Some(e.seq),
             time: Some(e.event.time),
             network: Some(e.network.clone()),
             flow: Some(e.event.flow),

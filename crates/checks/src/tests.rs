@@ -154,7 +154,7 @@ impl Trace {
     fn push(&mut self, flow: u64, client: &str, server: &str, kind: EventKind) -> &mut Self {
         let id = self.events.len() as u64 + 1;
         self.events.push(NodeEvent {
-            id,
+            seq: id,
             network: "lan".into(),
             client_node: Some(client.into()),
             server_node: Some(server.into()),

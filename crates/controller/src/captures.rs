@@ -234,7 +234,7 @@ impl Captures {
                 for event in events {
                     log.last_id += 1;
                     let e = NodeEvent {
-                        id: log.last_id,
+                        seq: log.last_id,
                         network: network.clone(),
                         client_node: names.get(&event.client.ip()).cloned(),
                         server_node: names.get(&event.server.ip()).cloned(),

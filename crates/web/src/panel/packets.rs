@@ -109,7 +109,7 @@ pub fn event_row(base: &str, e: &NodeEvent) -> EventRow {
     };
     let net = url_escape(&e.network);
     EventRow {
-        id: e.id,
+        id: e.seq,
         t: e.event.time,
         time: clock(e.event.time),
         network: e.network.clone(),
@@ -117,7 +117,7 @@ pub fn event_row(base: &str, e: &NodeEvent) -> EventRow {
         to,
         protocol: e.event.kind.protocol().to_string(),
         text: clip(&e.message(), 300),
-        ladder: format!("{base}/packets/ladder/{net}/{}#ev-{}", e.event.flow, e.id),
+        ladder: format!("{base}/packets/ladder/{net}/{}#ev-{}", e.event.flow, e.seq),
         frame: format!("{base}/packets/frames/{net}/{}", e.event.frame),
     }
 }

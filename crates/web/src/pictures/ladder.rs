@@ -73,7 +73,7 @@ pub fn svg(events: &[NodeEvent], highlight: &[u64]) -> String {
         let y = TOP + 20 + i as i32 * ROW;
         let dt = (e.event.time - t0) * 1000.0;
         let label = esc(&clip(&e.message(), 70));
-        let mark = if highlight.contains(&e.id) {
+        let mark = if highlight.contains(&e.seq) {
             " evidence"
         } else {
             ""
@@ -81,7 +81,7 @@ pub fn svg(events: &[NodeEvent], highlight: &[u64]) -> String {
         let _ = write!(
             s,
             r#"<g class="msg{mark}" id="ev-{id}"><text class="time" x="{tx}" y="{ty}" text-anchor="end">+{dt:.1} ms</text>"#,
-            id = e.id,
+            id = e.seq,
             tx = LEFT - 12,
             ty = y + 4,
         );
@@ -125,7 +125,7 @@ mod tests {
 
     fn ev(id: u64, t: f64, kind: EventKind) -> NodeEvent {
         NodeEvent {
-            id,
+            seq: id,
             network: "net".into(),
             client_node: Some("ws".into()),
             server_node: Some("origin".into()),
