@@ -378,7 +378,10 @@ struct Side {
     mem: u64,
     /// CPU seconds of the engine's processes during the launch.
     engine_cpu: f64,
-    /// The controller's CPU seconds and RSS before/after (applab only).
+}
+
+/// applab's controller during its launch: CPU seconds, RSS before and after (KiB).
+struct Controller {
     cpu: f64,
     idle_rss: u64,
     busy_rss: u64,
@@ -403,9 +406,6 @@ async fn raw_round(
         down,
         mem,
         engine_cpu,
-        cpu: 0.0,
-        idle_rss: 0,
-        busy_rss: 0,
     })
 }
 
@@ -416,7 +416,7 @@ async fn applab_round(
     lab: &Lab,
     n: usize,
     roster: &tempfile::NamedTempFile,
-) -> Result<Side> {
+) -> Result<(Side, Controller)> {
     let app = Applab::start(a)?;
     let idle_rss = rss_kib(app.child.id());
     let (c0, e0) = (cpu_secs(app.child.id()), engine_cpu());
@@ -442,15 +442,19 @@ async fn applab_round(
     app.cmd(a, &["teardown", "--run", "bench"])?;
     let down = t1.elapsed();
     drop(app);
-    Ok(Side {
-        up,
-        down,
-        mem,
-        engine_cpu,
-        cpu,
-        idle_rss,
-        busy_rss,
-    })
+    Ok((
+        Side {
+            up,
+            down,
+            mem,
+            engine_cpu,
+        },
+        Controller {
+            cpu,
+            idle_rss,
+            busy_rss,
+        },
+    ))
 }
 
 async fn launch(mut a: LaunchArgs) -> Result<()> {
@@ -495,50 +499,47 @@ async fn launch(mut a: LaunchArgs) -> Result<()> {
         // engine that has just made and removed 100s of objects, and
         // neither side should always be the one that pays for it.
         let raw_first = round % 2 == 1;
-        let (raw, app) = if raw_first {
+        let (raw, (app, ctl)) = if raw_first {
             let raw = raw_round(&rt, &lab, n, &imgs).await?;
             (raw, applab_round(&a, &rt, &lab, n, &roster).await?)
         } else {
             let app = applab_round(&a, &rt, &lab, n, &roster).await?;
             (raw_round(&rt, &lab, n, &imgs).await?, app)
         };
-        let (raw_up, raw_down, raw_mem, raw_engine_cpu) =
-            (raw.up, raw.down, raw.mem, raw.engine_cpu);
-        let (app_up, app_down, app_mem, app_engine_cpu) =
-            (app.up, app.down, app.mem, app.engine_cpu);
-        let (app_cpu, idle_rss, busy_rss) = (app.cpu, app.idle_rss, app.busy_rss);
         ratios.push((
-            app_up.as_secs_f64() / raw_up.as_secs_f64(),
-            app_down.as_secs_f64() / raw_down.as_secs_f64(),
+            app.up.as_secs_f64() / raw.up.as_secs_f64(),
+            app.down.as_secs_f64() / raw.down.as_secs_f64(),
         ));
-        let per_topology = app_mem as f64 / n as f64;
-        let ctrl_per_topology = busy_rss.saturating_sub(idle_rss) as f64 * 1024.0 / n as f64;
+        let per_topology = app.mem as f64 / n as f64;
+        let ctrl_per_topology =
+            ctl.busy_rss.saturating_sub(ctl.idle_rss) as f64 * 1024.0 / n as f64;
         println!(
             "round {round} ({} first):",
             if raw_first { "raw engine" } else { "applab" }
         );
         println!(
             "  launch   raw engine {:>7.2} s   applab {:>7.2} s   ratio {:.3}",
-            raw_up.as_secs_f64(),
-            app_up.as_secs_f64(),
-            app_up.as_secs_f64() / raw_up.as_secs_f64()
+            raw.up.as_secs_f64(),
+            app.up.as_secs_f64(),
+            app.up.as_secs_f64() / raw.up.as_secs_f64()
         );
         println!(
-            "  launch CPU: engine {raw_engine_cpu:.1} s for the raw launch, {app_engine_cpu:.1} s for applab's; the controller {app_cpu:.1} s"
+            "  launch CPU: engine {:.1} s for the raw launch, {:.1} s for applab's; the controller {:.1} s",
+            raw.engine_cpu, app.engine_cpu, ctl.cpu
         );
         println!(
             "  teardown raw engine {:>7.2} s   applab {:>7.2} s   ratio {:.3}",
-            raw_down.as_secs_f64(),
-            app_down.as_secs_f64(),
-            app_down.as_secs_f64() / raw_down.as_secs_f64()
+            raw.down.as_secs_f64(),
+            app.down.as_secs_f64(),
+            app.down.as_secs_f64() / raw.down.as_secs_f64()
         );
         println!(
             "  memory per topology: containers {:.2} MiB (raw engine's {:.2} MiB); controller +{:.3} MiB per topology (RSS {:.1} -> {:.1} MiB); ratio {:.3}",
             mib(per_topology as u64),
-            mib(raw_mem / n as u64),
+            mib(raw.mem / n as u64),
             ctrl_per_topology / (1024.0 * 1024.0),
-            idle_rss as f64 / 1024.0,
-            busy_rss as f64 / 1024.0,
+            ctl.idle_rss as f64 / 1024.0,
+            ctl.busy_rss as f64 / 1024.0,
             (per_topology + ctrl_per_topology) / per_topology
         );
     }

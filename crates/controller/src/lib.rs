@@ -422,40 +422,39 @@ impl Controller {
     pub async fn teardown(&self, run: &str, student: Option<&str>) -> Result<()> {
         let t0 = std::time::Instant::now();
         let ms = |t: std::time::Instant| t.elapsed().as_millis() as u64;
-        let (forgot_ms, links_ms) = match student {
+        // A student's lock is held to the end: no converge recreates what
+        // is being removed.
+        let (_held, prefix) = match student {
             Some(s) => {
                 self.student_or_err(run, s).await?;
-                let lock = self.lock_for(run, s);
-                let _g = lock.lock().await;
+                let held = self.lock_for(run, s).lock_owned().await;
                 self.store.delete_student(run, s).await?;
-                self.captures.forget(run, Some(s));
-                self.grader.forget(run, Some(s));
-                let forgot = ms(t0);
-                self.forget_links(&format!("{run}/{s}/")).await;
-                let links = ms(t0) - forgot;
-                self.collect(Some(run)).await?;
-                (forgot, links)
+                (Some(held), format!("{run}/{s}/"))
             }
             None => {
                 self.store.delete_run(run).await?;
-                self.captures.forget(run, None);
-                self.grader.forget(run, None);
-                let forgot = ms(t0);
-                self.forget_links(&format!("{run}/")).await;
-                let links = ms(t0) - forgot;
-                self.labs.lock().expect("labs lock").remove(run);
-                self.collect(Some(run)).await?;
-                let _ = std::fs::remove_dir_all(self.cfg.data_dir.join("runs").join(run));
-                (forgot, links)
+                (None, format!("{run}/"))
             }
         };
+        self.captures.forget(run, student);
+        self.grader.forget(run, student);
+        let forget_ms = ms(t0);
+        self.forget_links(&prefix).await;
+        let links_ms = ms(t0) - forget_ms;
+        if student.is_none() {
+            self.labs.lock().expect("labs lock").remove(run);
+        }
+        self.collect(Some(run)).await?;
+        if student.is_none() {
+            let _ = std::fs::remove_dir_all(self.cfg.data_dir.join("runs").join(run));
+        }
         // Where a teardown's time goes (RUST_LOG=applab_controller=debug).
         tracing::debug!(
             run,
             student,
-            forget_ms = forgot_ms,
+            forget_ms,
             links_ms,
-            engine_ms = ms(t0) - forgot_ms - links_ms,
+            engine_ms = ms(t0) - forget_ms - links_ms,
             "torn down"
         );
         Ok(())

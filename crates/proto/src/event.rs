@@ -783,6 +783,12 @@ mod tests {
                 seen: "\u{0}GET".into(),
             },
         ];
+        // Every type the checks know is here (a new kind joins this list).
+        let mut named: Vec<&str> = kinds.iter().map(|k| k.type_name()).collect();
+        let mut known: Vec<&str> = FIELDS.iter().map(|(t, _)| *t).collect();
+        named.sort_unstable();
+        known.sort_unstable();
+        assert_eq!(named, known);
         for (n, kind) in kinds.into_iter().enumerate() {
             let e = NodeEvent {
                 seq: n as u64 + 1,
