@@ -270,16 +270,27 @@ async fn raw_teardown(rt: &DockerRuntime, run: &str) -> Result<Duration> {
         .await
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
+    let containers = t0.elapsed();
     let nets = rt.list_networks(&f).await?;
     join_all(nets.iter().map(|n| rt.remove_network(&n.id)))
         .await
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
+    let networks = t0.elapsed() - containers;
     let vols = rt.list_volumes(&f).await?;
     join_all(vols.iter().map(|v| rt.remove_volume(&v.name)))
         .await
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
+    if !cs.is_empty() {
+        // The same phases applab's collect logs (containers_ms ...).
+        println!(
+            "  raw teardown: containers {} ms, networks {} ms, volumes {} ms",
+            containers.as_millis(),
+            networks.as_millis(),
+            (t0.elapsed() - containers - networks).as_millis()
+        );
+    }
     Ok(t0.elapsed())
 }
 
@@ -430,9 +441,13 @@ async fn applab_round(
             roster.path().to_str().unwrap_or(""),
             "--run",
             "bench",
-            "--no-wait",
+            "--json",
         ],
     )?;
+    // `applab launch` returned when its status said every student ready,
+    // as an instructor waits; then the same check the raw side ends with.
+    // (Polling the engine here instead, while applab builds, would load
+    // the engine during applab's launch only: an unfair peer.)
     wait_answering(rt, "bench", n * lab.nodes.len(), lab).await?;
     let up = t0.elapsed();
     let (cpu, engine_cpu) = (cpu_secs(app.child.id()) - c0, engine_cpu() - e0);

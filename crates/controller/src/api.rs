@@ -33,6 +33,24 @@ pub struct RunQuery {
     pub student: Option<String>,
 }
 
+/// `GET /api/progress`: where each student's last convergence pass got
+/// to, from the controller's memory alone (no engine call, no probe), so
+/// a waiting launch can poll it while the engine is busiest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunProgress {
+    pub run: String,
+    pub students: Vec<StudentProgress>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StudentProgress {
+    pub id: String,
+    /// None: no pass since this controller started.
+    pub phase: Option<crate::Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// `POST /api/reset`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StudentRequest {

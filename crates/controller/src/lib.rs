@@ -114,6 +114,13 @@ pub struct Controller {
     /// When each student's topology was last converged.
     touched: Mutex<HashMap<StudentKey, std::time::Instant>>,
     wake: tokio::sync::Notify,
+    /// Held by a garbage collection: a teardown's and the reconcile
+    /// loop's at the same time would each ask the engine to remove the
+    /// same objects (twice the engine's work, and networks refused while
+    /// the other's containers are still going).
+    collecting: tokio::sync::Mutex<()>,
+    /// (container id, port) → when it last answered a status's probe.
+    health: Mutex<HashMap<(String, u16), std::time::Instant>>,
     slots: tokio::sync::Semaphore,
 }
 
@@ -188,6 +195,8 @@ impl Controller {
             progress: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
+            collecting: tokio::sync::Mutex::new(()),
+            health: Mutex::new(HashMap::new()),
         }))
     }
 

@@ -19,6 +19,11 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// A pass is working on the topology now.
+    pub fn in_flight(self) -> bool {
+        !matches!(self, Phase::Ready | Phase::Failed)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Queued => "queued",

@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs", get(runs))
         .route("/api/launch", post(launch))
         .route("/api/status", get(status))
+        .route("/api/progress", get(progress))
         .route("/api/reset", post(reset))
         .route("/api/node", post(node))
         .route("/api/shape", post(shape))
@@ -141,6 +142,14 @@ async fn status(
 ) -> ApiResult<applab_controller::RunStatus> {
     let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
     Ok(Json(st.ctrl.status(&run.name).await?))
+}
+
+async fn progress(
+    State(st): State<AppState>,
+    Query(q): Query<RunQuery>,
+) -> ApiResult<applab_controller::api::RunProgress> {
+    let run = st.ctrl.resolve_run(q.run.as_deref()).await?;
+    Ok(Json(st.ctrl.progress(&run.name).await?))
 }
 
 async fn params(

@@ -83,6 +83,8 @@ async fn each_failure_has_its_own_status_and_says_why() {
     let (s, b) = call(&app, "GET", "/api/status?run=nope", true, "").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
     assert!(b.contains("no run named \\\"nope\\\""), "{b}");
+    let (s, b) = call(&app, "GET", "/api/progress?run=nope", true, "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
     let (s, b) = call(&app, "GET", "/api/params?run=nope&student=s1", true, "").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
     let (s, b) = call(

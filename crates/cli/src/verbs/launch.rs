@@ -4,6 +4,7 @@ use super::{panel_url, write_credentials};
 use crate::client::Client;
 use crate::{paths, Conn};
 use anyhow::{bail, Context, Result};
+use applab_controller::api::{RunProgress, StudentProgress};
 use applab_controller::{roster, LaunchResult, Phase, RunStatus, StudentState};
 use applab_lab::Lab;
 use base64::Engine;
@@ -133,7 +134,8 @@ pub async fn launch(a: LaunchArgs) -> Result<ExitCode> {
     })
 }
 
-/// Poll the status until every roster student is ready; true if any failed.
+/// Wait until every roster student is ready (their passes' phases while
+/// any is in flight, then the live status); true if any failed.
 async fn wait_ready(
     client: &Client,
     run: &str,
@@ -164,16 +166,48 @@ async fn wait_ready(
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     let mut reported: BTreeMap<String, String> = BTreeMap::new();
+    let mine = |id: &str| entries.iter().any(|e| e.id == id);
     loop {
+        // While passes are still working, their phases are enough, and
+        // cost the engine nothing: the live status (an engine listing and
+        // a probe of every node) is asked once no pass is in flight.
+        let pr: RunProgress = client.get("/api/progress", &[("run", run)][..]).await?;
+        let busy: Vec<&StudentProgress> = pr
+            .students
+            .iter()
+            .filter(|s| mine(&s.id) && s.phase.is_some_and(Phase::in_flight))
+            .collect();
+        if !busy.is_empty() {
+            let mut phases: BTreeMap<Phase, usize> = BTreeMap::new();
+            for s in &busy {
+                *phases.entry(s.phase.unwrap_or(Phase::Queued)).or_default() += 1;
+            }
+            let ready: Vec<&StudentProgress> = pr
+                .students
+                .iter()
+                .filter(|s| mine(&s.id) && s.phase == Some(Phase::Ready))
+                .collect();
+            for s in &ready {
+                if reported.get(&s.id).map(String::as_str) != Some("ready") {
+                    say(format!("  {:<12} ready", s.id));
+                    reported.insert(s.id.clone(), "ready".into());
+                }
+            }
+            pb.set_position(ready.len() as u64);
+            pb.set_message(phase_summary(&phases));
+            if tokio::time::Instant::now() > deadline {
+                pb.finish_and_clear();
+                eprintln!("timed out: {}/{} ready", ready.len(), entries.len());
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            continue;
+        }
         let st: RunStatus = client.get("/api/status", &[("run", run)][..]).await?;
         let mut ready = 0;
         let mut errors = 0;
         let mut phases: BTreeMap<Phase, usize> = BTreeMap::new();
-        for s in st
-            .students
-            .iter()
-            .filter(|s| entries.iter().any(|e| e.id == s.id))
-        {
+        for s in st.students.iter().filter(|s| mine(&s.id)) {
             let st_now = match s.state {
                 StudentState::Ready => {
                     ready += 1;
@@ -194,13 +228,7 @@ async fn wait_ready(
             }
         }
         pb.set_position(ready as u64);
-        pb.set_message(
-            phases
-                .iter()
-                .map(|(k, v)| format!("{v} {k}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        );
+        pb.set_message(phase_summary(&phases));
         if ready == entries.len() {
             pb.finish_and_clear();
             say(format!("all {ready} topologies ready"));
@@ -221,4 +249,13 @@ async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
+}
+
+/// "3 networks, 2 containers": how many students are at each phase.
+fn phase_summary(phases: &BTreeMap<Phase, usize>) -> String {
+    phases
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
