@@ -41,6 +41,11 @@ fn map_err(e: bollard::errors::Error) -> Error {
             status_code: 403,
             message,
         } if message.contains("active endpoints") => Error::Conflict(message),
+        // A Swarm overlay with a container's attachment still on it.
+        B::DockerResponseServerError {
+            status_code: 400,
+            message,
+        } if message.contains("in use by task") => Error::Conflict(message),
         other => Error::Engine(other.to_string()),
     }
 }
@@ -67,6 +72,52 @@ impl DockerRuntime {
         let docker = Docker::connect_with_local_defaults().map_err(map_err)?;
         let docker = docker.negotiate_version().await.map_err(map_err)?;
         Ok(DockerRuntime { docker })
+    }
+
+    /// Connect to the engine at a unix socket path (one Swarm node's).
+    pub async fn connect_unix(path: &str) -> Result<DockerRuntime> {
+        let docker =
+            Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION).map_err(map_err)?;
+        let docker = docker.negotiate_version().await.map_err(map_err)?;
+        Ok(DockerRuntime { docker })
+    }
+
+    /// Remove a network once: busy is a [`Error::Conflict`], gone is done.
+    pub async fn remove_network_once(&self, id: &str) -> Result<()> {
+        match self.docker.remove_network(id).await.map_err(map_err) {
+            Ok(()) | Err(Error::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An attachable, internal overlay across a Swarm's nodes (a manager's
+    /// engine makes it): the controller's subnet, and an MTU that fits
+    /// the VXLAN header inside the underlay's.
+    pub async fn create_overlay(&self, spec: &NetworkSpec, mtu: u32) -> Result<String> {
+        let opts = CreateNetworkOptions {
+            name: spec.name.clone(),
+            check_duplicate: true,
+            driver: "overlay".to_string(),
+            internal: true,
+            attachable: true,
+            ipam: Ipam {
+                driver: Some("default".into()),
+                config: Some(vec![IpamConfig {
+                    subnet: Some(spec.subnet.clone()),
+                    gateway: Some(spec.gateway.clone()),
+                    ..Default::default()
+                }]),
+                options: None,
+            },
+            options: HashMap::from([(
+                "com.docker.network.driver.mtu".to_string(),
+                mtu.to_string(),
+            )]),
+            labels: spec.labels.clone(),
+            ..Default::default()
+        };
+        let r = self.docker.create_network(opts).await.map_err(map_err)?;
+        Ok(r.id)
     }
 }
 

@@ -3,10 +3,11 @@
 //! The controller speaks only [`Runtime`]: a handful of verbs over networks,
 //! containers, volumes and images, with labels as the record of what belongs
 //! to whom. [`docker::DockerRuntime`] implements it with bollard against the
-//! Docker Engine API 1.41; a Swarm implementation (DESIGN.md decision 10)
-//! would be another `impl Runtime`, not a rewrite.
+//! Docker Engine API 1.41; [`swarm::SwarmRuntime`] is another `impl Runtime`
+//! over a Docker Swarm (DESIGN.md decision 10), not a rewrite.
 
 pub mod docker;
+pub mod swarm;
 
 use async_trait::async_trait;
 use std::collections::HashMap;
