@@ -65,6 +65,20 @@ fn filters(label_filter: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), labels)])
 }
 
+/// The plan's subnet and gateway: the controller decides addresses, never
+/// the engine's pool.
+fn ipam(spec: &NetworkSpec) -> Ipam {
+    Ipam {
+        driver: Some("default".into()),
+        config: Some(vec![IpamConfig {
+            subnet: Some(spec.subnet.clone()),
+            gateway: Some(spec.gateway.clone()),
+            ..Default::default()
+        }]),
+        options: None,
+    }
+}
+
 impl DockerRuntime {
     /// Connect through the local socket (`DOCKER_HOST` honoured) and
     /// negotiate the API version down to what the engine speaks.
@@ -100,15 +114,7 @@ impl DockerRuntime {
             driver: "overlay".to_string(),
             internal: true,
             attachable: true,
-            ipam: Ipam {
-                driver: Some("default".into()),
-                config: Some(vec![IpamConfig {
-                    subnet: Some(spec.subnet.clone()),
-                    gateway: Some(spec.gateway.clone()),
-                    ..Default::default()
-                }]),
-                options: None,
-            },
+            ipam: ipam(spec),
             options: HashMap::from([(
                 "com.docker.network.driver.mtu".to_string(),
                 mtu.to_string(),
@@ -214,15 +220,7 @@ impl Runtime for DockerRuntime {
             // Internal: no route out, and Docker's isolation rules keep
             // other bridges (other students) unreachable.
             internal: true,
-            ipam: Ipam {
-                driver: Some("default".into()),
-                config: Some(vec![IpamConfig {
-                    subnet: Some(spec.subnet.clone()),
-                    gateway: Some(spec.gateway.clone()),
-                    ..Default::default()
-                }]),
-                options: None,
-            },
+            ipam: ipam(spec),
             options: HashMap::from([(
                 "com.docker.network.bridge.name".to_string(),
                 spec.bridge.clone(),
