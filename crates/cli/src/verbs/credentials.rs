@@ -1,6 +1,6 @@
 //! `applab credentials`: students' panel passwords listed or reissued.
 
-use super::{panel_url, write_credentials};
+use super::{panel_url, write_credentials, write_new_credentials};
 use crate::client::Client;
 use crate::Conn;
 use anyhow::Result;
@@ -35,13 +35,14 @@ pub async fn credentials(a: CredentialsArgs) -> Result<ExitCode> {
     if a.reissue {
         let creds = r.reissued.unwrap_or_default();
         let run = r.run.as_str();
-        let out = a.out.clone().unwrap_or_else(|| {
-            PathBuf::from(format!(
-                "credentials-{run}-{}.csv",
-                applab_controller::store::now()
-            ))
-        });
-        write_credentials(&out, &creds, &panel_url(&client).await)?;
+        let panel = panel_url(&client).await;
+        let out = match &a.out {
+            Some(p) => {
+                write_credentials(p, &creds, &panel)?;
+                p.clone()
+            }
+            None => write_new_credentials(run, &creds, &panel)?,
+        };
         if a.conn.json {
             println!(
                 "{}",

@@ -1,6 +1,6 @@
 //! `applab launch`: a lab for a roster, with a progress bar until every student is ready.
 
-use super::{panel_url, write_credentials};
+use super::{panel_url, write_credentials, write_new_credentials};
 use crate::client::Client;
 use crate::{paths, Conn};
 use anyhow::{bail, Context, Result};
@@ -73,14 +73,14 @@ pub async fn launch(a: LaunchArgs) -> Result<ExitCode> {
     };
     let res: LaunchResult = client.post("/api/launch", &req).await?;
     if !res.added.is_empty() {
-        let out = a.credentials_out.clone().unwrap_or_else(|| {
-            PathBuf::from(format!(
-                "credentials-{}-{}.csv",
-                res.run,
-                applab_controller::store::now()
-            ))
-        });
-        write_credentials(&out, &res.added, &panel_url(&client).await)?;
+        let panel = panel_url(&client).await;
+        let out = match &a.credentials_out {
+            Some(p) => {
+                write_credentials(p, &res.added, &panel)?;
+                p.clone()
+            }
+            None => write_new_credentials(&res.run, &res.added, &panel)?,
+        };
         if !a.conn.json {
             eprintln!(
                 "{} new student(s); their one-time credentials are in {}",

@@ -43,7 +43,7 @@ use crate::client::Client;
 use crate::Conn;
 use anyhow::{Context, Result};
 use applab_controller::Credential;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The reply itself with `--json`, else a sentence.
@@ -85,6 +85,39 @@ fn write_credentials(path: &Path, creds: &[Credential], panel: &str) -> Result<(
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    credentials_to(f, creds, panel)
+}
+
+/// Write one-time credentials to a new file in the working folder,
+/// `credentials-RUN-TIME.csv` (`-TIME-2.csv` … when that name is taken:
+/// two launches within one second must not overwrite each other's
+/// passwords, which exist nowhere else). The file's path.
+fn write_new_credentials(run: &str, creds: &[Credential], panel: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let t = applab_controller::store::now();
+    for k in 1u32.. {
+        let path = PathBuf::from(match k {
+            1 => format!("credentials-{run}-{t}.csv"),
+            _ => format!("credentials-{run}-{t}-{k}.csv"),
+        });
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(f) => {
+                credentials_to(f, creds, panel)?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("writing {}", path.display())),
+        }
+    }
+    unreachable!("u32 names run out")
+}
+
+fn credentials_to(f: std::fs::File, creds: &[Credential], panel: &str) -> Result<()> {
     let mut w = csv::Writer::from_writer(f);
     w.write_record(["run", "id", "name", "email", "password", "panel"])?;
     for c in creds {
