@@ -444,8 +444,8 @@ async fn applab_round(
             "--json",
         ],
     )?;
-    // `applab launch` returned when its status said every student ready,
-    // as an instructor waits; then the same check the raw side ends with.
+    // `applab launch` returned when every student was ready, as an
+    // instructor waits; then the same check the raw side ends with.
     // (Polling the engine here instead, while applab builds, would load
     // the engine during applab's launch only: an unfair peer.)
     wait_answering(rt, "bench", n * lab.nodes.len(), lab).await?;

@@ -87,7 +87,7 @@ const HEALTH_TIMEOUT: Duration = Duration::from_millis(400);
 const HEALTH_WAIT: Duration = Duration::from_secs(30);
 
 /// How long a node found answering counts as answering without a new
-/// probe (a status polled every 400 ms by a waiting launch).
+/// probe (a status polled every few hundred ms).
 const HEALTH_FRESH: Duration = Duration::from_secs(2);
 
 /// Does the role's service accept a TCP connection at `ip`?
@@ -99,7 +99,7 @@ async fn answers(ip: &str, port: u16) -> bool {
         Ok(Ok(s)) => {
             // Closed with a reset, not a FIN: no TIME_WAIT socket here and
             // a conntrack entry that lasts 10 s, not 120 s. Thousands of
-            // those (a launch's polled status) made every network
+            // those (a status polled through a launch) made every network
             // namespace's removal slower: 100 students' containers took
             // 27 s to remove instead of 19 s (measured, bench/launch).
             let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
@@ -640,9 +640,8 @@ impl Controller {
         let rows = self.store.students(run).await?;
         let node_roles: Vec<(String, Role)> =
             lab.nodes.iter().map(|n| (n.name.clone(), n.role)).collect();
-        // One listing for the whole run: a status polled during a launch
-        // (`applab launch` waits by polling it) must not add one engine
-        // call per student while the engine is busiest.
+        // One listing for the whole run, not one per student: the panel
+        // and `applab status` poll this while the engine may be busy.
         let cs = self.containers_of(run, None).await?;
         let futs = rows.iter().map(|s| {
             let (node_roles, cs) = (&node_roles, &cs);

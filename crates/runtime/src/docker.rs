@@ -96,12 +96,30 @@ impl DockerRuntime {
         Ok(DockerRuntime { docker })
     }
 
-    /// Remove a network once: busy is a [`Error::Conflict`], gone is done.
-    pub async fn remove_network_once(&self, id: &str) -> Result<()> {
-        match self.docker.remove_network(id).await.map_err(map_err) {
-            Ok(()) | Err(Error::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
+    /// Remove a network, retrying while the engine says it is busy: `tries`
+    /// times, the wait doubling from 100 ms up to `max_wait`. Gone is done;
+    /// still busy at the end is the engine's last refusal.
+    pub async fn remove_network_retrying(
+        &self,
+        id: &str,
+        tries: u32,
+        max_wait: Duration,
+    ) -> Result<()> {
+        let mut delay = Duration::from_millis(100);
+        let mut last = String::new();
+        for _ in 0..tries {
+            match self.docker.remove_network(id).await.map_err(map_err) {
+                Ok(()) | Err(Error::NotFound(_)) => return Ok(()),
+                Err(Error::Conflict(m)) => {
+                    tracing::debug!(network = id, "network busy, retrying: {m}");
+                    last = m;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(max_wait);
+                }
+                Err(e) => return Err(e),
+            }
         }
+        Err(Error::Conflict(last))
     }
 
     /// An attachable, internal overlay across a Swarm's nodes (a manager's
@@ -234,22 +252,16 @@ impl Runtime for DockerRuntime {
 
     async fn remove_network(&self, id: &str) -> Result<()> {
         // The engine refuses for a moment after the last container went
-        // ("has active endpoints"): retry a bounded number of times.
-        let mut delay = Duration::from_millis(100);
-        for _ in 0..20 {
-            match self.docker.remove_network(id).await.map_err(map_err) {
-                Ok(()) | Err(Error::NotFound(_)) => return Ok(()),
-                Err(Error::Conflict(m)) => {
-                    tracing::debug!(network = id, "network busy, retrying: {m}");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e),
-            }
+        // ("has active endpoints").
+        match self
+            .remove_network_retrying(id, 20, Duration::from_secs(2))
+            .await
+        {
+            Err(Error::Conflict(_)) => Err(Error::Conflict(format!(
+                "network {id} still has active endpoints"
+            ))),
+            other => other,
         }
-        Err(Error::Conflict(format!(
-            "network {id} still has active endpoints"
-        )))
     }
 
     async fn list_containers(&self, label_filter: &[(&str, &str)]) -> Result<Vec<ContainerInfo>> {

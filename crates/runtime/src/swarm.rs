@@ -54,7 +54,7 @@ pub struct SwarmRuntime {
     groups: Mutex<HashMap<Vec<String>, String>>,
 }
 
-fn unreachable(what: &str) -> Error {
+fn nowhere(what: &str) -> Error {
     Error::NotFound(format!("{what} is on no node that answers"))
 }
 
@@ -145,20 +145,25 @@ impl SwarmRuntime {
             .insert(id.to_string(), node.to_string());
     }
 
-    /// The engine holding `id`: remembered, or found by asking each node.
-    async fn engine_of(&self, id: &str) -> Result<&DockerRuntime> {
+    /// The node holding `id` and its engine: remembered, or found by
+    /// asking each node.
+    async fn locate(&self, id: &str) -> Result<(&String, &DockerRuntime)> {
         if let Some(n) = self.node_of(id) {
-            if let Some(e) = self.engines.get(&n) {
-                return Ok(e);
+            if let Some(found) = self.engines.get_key_value(&n) {
+                return Ok(found);
             }
         }
         for (host, e) in &self.engines {
             if e.inspect_container(id).await.is_ok() {
                 self.remember(id, host);
-                return Ok(e);
+                return Ok((host, e));
             }
         }
-        Err(unreachable(&format!("container {id}")))
+        Err(nowhere(&format!("container {id}")))
+    }
+
+    async fn engine_of(&self, id: &str) -> Result<&DockerRuntime> {
+        Ok(self.locate(id).await?.1)
     }
 }
 
@@ -251,20 +256,17 @@ impl Runtime for SwarmRuntime {
     /// moment; one on a node that is down holds it until the node returns
     /// or leaves the Swarm, so the wait is short and the refusal says why.
     async fn remove_network(&self, id: &str) -> Result<()> {
-        let mut delay = std::time::Duration::from_millis(200);
-        let mut last = String::new();
-        for _ in 0..8 {
-            match self.manager.remove_network_once(id).await {
-                Err(Error::Conflict(m)) => last = m,
-                other => return other,
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(std::time::Duration::from_secs(1));
+        match self
+            .manager
+            .remove_network_retrying(id, 8, std::time::Duration::from_secs(1))
+            .await
+        {
+            Err(Error::Conflict(m)) => Err(Error::Conflict(format!(
+                "{m} (a node holding one of its containers may be down: \
+                 it goes when that node returns or leaves the Swarm)"
+            ))),
+            other => other,
         }
-        Err(Error::Conflict(format!(
-            "{last} (a node holding one of its containers may be down: \
-             it goes when that node returns or leaves the Swarm)"
-        )))
     }
 
     /// Every node's containers that answer; a node whose engine does not
@@ -348,21 +350,16 @@ impl Runtime for SwarmRuntime {
         cols: u16,
         rows: u16,
     ) -> Result<Tty> {
-        let node = {
-            self.engine_of(id).await?;
-            self.node_of(id).expect("remembered by engine_of")
-        };
-        let tty = self.engines[&node]
-            .exec_tty(id, cmd, env, cols, rows)
-            .await?;
-        self.remember(&tty.id, &node);
+        let (node, engine) = self.locate(id).await?;
+        let tty = engine.exec_tty(id, cmd, env, cols, rows).await?;
+        self.remember(&tty.id, node);
         Ok(tty)
     }
 
     async fn resize_tty(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
         let node = self
             .node_of(exec_id)
-            .ok_or_else(|| unreachable(&format!("exec {exec_id}")))?;
+            .ok_or_else(|| nowhere(&format!("exec {exec_id}")))?;
         self.engines[&node].resize_tty(exec_id, cols, rows).await
     }
 
